@@ -1,0 +1,314 @@
+//! Allocation: the fast paths, and the slow path that refills them.
+//!
+//! The fast path for a small request is: read the thread's heap, index its
+//! direct table by `(size + 7) / 8`, pop the page's `free` list. When the
+//! list is empty, [`alloc_slow`] (cold, out of line) finds or makes a page,
+//! and does the deferred work: remote-free notifications, purges, thread
+//! set-up on a thread's first allocation.
+
+use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
+use crate::heap::{empty_heap, Heap};
+use crate::page::{Page, PageKind};
+use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
+use crate::{arena, chunk, huge, init, purge, thread, tls};
+use core::ptr;
+
+/// Largest request served by a large block (a span inside a chunk); above
+/// it requests are huge (a mapping of their own).
+pub const LARGE_MAX: usize = MAX_SPAN_SLICES * SLICE_SIZE;
+
+/// Largest alignment served inside a chunk.
+const CHUNK_ALIGN_MAX: usize = CHUNK_SIZE / 2;
+
+/// Allocates from the direct table: `words` is the request in 8-byte words
+/// (at most `DIRECT_MAX / 8`). The block is word-aligned, and aligned to
+/// 16 when `words` is even.
+///
+/// # Safety
+/// `words <= DIRECT_MAX / WORD`.
+#[inline(always)]
+pub unsafe fn alloc_direct(words: usize) -> *mut u8 {
+    let heap = tls::heap();
+    // SAFETY: the heap pointer is always valid (the empty heap at worst);
+    // `words` is in range by contract; direct entries always point at a
+    // valid page (the empty page at worst) owned by this thread.
+    unsafe {
+        let page = (*heap).direct.get_unchecked(words).get();
+        let block = (*page).pop();
+        if !block.is_null() {
+            return block.cast();
+        }
+        alloc_slow(*DIRECT_CLASS.get_unchecked(words) as usize, 0)
+    }
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two); null when
+/// out of memory.
+#[inline(always)]
+pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    if size <= DIRECT_MAX && align <= WORD {
+        // SAFETY: `(size + 7) / 8 <= DIRECT_MAX / 8`.
+        unsafe { alloc_direct((size + WORD - 1) / WORD) }
+    } else {
+        alloc_generic(size, align, false)
+    }
+}
+
+/// Allocates `size` zeroed bytes aligned to `align`; null when out of memory.
+#[inline]
+pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
+    alloc_generic(size, align, true)
+}
+
+/// Every allocation that is not a word-aligned direct-table hit.
+#[inline]
+pub fn alloc_generic(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if let Some(class) = class_for_aligned(size, align) {
+        return alloc_class(class, if zero { size } else { 0 });
+    }
+    alloc_big(size, align, zero)
+}
+
+/// Allocates from class `class`, zeroing the first `zero` bytes.
+#[inline]
+fn alloc_class(class: Class, zero: usize) -> *mut u8 {
+    let heap = tls::heap();
+    // SAFETY: the heap pointer is always valid; its bins' first pages are
+    // ours; `class` < CLASS_COUNT.
+    unsafe {
+        let page = (*heap).bins.get_unchecked(class).first.get();
+        if !page.is_null() {
+            let was_zero = (*page).free_is_zero.get();
+            let block = (*page).pop();
+            if !block.is_null() {
+                let block = block.cast::<u8>();
+                if zero != 0 {
+                    zero_block(block, zero, was_zero);
+                }
+                return block;
+            }
+        }
+    }
+    alloc_slow(class, zero)
+}
+
+/// Zeroes `len` bytes of a block just popped; when the page's free list was
+/// known zero, only the link word needs clearing.
+///
+/// # Safety
+/// `block` must be a freshly allocated block of at least `len` bytes.
+#[inline]
+unsafe fn zero_block(block: *mut u8, len: usize, was_zero: bool) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if was_zero {
+            block.cast::<usize>().write(0);
+        } else {
+            ptr::write_bytes(block, 0, len);
+        }
+    }
+}
+
+/// The allocation slow path for class `class`: sets the thread up if
+/// needed, runs deferred work, finds a page with room, and zeroes the first
+/// `zero` bytes of the block. Null when out of memory.
+#[cold]
+#[inline(never)]
+pub fn alloc_slow(class: Class, zero: usize) -> *mut u8 {
+    let mut heap = tls::heap();
+    if heap == empty_heap() {
+        heap = thread::init_thread();
+        if heap.is_null() {
+            return ptr::null_mut();
+        }
+    }
+    // SAFETY: `heap` is this thread's heap.
+    let heap: &Heap = unsafe { &*heap };
+    let calls = heap.slow_calls.get() + 1;
+    heap.slow_calls.set(calls);
+    if calls % 64 == 0 {
+        purge::tick();
+    }
+    // SAFETY: owner-only operations on our own heap.
+    let block = unsafe {
+        heap.process_notifications();
+        let page = heap.find_page(class);
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        let was_zero = (*page).free_is_zero.get();
+        let block = (*page).pop().cast::<u8>();
+        if zero != 0 {
+            zero_block(block, zero, was_zero);
+        }
+        block
+    };
+    purge::start_if_wanted();
+    block
+}
+
+/// Large and huge requests, and alignments no class can serve.
+#[cold]
+fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
+    init::ensure();
+    if size <= LARGE_MAX && align <= CHUNK_ALIGN_MAX {
+        let slices = size.max(1).div_ceil(SLICE_SIZE);
+        let Some(span) = arena::alloc_span(slices, (align / SLICE_SIZE).max(1)) else {
+            return ptr::null_mut();
+        };
+        let start = chunk::slice_address(span.chunk, span.first);
+        let page = span.page();
+        // SAFETY: the span and its descriptor are ours alone.
+        unsafe {
+            (*page).init(
+                PageKind::Large,
+                start,
+                slices,
+                slices * SLICE_SIZE,
+                0,
+                span.fresh,
+            );
+            (*page).used.set(1);
+            if zero && !span.fresh {
+                ptr::write_bytes(start, 0, size);
+            }
+        }
+        purge::start_if_wanted();
+        return start;
+    }
+    // A fresh mapping reads as zero.
+    huge::alloc_huge(size, align)
+}
+
+/// The page that `ptr` belongs to, following forwarders, for a pointer known
+/// to come from oxmalloc.
+///
+/// # Safety
+/// `ptr` must be a live block allocated by oxmalloc.
+#[inline]
+pub unsafe fn page_of_live(ptr: *mut u8) -> *mut Page {
+    let page = match chunk::page_of_checked(ptr) {
+        Some(page) => page,
+        None => return ptr::null_mut(),
+    };
+    resolve_forward(page)
+}
+
+/// Follows a forwarder descriptor to the first descriptor of its span.
+#[inline]
+pub fn resolve_forward(page: *mut Page) -> *mut Page {
+    // SAFETY: descriptors are valid memory inside a chunk header; a
+    // forwarder's distance stays within the header.
+    unsafe {
+        if (*page).kind.get() == PageKind::Forward {
+            page.sub((*page).span_slices.get() as usize)
+        } else {
+            page
+        }
+    }
+}
+
+/// Checks that `ptr` is the start of a block of `page` (and returns the
+/// page's usable size for it), or `None`.
+#[inline]
+pub fn block_usable_size(page: &Page, ptr: *mut u8) -> Option<usize> {
+    let start = page.start.get() as usize;
+    let addr = ptr as usize;
+    match page.kind.get() {
+        PageKind::Class => {
+            let size = page.block_size.get();
+            let offset = addr.wrapping_sub(start);
+            if offset < page.capacity.get() as usize * size && offset % size == 0 {
+                Some(size)
+            } else {
+                None
+            }
+        }
+        PageKind::Large => (addr == start).then(|| page.span_bytes()),
+        PageKind::Huge => (addr == start).then(|| page.block_size.get()),
+        _ => None,
+    }
+}
+
+/// Usable size of a block given by any pointer; `None` when `ptr` is not
+/// the start of a live block of oxmalloc's (the check is exact for large
+/// and huge blocks, and for class pages it checks range and alignment).
+pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
+    let page = chunk::page_of_checked(ptr)?;
+    let page = resolve_forward(page);
+    // SAFETY: a descriptor inside a chunk header is valid memory.
+    block_usable_size(unsafe { &*page }, ptr)
+}
+
+/// Resizes a live block to `new_size` bytes at alignment `align`, in place
+/// when the block's class or span allows, otherwise by moving it (copying
+/// `min(old usable size, new_size)` bytes). Null (and the block untouched)
+/// when out of memory.
+///
+/// # Safety
+/// `ptr` must be a live block allocated by oxmalloc with alignment `align`,
+/// and `page` its descriptor (first of its span); `new_size > 0`.
+pub unsafe fn realloc_block(
+    ptr: *mut u8,
+    page: *mut Page,
+    new_size: usize,
+    align: usize,
+) -> *mut u8 {
+    // SAFETY: caller's contract.
+    let p = unsafe { &*page };
+    let old_usable = match p.kind.get() {
+        PageKind::Class => {
+            let size = p.block_size.get();
+            if new_size <= size && new_size >= size / 2 {
+                return ptr;
+            }
+            size
+        }
+        PageKind::Large => {
+            let old = p.span_bytes();
+            if new_size > crate::size_class::MAX_CLASS_SIZE && new_size <= LARGE_MAX {
+                let slices = new_size.div_ceil(SLICE_SIZE);
+                let old_slices = p.span_slices.get() as usize;
+                if slices <= old_slices {
+                    // SAFETY: our large block; shrinking frees the tail.
+                    unsafe { arena::shrink_span(page, slices) };
+                    p.block_size.set(slices * SLICE_SIZE);
+                    purge::start_if_wanted();
+                    return ptr;
+                }
+                // SAFETY: our large block.
+                if unsafe { arena::grow_span(page, slices) } {
+                    p.block_size.set(slices * SLICE_SIZE);
+                    return ptr;
+                }
+            }
+            old
+        }
+        PageKind::Huge => {
+            let old = p.block_size.get();
+            if new_size > LARGE_MAX {
+                // SAFETY: our huge block.
+                let moved = unsafe { huge::realloc_huge(page, new_size) };
+                if !moved.is_null() {
+                    return moved;
+                }
+            }
+            old
+        }
+        _ => return ptr::null_mut(),
+    };
+    let new = if align <= WORD {
+        alloc(new_size, WORD)
+    } else {
+        alloc_generic(new_size, align, false)
+    };
+    if new.is_null() {
+        return new;
+    }
+    // SAFETY: both blocks are live and distinct; we copy what both hold.
+    unsafe {
+        ptr::copy_nonoverlapping(ptr, new, old_usable.min(new_size));
+        crate::free::free_resolved(ptr, page);
+    }
+    new
+}

@@ -1,0 +1,56 @@
+//! `fork` support: every allocator lock is taken before `fork`, released
+//! in the parent, and reset in the child (where the threads that might have
+//! held them do not exist). The child also gets fresh secrets and no
+//! background purger.
+//!
+//! Locks never nest anywhere in oxmalloc, so the order taken here cannot
+//! deadlock against a running thread.
+
+use crate::abandon::ABANDONED;
+use crate::arena::ARENA;
+use crate::heap::POOL;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::{purge, secure};
+
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Registers the handlers (once per process).
+pub fn register() {
+    if REGISTERED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: the handlers have the C ABI and stay valid for the process lifetime.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+extern "C" fn prepare() {
+    POOL.lock_for_fork();
+    for list in &ABANDONED {
+        list.lock_for_fork();
+    }
+    ARENA.lock_for_fork();
+}
+
+extern "C" fn parent() {
+    // SAFETY: `prepare` took every lock on this thread.
+    unsafe {
+        ARENA.unlock_after_fork();
+        for list in ABANDONED.iter().rev() {
+            list.unlock_after_fork();
+        }
+        POOL.unlock_after_fork();
+    }
+}
+
+extern "C" fn child() {
+    // SAFETY: in the child right after fork, single-threaded.
+    unsafe {
+        ARENA.reset_in_child();
+        for list in &ABANDONED {
+            list.reset_in_child();
+        }
+        POOL.reset_in_child();
+    }
+    purge::reset_in_child();
+    secure::reseed();
+}

@@ -1,0 +1,189 @@
+//! Freeing: the fast local path, and everything else.
+//!
+//! The fast path finds the page descriptor by arithmetic on the pointer
+//! (chunk header + slice index), checks that the calling thread owns the
+//! page, and pushes onto `local_free`. Everything else — frees from other
+//! threads, full pages, large and huge blocks, later slices of multi-slice
+//! pages, invalid pointers — goes to [`free_slow`].
+
+use crate::alloc::{block_usable_size, resolve_forward};
+use crate::chunk::{self, MAP_HEADER_HERE};
+use crate::fatal::{report, HeapError};
+use crate::heap::Heap;
+use crate::page::{Block, Page, PageKind, NOTIFY, OWNER_SLOW};
+use crate::sync::atomic::Ordering;
+use crate::{arena, huge, purge, tls};
+
+/// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
+///
+/// # Safety
+/// `ptr` must be a live block allocated by oxmalloc.
+#[inline(always)]
+pub unsafe fn free_trusted(ptr: *mut u8) {
+    let page = chunk::page_of_trusted(ptr);
+    // SAFETY: caller's contract: the descriptor of a live block is valid.
+    unsafe { free_local_or_slow(ptr, page) }
+}
+
+/// Frees any pointer: null is ignored, and a pointer that oxmalloc did not
+/// hand out is reported, never written through (the C `free` contract plus
+/// robustness against foreign pointers).
+///
+/// # Safety
+/// If `ptr` is a block of oxmalloc's, it must not be used afterwards.
+#[inline(always)]
+pub unsafe fn free_checked(ptr: *mut u8) {
+    if chunk::map_entry(ptr as usize) != MAP_HEADER_HERE {
+        free_unusual(ptr);
+        return;
+    }
+    let page = chunk::page_of_trusted(ptr);
+    // SAFETY: the chunk map says the header is valid.
+    unsafe { free_local_or_slow(ptr, page) }
+}
+
+/// The owner check and local push shared by both fast paths.
+///
+/// # Safety
+/// `page` must be a valid descriptor in a live chunk.
+#[inline(always)]
+unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
+    let heap = tls::heap();
+    // SAFETY: caller's contract; an owner match means this thread owns the
+    // page, so its Cell fields are ours to touch.
+    unsafe {
+        if (*page).owner.load(Ordering::Relaxed) == heap as usize {
+            if (*page).push_local(ptr.cast()) {
+                (*heap).page_emptied(page);
+            }
+            return;
+        }
+        free_slow(ptr, page);
+    }
+}
+
+/// Null, huge blocks aligned to the chunk size, and pointers that are not ours.
+#[cold]
+#[inline(never)]
+fn free_unusual(ptr: *mut u8) {
+    if ptr.is_null() {
+        return;
+    }
+    match chunk::page_of_checked(ptr) {
+        // SAFETY: the chunk map vouches for the header.
+        Some(page) => unsafe { free_slow(ptr, page) },
+        None => report(HeapError::InvalidFree, ptr as usize, 0, 0),
+    }
+}
+
+/// Frees a block whose span descriptor is known (after forwarding).
+///
+/// # Safety
+/// `page` must be the valid (non-forwarder) descriptor of the block's page.
+pub unsafe fn free_resolved(ptr: *mut u8, page: *mut Page) {
+    // SAFETY: forwarded contract.
+    unsafe { free_local_or_slow(ptr, page) }
+}
+
+/// Every free that is not a local free into a non-full page.
+///
+/// # Safety
+/// `page` must be a valid descriptor inside a live chunk header.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
+    // SAFETY: caller's contract.
+    let p = unsafe { &*page };
+    match p.kind.get() {
+        PageKind::Class => {
+            if block_usable_size(p, ptr).is_none() {
+                report(HeapError::InvalidFree, ptr as usize, 0, 0);
+                return;
+            }
+            let heap = tls::heap();
+            let owner = p.owner.load(Ordering::Relaxed);
+            if owner == heap as usize | OWNER_SLOW {
+                // One of our full pages: it has room again.
+                // SAFETY: we own the page; it is on our full queue.
+                unsafe {
+                    let heap: &Heap = &*heap;
+                    heap.unpark_full(page);
+                    if p.push_local(ptr.cast()) {
+                        heap.page_emptied(page);
+                    }
+                }
+            } else if owner == heap as usize {
+                // Reached through a forwarder: a plain local free.
+                // SAFETY: we own the page.
+                unsafe {
+                    if p.push_local(ptr.cast()) {
+                        (*heap).page_emptied(page);
+                    }
+                }
+            } else {
+                // SAFETY: a valid block of a class page owned by another
+                // thread, or by none.
+                unsafe { free_remote(p, ptr.cast()) };
+            }
+        }
+        PageKind::Large => {
+            if ptr != p.start.get() {
+                report(HeapError::InvalidFree, ptr as usize, 0, 0);
+                return;
+            }
+            // SAFETY: a live large block: its span goes back to the arena.
+            unsafe { arena::free_page_span(page) };
+        }
+        PageKind::Huge => {
+            if ptr != p.start.get() {
+                report(HeapError::InvalidFree, ptr as usize, 0, 0);
+                return;
+            }
+            // SAFETY: a live huge block.
+            unsafe { huge::free_huge(page) };
+        }
+        PageKind::Forward => {
+            // SAFETY: a forwarder points at the valid first descriptor of its span.
+            unsafe { free_slow(ptr, resolve_forward(page)) };
+            return;
+        }
+        PageKind::Unused => {
+            report(HeapError::DoubleFree, ptr as usize, 0, 0);
+            return;
+        }
+    }
+    purge::start_if_wanted();
+}
+
+/// Pushes a block onto its page's `thread_free` with one CAS; if the owner
+/// parked the page as full, tells the owner's heap.
+///
+/// # Safety
+/// `block` must be a live block of the class page `page`, freed by a
+/// thread that does not own the page.
+unsafe fn free_remote(page: &Page, block: *mut Block) {
+    let mut old = page.thread_free.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: the block is ours to write until the CAS publishes it.
+        unsafe { page.set_next(block, (old & !NOTIFY) as *mut Block) };
+        match page.thread_free.compare_exchange_weak(
+            old,
+            block as usize,
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(current) => old = current,
+        }
+    }
+    if old & NOTIFY != 0 {
+        let heap = page.heap.load(Ordering::Acquire);
+        if !heap.is_null() {
+            let class = page.class.get() as usize;
+            // SAFETY: heaps are never unmapped (they are recycled through the
+            // pool), so even a stale pointer is valid; a stale bit only costs
+            // its owner one scan.
+            unsafe { (*heap).notify[class / 64].fetch_or(1 << (class % 64), Ordering::Release) };
+        }
+    }
+}

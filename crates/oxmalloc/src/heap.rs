@@ -1,0 +1,433 @@
+//! Thread-local heaps: per size class, the queue of pages allocation pops
+//! from, and the direct table that makes small allocation one lookup.
+//!
+//! Every thread starts on [`EMPTY_HEAP`], a static heap whose direct entries
+//! all point at [`EMPTY_PAGE`] (a page whose free list is always empty). The
+//! fast path therefore needs no "is this thread set up?" test: the first
+//! allocation fails to pop, falls into the slow path, which notices the
+//! empty heap and sets the thread up (`thread::init_thread`).
+//!
+//! Only the owning thread touches a heap, except `notify`, which other
+//! threads set when they free into one of its full pages.
+
+use crate::arena;
+use crate::chunk::slice_address;
+use crate::page::{Page, PageKind, NOTIFY, OWNER_SLOW};
+use crate::page_queue::PageQueue;
+use crate::size_class::{
+    class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD,
+};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::Mutex;
+use crate::{abandon, stats};
+use core::cell::Cell;
+use core::ptr;
+
+/// A thread's heap.
+///
+/// Invariants: `direct[w]` is the first page of `bins[class of w*8]`, or
+/// [`EMPTY_PAGE`] when that queue is empty; pages on `bins[c]` and `full[c]`
+/// are class-`c` pages whose `owner` is this heap (with [`OWNER_SLOW`] set
+/// exactly for the pages on `full`, whose `thread_free` then carries
+/// [`NOTIFY`] until a remote free clears it).
+#[repr(C)]
+pub struct Heap {
+    /// Current page for each request size up to 1 KiB, indexed by `(size + 7) / 8`.
+    pub direct: [Cell<*mut Page>; DIRECT_ENTRIES],
+    /// Pages that may have free blocks, per class.
+    pub bins: [PageQueue; CLASS_COUNT],
+    /// Pages found full, per class.
+    pub full: [PageQueue; CLASS_COUNT],
+    /// Bit `c` set: a remote free hit a full page of class `c`.
+    pub notify: [AtomicU64; 2],
+    /// Slow-path calls so far (paces deferred work).
+    pub slow_calls: Cell<u64>,
+    /// Link in the heap pool's free list.
+    pub pool_next: Cell<*mut Heap>,
+    /// Per-thread statistics, merged on read.
+    pub stats: stats::ThreadStats,
+}
+
+/// A `Sync` wrapper for the static sentinels (they are never written).
+#[repr(transparent)]
+pub struct Sentinel<T>(pub T);
+// SAFETY: the sentinels are never written after compile-time initialisation:
+// the empty page's free list is empty so nothing pops from it, and the slow
+// path replaces the empty heap before touching any heap state.
+unsafe impl<T> Sync for Sentinel<T> {}
+
+/// The page every direct entry of an empty bin points at; its free list is
+/// always empty.
+pub static EMPTY_PAGE: Sentinel<Page> = Sentinel(Page::new());
+/// The heap of threads that have not allocated yet.
+pub static EMPTY_HEAP: Sentinel<Heap> = Sentinel(Heap::new());
+
+/// Address of [`EMPTY_PAGE`].
+#[inline(always)]
+pub fn empty_page() -> *mut Page {
+    (&raw const EMPTY_PAGE.0).cast_mut()
+}
+
+/// Address of [`EMPTY_HEAP`].
+#[inline(always)]
+pub fn empty_heap() -> *mut Heap {
+    (&raw const EMPTY_HEAP.0).cast_mut()
+}
+
+/// Largest class served through the direct table.
+const LAST_DIRECT_CLASS: Class = crate::size_class::class_of(DIRECT_MAX);
+
+impl Heap {
+    /// A heap with no pages.
+    pub const fn new() -> Self {
+        Heap {
+            direct: [const { Cell::new((&raw const EMPTY_PAGE.0).cast_mut()) }; DIRECT_ENTRIES],
+            bins: [const { PageQueue::new() }; CLASS_COUNT],
+            full: [const { PageQueue::new() }; CLASS_COUNT],
+            notify: [const { AtomicU64::new(0) }; 2],
+            slow_calls: Cell::new(0),
+            pool_next: Cell::new(ptr::null_mut()),
+            stats: stats::ThreadStats::new(),
+        }
+    }
+
+    /// The value that `Page::owner` holds for pages of this heap.
+    #[inline(always)]
+    pub fn key(&self) -> usize {
+        self as *const Heap as usize
+    }
+
+    /// Points the direct entries of `class` at the first page of its bin.
+    #[inline]
+    pub fn update_direct(&self, class: Class) {
+        if class > LAST_DIRECT_CLASS {
+            return;
+        }
+        let first = self.bins[class].first.get();
+        let page = if first.is_null() { empty_page() } else { first };
+        let lo = if class == 0 {
+            0
+        } else {
+            class_size(class - 1) / WORD + 1
+        };
+        let hi = class_size(class) / WORD;
+        for entry in &self.direct[lo..=hi] {
+            entry.set(page);
+        }
+    }
+
+    /// Finds a page of `class` with a free block on its `free` list, moving
+    /// full pages aside and taking a new page when needed. Null when out of memory.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this.
+    pub unsafe fn find_page(&self, class: Class) -> *mut Page {
+        let queue = &self.bins[class];
+        let mut page = queue.first.get();
+        while !page.is_null() {
+            // SAFETY: pages on our queues are valid and ours.
+            let p = unsafe { &*page };
+            let next = p.next.get();
+            // SAFETY: we own the page.
+            unsafe { p.collect() };
+            // SAFETY: as above; `free` is empty when we extend.
+            if !p.free.get().is_null() || unsafe { p.extend() } {
+                if queue.first.get() != page {
+                    // SAFETY: the page is on this queue.
+                    unsafe { queue.move_to_front(page) };
+                    self.update_direct(class);
+                }
+                return page;
+            }
+            // Full: park it unless a remote free slipped in meanwhile.
+            // SAFETY: the page is on our bin queue.
+            if unsafe { self.park_full(page) } {
+                page = next;
+            }
+        }
+        // No page with room: adopt an abandoned one, or take a fresh one.
+        let page = match abandon::reclaim(class, self) {
+            Some(page) => page,
+            None => {
+                let page = self.new_page(class);
+                if page.is_null() {
+                    return page;
+                }
+                page
+            }
+        };
+        // SAFETY: the page is now ours and on no queue.
+        unsafe {
+            queue.push_front(page);
+            self.update_direct(class);
+            let p = &*page;
+            p.collect();
+            if p.free.get().is_null() {
+                p.extend();
+            }
+        }
+        page
+    }
+
+    /// Takes a fresh page of `class` from the arena; null when out of memory.
+    fn new_page(&self, class: Class) -> *mut Page {
+        let slices = page_slices(class);
+        let Some(span) = arena::alloc_span(slices, 1) else {
+            return ptr::null_mut();
+        };
+        let page = span.page();
+        // SAFETY: the arena handed the span (and its descriptor) to us alone.
+        let p = unsafe { &*page };
+        p.init(
+            PageKind::Class,
+            slice_address(span.chunk, span.first),
+            slices,
+            CLASS_SIZE[class] as usize,
+            class,
+            span.fresh,
+        );
+        p.heap
+            .store(self as *const Heap as *mut Heap, Ordering::Relaxed);
+        p.owner.store(self.key(), Ordering::Relaxed);
+        self.stats
+            .pages_allocated
+            .set(self.stats.pages_allocated.get() + 1);
+        page
+    }
+
+    /// Moves a page that has no free block from its bin to the full queue
+    /// and asks remote freers to notify us. Returns `false` (and leaves the
+    /// page in place) when a remote free arrived first.
+    ///
+    /// # Safety
+    /// `page` must be on this heap's bin queue for its class.
+    unsafe fn park_full(&self, page: *mut Page) -> bool {
+        // SAFETY: caller's contract.
+        let p = unsafe { &*page };
+        if p.thread_free
+            .compare_exchange(0, NOTIFY, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let class = p.class.get() as usize;
+        // SAFETY: the page is on bins[class] (caller) and goes to full[class].
+        unsafe {
+            self.bins[class].remove(page);
+            self.full[class].push_back(page);
+        }
+        p.owner.store(self.key() | OWNER_SLOW, Ordering::Relaxed);
+        self.update_direct(class);
+        true
+    }
+
+    /// Moves a page from the full queue back to its bin (it got a free block).
+    ///
+    /// # Safety
+    /// `page` must be on this heap's full queue for its class.
+    pub unsafe fn unpark_full(&self, page: *mut Page) {
+        // SAFETY: caller's contract.
+        let p = unsafe { &*page };
+        let class = p.class.get() as usize;
+        // Stop asking for notifications (a remote free may have cleared it already).
+        let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
+        // SAFETY: moving between our own queues.
+        unsafe {
+            self.full[class].remove(page);
+            self.bins[class].push_back(page);
+        }
+        p.owner.store(self.key(), Ordering::Relaxed);
+        if self.bins[class].first.get() == page {
+            self.update_direct(class);
+        }
+    }
+
+    /// Handles remote frees into full pages: every full page of a notified
+    /// class that got blocks back returns to its bin.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this.
+    pub unsafe fn process_notifications(&self) {
+        for (word, bits) in self.notify.iter().enumerate() {
+            if bits.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut pending = bits.swap(0, Ordering::Acquire);
+            while pending != 0 {
+                let class = word * 64 + pending.trailing_zeros() as usize;
+                pending &= pending - 1;
+                let mut page = self.full[class].first.get();
+                while !page.is_null() {
+                    // SAFETY: pages on our full queue are ours.
+                    let next = unsafe { (*page).next.get() };
+                    // SAFETY: as above.
+                    if unsafe { (*page).thread_free.load(Ordering::Relaxed) } & !NOTIFY != 0 {
+                        // SAFETY: the page is on full[class].
+                        unsafe { self.unpark_full(page) };
+                    }
+                    page = next;
+                }
+            }
+        }
+    }
+
+    /// A local free left `page` with no allocated block. Keeps it if it is
+    /// the current page of its class (so alternating malloc/free does not
+    /// thrash), otherwise gives its span back to the arena.
+    ///
+    /// # Safety
+    /// `page` must be a class page on this heap's bin queue with `used == 0`.
+    #[cold]
+    pub unsafe fn page_emptied(&self, page: *mut Page) {
+        // SAFETY: caller's contract.
+        let class = unsafe { (*page).class.get() } as usize;
+        if self.bins[class].first.get() == page {
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { self.retire(page, class) };
+    }
+
+    /// Removes an empty page from its bin and frees its span.
+    ///
+    /// # Safety
+    /// `page` must be on `bins[class]` and hold no allocated block.
+    unsafe fn retire(&self, page: *mut Page, class: Class) {
+        // SAFETY: caller's contract.
+        unsafe { self.bins[class].remove(page) };
+        self.update_direct(class);
+        self.stats.pages_freed.set(self.stats.pages_freed.get() + 1);
+        // SAFETY: the page is ours, empty and off every queue.
+        unsafe { arena::free_page_span(page) };
+    }
+
+    /// Collects every page's remote and local frees and gives empty pages
+    /// back; with `force`, also the current page of each class.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this.
+    pub unsafe fn collect(&self, force: bool) {
+        // SAFETY: owner-only work on our own pages.
+        unsafe { self.process_notifications() };
+        for class in 0..CLASS_COUNT {
+            let mut page = self.bins[class].first.get();
+            while !page.is_null() {
+                // SAFETY: pages on our queues are ours.
+                let p = unsafe { &*page };
+                let next = p.next.get();
+                // SAFETY: as above.
+                unsafe { p.collect() };
+                let empty = p.used.get() as usize == count_list(p);
+                if empty && (force || self.bins[class].first.get() != page) {
+                    // SAFETY: the page is on bins[class] and empty.
+                    unsafe { self.retire(page, class) };
+                }
+                page = next;
+            }
+        }
+    }
+
+    /// Gives up every page at thread exit: empty pages go back to the arena,
+    /// the others are abandoned for other threads to reclaim.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this, once, at its exit.
+    pub unsafe fn abandon_all(&self) {
+        for class in 0..CLASS_COUNT {
+            for queue in [&self.bins[class], &self.full[class]] {
+                loop {
+                    // SAFETY: our own queue.
+                    let page = unsafe { queue.pop_front() };
+                    if page.is_null() {
+                        break;
+                    }
+                    // SAFETY: the page was ours; it is off every queue now.
+                    unsafe { abandon::abandon(page) };
+                }
+            }
+            self.update_direct(class);
+        }
+    }
+}
+
+impl Default for Heap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Number of blocks on a page's `free` list (owner only; walks the list).
+fn count_list(page: &Page) -> usize {
+    let mut count = 0;
+    let mut block = page.free.get();
+    while !block.is_null() {
+        count += 1;
+        // SAFETY: blocks on `free` are free blocks of this page.
+        block = unsafe { page.next_of(block) };
+    }
+    count
+}
+
+// ---------------------------------------------------------------------------
+// The heap pool: heaps are never returned to the OS, so that a stale heap
+// address (read by a remote free racing with a thread exit) is always valid.
+// ---------------------------------------------------------------------------
+
+/// The free list of unused heaps.
+pub struct HeapPool {
+    free: *mut Heap,
+}
+// SAFETY: the raw pointers are only used under the pool lock.
+unsafe impl Send for HeapPool {}
+
+/// Unused heaps (locked around `fork` too).
+pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool {
+    free: ptr::null_mut(),
+});
+
+/// Takes a heap from the pool (or maps a batch of new ones); null when out of memory.
+pub fn heap_acquire() -> *mut Heap {
+    use crate::os::{Os, Platform};
+    let mut pool = POOL.lock();
+    if pool.free.is_null() {
+        const BATCH: usize = 64 * 1024;
+        let Some(mem) = Os::map(BATCH, 4096) else {
+            return ptr::null_mut();
+        };
+        stats::os_mapped(BATCH);
+        let size = core::mem::size_of::<Heap>();
+        let count = BATCH / size;
+        for i in (0..count).rev() {
+            let heap = mem.as_ptr().wrapping_add(i * size).cast::<Heap>();
+            // SAFETY: the heap lies inside the fresh mapping, suitably
+            // aligned (`size` is a multiple of Heap's alignment).
+            unsafe {
+                heap.write(Heap::new());
+                (*heap).pool_next.set(pool.free);
+            }
+            pool.free = heap;
+        }
+    }
+    let heap = pool.free;
+    // SAFETY: heaps on the pool list are valid and unused.
+    pool.free = unsafe { (*heap).pool_next.get() };
+    heap
+}
+
+/// Returns a heap (with no pages left) to the pool.
+///
+/// # Safety
+/// `heap` must come from [`heap_acquire`] and no thread may use it anymore.
+pub unsafe fn heap_release(heap: *mut Heap) {
+    let mut pool = POOL.lock();
+    // SAFETY: the heap is ours; resetting it keeps the notify words valid
+    // for any racing remote free, which then just sets a stale bit.
+    unsafe {
+        (*heap).notify[0].store(0, Ordering::Relaxed);
+        (*heap).notify[1].store(0, Ordering::Relaxed);
+        (*heap).slow_calls.set(0);
+        (*heap).stats.reset();
+        (*heap).pool_next.set(pool.free);
+    }
+    pool.free = heap;
+}

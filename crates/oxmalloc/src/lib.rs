@@ -1,0 +1,165 @@
+//! oxmalloc: a fast, scalable, memory-lean general-purpose allocator.
+//!
+//! Use it as Rust's global allocator:
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+//!
+//! let v: Vec<u64> = (0..1000).collect();
+//! assert_eq!(v.iter().sum::<u64>(), 499_500);
+//! ```
+//!
+//! The design follows mimalloc's free-list sharding: thread-local heaps,
+//! pages of same-size blocks with separate `free`, `local_free` and atomic
+//! `thread_free` lists, and deferred work on a regular slow-path cadence.
+//! Read the modules in this order: [`size_class`], `page`, `heap`,
+//! `alloc`, `free`, `chunk` and `arena` (where memory comes from), `huge`,
+//! `abandon` and `thread` (thread exit), `purge` (returning memory), `os`
+//! (the only platform code).
+//!
+//! The engine is `#![no_std]`, uses `libc` for system calls only, and never
+//! allocates inside itself.
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+mod abandon;
+mod alloc;
+mod arena;
+mod chunk;
+mod fatal;
+mod fork;
+mod free;
+mod heap;
+mod huge;
+mod init;
+pub mod options;
+mod os;
+mod page;
+mod page_queue;
+mod purge;
+pub mod raw;
+mod secure;
+pub mod size_class;
+mod stats;
+mod sync;
+mod thread;
+mod tls;
+mod util;
+
+pub use fatal::HeapError;
+pub use stats::{GaugeValue, Stats};
+
+use core::alloc::{GlobalAlloc, Layout};
+
+/// The oxmalloc allocator, for `#[global_allocator]`.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OxMalloc;
+
+/// Alignments from which huge blocks keep their header below the block, so
+/// the pointer-to-header arithmetic of the fast paths does not apply.
+const FAST_ALIGN_LIMIT: usize = chunk::CHUNK_SIZE;
+
+// SAFETY: every method follows the GlobalAlloc contract: blocks are at
+// least `layout.size()` bytes, aligned to `layout.align()`, distinct while
+// live; failures return null; nothing unwinds (the engine has no panicking
+// paths, and the workspace builds with panic=abort).
+unsafe impl GlobalAlloc for OxMalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        alloc::alloc(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        alloc::alloc_zeroed(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if layout.align() >= FAST_ALIGN_LIMIT {
+            // SAFETY: the caller guarantees `ptr` is a live block of ours.
+            unsafe { free::free_checked(ptr) }
+        } else {
+            // SAFETY: as above; its header is at the chunk base.
+            unsafe { free::free_trusted(ptr) }
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let page = if layout.align() >= FAST_ALIGN_LIMIT {
+            match chunk::page_of_checked(ptr) {
+                Some(page) => page,
+                None => return core::ptr::null_mut(),
+            }
+        } else {
+            chunk::page_of_trusted(ptr)
+        };
+        let page = alloc::resolve_forward(page);
+        // SAFETY: the caller guarantees `ptr` is live with this layout and
+        // `new_size` is non-zero; `page` is its descriptor.
+        unsafe { alloc::realloc_block(ptr, page, new_size, layout.align()) }
+    }
+}
+
+/// The usable size of a block: at least what was asked for; writing up to
+/// it is allowed. Returns 0 (after reporting the error) when `ptr` is not
+/// the start of a live block of oxmalloc's.
+pub fn usable_size(ptr: *const u8) -> usize {
+    match alloc::usable_size_checked(ptr.cast_mut()) {
+        Some(size) => size,
+        None => {
+            if !ptr.is_null() {
+                fatal::report(HeapError::InvalidUsableSize, ptr as usize, 0, 0);
+            }
+            0
+        }
+    }
+}
+
+/// Returns free memory to the OS: collects the calling thread's pages
+/// (with `force`, also the pages it is allocating from), gives back
+/// abandoned pages that emptied, and purges free memory (with `force`, all
+/// of it at once; otherwise what has waited its purge delay).
+pub fn collect(force: bool) {
+    if tls::has_heap() {
+        // SAFETY: the calling thread's own heap.
+        unsafe { (*tls::heap()).collect(force) };
+    }
+    abandon::sweep();
+    arena::purge(force);
+    purge::start_if_wanted();
+}
+
+/// A snapshot of the statistics.
+pub fn stats() -> Stats {
+    stats::snapshot()
+}
+
+/// Prints the statistics as a table on stderr (without allocating).
+pub fn print_stats() {
+    stats::print()
+}
+
+/// Resident set size of the process in bytes (from `/proc/self/statm`).
+pub fn resident_bytes() -> usize {
+    use os::Platform;
+    os::Os::resident_bytes()
+}
+
+/// The TLS model this build uses (`initial-exec`, `general-dynamic` or `pthread-key`).
+pub const TLS_MODEL: &str = tls::MODEL;
+
+/// Whether this is the hardened build (feature `secure`).
+pub const HARDENED: bool = secure::ENABLED;
+
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: OxMalloc = OxMalloc;

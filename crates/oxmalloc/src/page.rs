@@ -1,0 +1,370 @@
+//! Pages: runs of same-size blocks with three free lists (free-list sharding).
+//!
+//! A page is a span of one or more slices holding blocks of one size class
+//! (or, for large and huge blocks, exactly one block). Its descriptor lives
+//! in the chunk header. Free blocks are threaded on three lists:
+//!
+//! * `free` — the only list allocation pops from (owner thread only);
+//! * `local_free` — where the owner's frees go; swapped into `free` by the
+//!   slow path when `free` runs dry, which gives the slow path a regular
+//!   cadence for deferred work;
+//! * `thread_free` — an atomic stack that other threads push remote frees
+//!   onto with one compare-and-swap; the owner takes it whole with one swap.
+//!
+//! Blocks are carved lazily: `capacity` grows a few KiB at a time up to
+//! `reserved`, so a page costs physical memory only for what was used.
+//!
+//! ## Counting (`used`)
+//!
+//! Every carved block is in exactly one state: allocated (A), on `free`
+//! (F), on `local_free` (L) or on `thread_free` (T). The page keeps
+//! `used = A + F + T = capacity - L`, which every path can maintain without
+//! touching the others' state:
+//!
+//! * allocation pops F into A: `used` unchanged (no counter on the fast path);
+//! * a local free moves A to L: `used -= 1`;
+//! * a remote free moves A to T: `used` unchanged (remote threads never write it);
+//! * collecting T into L: `used -= |T|`; installing L as F (F empty): `used = capacity`.
+//!
+//! So `used == 0` after a local free means the page holds no allocated
+//! block: it is empty. Abandoned pages keep F empty, so there `used == A`.
+
+use crate::chunk::SLICE_SIZE;
+use crate::heap::Heap;
+use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::cell::Cell;
+use core::ptr;
+
+/// A free block: its first word links to the next free block.
+#[repr(C)]
+pub struct Block {
+    next: *mut Block,
+}
+
+/// Low bit of `thread_free`: the owner parked this page in its full queue
+/// and wants to hear about the next remote free (see `Heap::notify`).
+pub const NOTIFY: usize = 1;
+
+/// Low bit of `owner`: the owner is the heap in the other bits, but its
+/// local frees must take the slow path (the page is in the full queue).
+pub const OWNER_SLOW: usize = 1;
+
+/// What a page descriptor describes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum PageKind {
+    /// Not in use: a free slice of the arena (a free here is a double free).
+    Unused = 0,
+    /// Blocks of one size class.
+    Class = 1,
+    /// One large block spanning whole slices.
+    Large = 2,
+    /// One huge block in its own mapping.
+    Huge = 3,
+    /// A later slice of a multi-slice span: `span_slices` holds the
+    /// distance back to the span's first slice.
+    Forward = 4,
+}
+
+/// A page descriptor. 128 bytes: the owner's hot fields fill the first cache
+/// line, the fields other threads write (`thread_free`, `heap`) the second.
+///
+/// Invariants: `owner` is the owning heap's address (possibly with
+/// [`OWNER_SLOW`]), or 0 when no heap owns the page (abandoned, large, huge,
+/// forwarder, unused); only the owner (or, for ownerless pages, the holder of
+/// the lock of the list the page is on) touches the `Cell` fields; blocks on
+/// the lists lie in `[start, start + capacity * block_size)`.
+#[repr(C, align(128))]
+pub struct Page {
+    /// Blocks ready for allocation.
+    pub free: Cell<*mut Block>,
+    /// Blocks freed by the owner since `free` was last refilled.
+    pub local_free: Cell<*mut Block>,
+    /// The owning heap's address, see [`OWNER_SLOW`]; read by every free.
+    pub owner: AtomicUsize,
+    /// Carved blocks not on `local_free` (see the module notes).
+    pub used: Cell<u32>,
+    /// Blocks carved so far.
+    pub capacity: Cell<u32>,
+    /// Blocks that fit in the page.
+    pub reserved: Cell<u32>,
+    /// Size class (class pages).
+    pub class: Cell<u8>,
+    /// What this descriptor describes.
+    pub kind: Cell<PageKind>,
+    /// Every block on `free` is zero but for its link word.
+    pub free_is_zero: Cell<bool>,
+    /// The span was zero (fresh from the OS or purged) when the page was set up.
+    pub fresh: Cell<bool>,
+    /// Size of each block in bytes.
+    pub block_size: Cell<usize>,
+    /// Address of the first block.
+    pub start: Cell<*mut u8>,
+    /// Slices in the span; for a forwarder, the distance to the span's first slice.
+    pub span_slices: Cell<u32>,
+    _pad0: [u8; 4],
+
+    /// Blocks freed by other threads (an atomic stack), low bit [`NOTIFY`].
+    pub thread_free: AtomicUsize,
+    /// The owning heap (null when abandoned), for remote-free notifications.
+    pub heap: AtomicPtr<Heap>,
+    /// Queue links (owner), or abandoned-list links (list lock).
+    pub next: Cell<*mut Page>,
+    /// Queue links (owner).
+    pub prev: Cell<*mut Page>,
+    /// Hardened mode: key mixed into free-list links.
+    pub key: Cell<usize>,
+    _pad1: [u8; 24],
+}
+
+const _: () = assert!(core::mem::size_of::<Page>() == 128);
+
+impl Page {
+    /// An unused descriptor (also the sentinel page of the empty heap, whose
+    /// `free` list is always empty so that allocation falls to the slow path).
+    pub const fn new() -> Self {
+        Page {
+            free: Cell::new(ptr::null_mut()),
+            local_free: Cell::new(ptr::null_mut()),
+            owner: AtomicUsize::new(0),
+            used: Cell::new(0),
+            capacity: Cell::new(0),
+            reserved: Cell::new(0),
+            class: Cell::new(0),
+            kind: Cell::new(PageKind::Unused),
+            free_is_zero: Cell::new(false),
+            fresh: Cell::new(false),
+            block_size: Cell::new(0),
+            start: Cell::new(ptr::null_mut()),
+            span_slices: Cell::new(0),
+            _pad0: [0; 4],
+            thread_free: AtomicUsize::new(0),
+            heap: AtomicPtr::new(ptr::null_mut()),
+            next: Cell::new(ptr::null_mut()),
+            prev: Cell::new(ptr::null_mut()),
+            key: Cell::new(0),
+            _pad1: [0; 24],
+        }
+    }
+
+    /// Sets the descriptor up for a span of `slices` slices at `start`
+    /// holding blocks of `block_size` bytes (class pages) or one block.
+    pub fn init(
+        &self,
+        kind: PageKind,
+        start: *mut u8,
+        slices: usize,
+        block_size: usize,
+        class: usize,
+        fresh: bool,
+    ) {
+        self.free.set(ptr::null_mut());
+        self.local_free.set(ptr::null_mut());
+        self.owner.store(0, Ordering::Relaxed);
+        self.used.set(0);
+        self.capacity.set(0);
+        let reserved = if kind == PageKind::Class {
+            slices * SLICE_SIZE / block_size
+        } else {
+            1
+        };
+        self.reserved.set(reserved as u32);
+        self.class.set(class as u8);
+        self.kind.set(kind);
+        self.free_is_zero.set(false);
+        self.fresh.set(fresh);
+        self.block_size.set(block_size);
+        self.start.set(start);
+        self.span_slices.set(slices as u32);
+        self.thread_free.store(0, Ordering::Relaxed);
+        self.heap.store(ptr::null_mut(), Ordering::Relaxed);
+        self.next.set(ptr::null_mut());
+        self.prev.set(ptr::null_mut());
+        self.key.set(crate::secure::page_key());
+    }
+
+    /// Turns the descriptor into a forwarder to the span `distance` slices back.
+    pub fn init_forward(&self, distance: usize) {
+        self.owner.store(0, Ordering::Relaxed);
+        self.kind.set(PageKind::Forward);
+        self.span_slices.set(distance as u32);
+        self.free.set(ptr::null_mut());
+    }
+
+    /// Marks the descriptor unused (its span went back to the arena).
+    pub fn clear(&self) {
+        self.owner.store(0, Ordering::Relaxed);
+        self.kind.set(PageKind::Unused);
+        self.free.set(ptr::null_mut());
+        self.local_free.set(ptr::null_mut());
+        self.heap.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Bytes in the page's span.
+    #[inline]
+    pub fn span_bytes(&self) -> usize {
+        self.span_slices.get() as usize * SLICE_SIZE
+    }
+
+    // --- free-list links -----------------------------------------------
+
+    /// Reads the link stored in a free block.
+    ///
+    /// # Safety
+    /// `block` must be a free block of this page.
+    #[inline(always)]
+    pub unsafe fn next_of(&self, block: *mut Block) -> *mut Block {
+        // SAFETY: a free block of this page is readable and holds its link.
+        let raw = unsafe { (*block).next };
+        crate::secure::decode_link(self, block, raw)
+    }
+
+    /// Writes the link of a free block.
+    ///
+    /// # Safety
+    /// `block` must be a block of this page that nobody else uses.
+    #[inline(always)]
+    pub unsafe fn set_next(&self, block: *mut Block, next: *mut Block) {
+        // SAFETY: the caller owns the block's memory.
+        unsafe { (*block).next = crate::secure::encode_link(self, block, next) };
+    }
+
+    // --- owner operations ----------------------------------------------
+
+    /// Pops a block from `free`, or null when it is empty.
+    ///
+    /// # Safety
+    /// Only the owner may call this.
+    #[inline(always)]
+    pub unsafe fn pop(&self) -> *mut Block {
+        let block = self.free.get();
+        if !block.is_null() {
+            // SAFETY: blocks on `free` are free blocks of this page.
+            self.free.set(unsafe { self.next_of(block) });
+        }
+        block
+    }
+
+    /// Pushes a block freed by the owner onto `local_free`; returns `true`
+    /// when the page now holds no allocated block.
+    ///
+    /// # Safety
+    /// Only the owner may call this, with an allocated block of this page.
+    #[inline(always)]
+    pub unsafe fn push_local(&self, block: *mut Block) -> bool {
+        // SAFETY: the block was allocated from this page and is now ours.
+        unsafe { self.set_next(block, self.local_free.get()) };
+        self.local_free.set(block);
+        let used = self.used.get() - 1;
+        self.used.set(used);
+        used == 0
+    }
+
+    /// Carves up to a few KiB of fresh blocks onto `free` (which is empty).
+    /// Returns `false` when the page is fully carved.
+    ///
+    /// # Safety
+    /// Only the owner may call this, with `free` empty.
+    pub unsafe fn extend(&self) -> bool {
+        const EXTEND_BYTES: usize = 16 * 1024;
+        let capacity = self.capacity.get() as usize;
+        let reserved = self.reserved.get() as usize;
+        if capacity >= reserved {
+            return false;
+        }
+        let size = self.block_size.get();
+        let count = (EXTEND_BYTES / size).clamp(1, reserved - capacity);
+        let first = self.start.get().wrapping_add(capacity * size);
+        // SAFETY: blocks `capacity..capacity+count` lie inside the page's
+        // span and have never been handed out; we own them.
+        unsafe { self.carve(first, count, size) };
+        self.capacity.set((capacity + count) as u32);
+        self.used.set(self.used.get() + count as u32);
+        self.free_is_zero.set(self.fresh.get());
+        true
+    }
+
+    /// Links `count` fresh blocks of `size` bytes starting at `first` into
+    /// `free`, in address order (sequential carving keeps neighbours
+    /// together and touches memory in order).
+    ///
+    /// # Safety
+    /// The blocks must lie in this page, be unused, and `free` must be empty.
+    unsafe fn carve(&self, first: *mut u8, count: usize, size: usize) {
+        let mut block = first.cast::<Block>();
+        for _ in 1..count {
+            let next = block.cast::<u8>().wrapping_add(size).cast::<Block>();
+            // SAFETY: `block` is one of the fresh blocks we own.
+            unsafe { self.set_next(block, next) };
+            block = next;
+        }
+        // SAFETY: as above, for the last block.
+        unsafe { self.set_next(block, ptr::null_mut()) };
+        self.free.set(first.cast());
+    }
+
+    /// Takes every block from `thread_free` and adds it to `local_free`;
+    /// returns how many there were.
+    ///
+    /// # Safety
+    /// Only the owner (or the holder of the page's abandoned-list lock) may call this.
+    pub unsafe fn collect_thread_free(&self) -> usize {
+        if self.thread_free.load(Ordering::Relaxed) & !NOTIFY == 0 {
+            return 0;
+        }
+        let head = (self.thread_free.swap(0, Ordering::Acquire) & !NOTIFY) as *mut Block;
+        if head.is_null() {
+            return 0;
+        }
+        // Find the tail (and count), then splice the whole list onto local_free.
+        let limit = self.capacity.get() as usize;
+        let mut tail = head;
+        let mut count = 1;
+        loop {
+            // SAFETY: blocks on thread_free are free blocks of this page,
+            // published by the Release CAS of their pusher (our Acquire swap).
+            let next = unsafe { self.next_of(tail) };
+            if next.is_null() {
+                break;
+            }
+            count += 1;
+            if count > limit {
+                crate::fatal::fatal(
+                    crate::fatal::HeapError::CorruptedFreeList,
+                    tail as usize,
+                    self.block_size.get(),
+                );
+            }
+            tail = next;
+        }
+        // SAFETY: the taken list is ours now.
+        unsafe { self.set_next(tail, self.local_free.get()) };
+        self.local_free.set(head);
+        self.used.set(self.used.get() - count as u32);
+        count
+    }
+
+    /// Brings `local_free` and `thread_free` into `free` when `free` is empty.
+    ///
+    /// # Safety
+    /// Only the owner may call this.
+    pub unsafe fn collect(&self) {
+        // SAFETY: forwarded contract.
+        unsafe { self.collect_thread_free() };
+        if self.free.get().is_null() {
+            let local = self.local_free.get();
+            if !local.is_null() {
+                self.free.set(local);
+                self.local_free.set(ptr::null_mut());
+                self.used.set(self.capacity.get());
+                self.free_is_zero.set(false);
+            }
+        }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,137 @@
+//! Deferred purging: returning free memory to the OS after a delay, also
+//! when every thread has gone idle.
+//!
+//! Freed spans stay backed for `OXMALLOC_PURGE_DELAY` milliseconds (reuse
+//! within that window costs no page fault). Purges then happen in two ways:
+//!
+//! * `tick`, called on slow paths, purges whatever has fallen due;
+//! * once more than [`BACKGROUND_THRESHOLD`] bytes wait for a purge, a
+//!   background thread is started (lazily, once per process) that sleeps
+//!   until the next purge falls due. This is what makes memory come back
+//!   when the thread that freed it goes idle without calling the allocator
+//!   again. Programs that never free that much never get the thread.
+
+use crate::os::{Os, Platform};
+use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::{abandon, arena, options};
+
+/// Dirty free memory above which the background purger is started.
+pub const BACKGROUND_THRESHOLD: usize = 4 << 20;
+
+/// 0: no purger thread; 1: wanted (start at the next safe point);
+/// 2: running; 3: could not be started.
+static PURGER: AtomicU32 = AtomicU32::new(0);
+const NONE: u32 = 0;
+const WANTED: u32 = 1;
+const RUNNING: u32 = 2;
+const FAILED: u32 = 3;
+/// Futex word the purger sleeps on; bumped to wake it.
+static WAKE: AtomicU32 = AtomicU32::new(0);
+
+/// Called when free memory waiting for a purge grew to `dirty_bytes`.
+/// Never starts the thread itself (it may run deep inside the allocator,
+/// and `pthread_create` allocates): it only asks for it, see [`start_if_wanted`].
+pub fn note_dirty(dirty_bytes: usize) {
+    if dirty_bytes < BACKGROUND_THRESHOLD || !options::background_purge() {
+        return;
+    }
+    match PURGER.load(Ordering::Relaxed) {
+        NONE => {
+            let _ = PURGER.compare_exchange(NONE, WANTED, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        RUNNING => {
+            WAKE.fetch_add(1, Ordering::Release);
+            Os::wake(&WAKE, 1);
+        }
+        _ => {}
+    }
+}
+
+/// Starts the background purger if it was asked for. Called at the end of
+/// the allocator's entry points, where no lock is held and every structure
+/// is consistent (so the allocation inside `pthread_create` is harmless).
+#[inline]
+pub fn start_if_wanted() {
+    if PURGER.load(Ordering::Relaxed) == WANTED {
+        start_slow();
+    }
+}
+
+#[cold]
+fn start_slow() {
+    if PURGER
+        .compare_exchange(WANTED, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok()
+        && !start_thread()
+    {
+        // No thread (resources, sandbox): slow paths still purge via `tick`.
+        PURGER.store(FAILED, Ordering::Relaxed);
+    }
+}
+
+/// Purges what has fallen due; cheap when nothing has.
+#[inline]
+pub fn tick() {
+    let now = Os::now_millis();
+    if arena::purge_due(now) {
+        arena::purge(false);
+        abandon::sweep();
+    }
+}
+
+/// The child of `fork` has no purger thread.
+pub fn reset_in_child() {
+    PURGER.store(NONE, Ordering::Relaxed);
+}
+
+/// Whether the background purger has been started in this process.
+pub fn purger_running() -> bool {
+    PURGER.load(Ordering::Relaxed) == RUNNING
+}
+
+fn start_thread() -> bool {
+    // SAFETY: plain libc calls with valid out-parameters; the new thread
+    // inherits a fully blocked signal mask, so signals keep going to the
+    // application's threads; the mask is restored right after.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let mut thread: libc::pthread_t = core::mem::zeroed();
+        let rc = libc::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            purger_main,
+            core::ptr::null_mut(),
+        );
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        if rc != 0 {
+            return false;
+        }
+        libc::pthread_detach(thread);
+    }
+    true
+}
+
+extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    loop {
+        let seen = WAKE.load(Ordering::Acquire);
+        let now = Os::now_millis();
+        let delay = options::purge_delay_ms().max(1);
+        if arena::dirty_free_bytes() == 0 {
+            // Nothing waits: sleep until a free wakes us (or a minute passes).
+            Os::wait_timeout(&WAKE, seen, 60_000);
+            continue;
+        }
+        if !arena::purge_due(now) {
+            Os::wait_timeout(&WAKE, seen, delay);
+        }
+        let purged = arena::purge(false);
+        abandon::sweep();
+        if purged == 0 {
+            // Another thread is purging, or nothing fell due yet: do not spin.
+            Os::wait_timeout(&WAKE, seen, delay);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The malloc family with C semantics, for the C front (`oxmalloc-capi`)
+//! and for Rust code that needs `malloc`-style calls (no `Layout` at free).
+//!
+//! Blocks are aligned to 16 bytes (8 for requests of 8 bytes or less... and
+//! 0), like glibc's. None of these functions sets `errno`; the C front does.
+
+use crate::alloc::{self, resolve_forward};
+use crate::fatal::{report, HeapError};
+use crate::size_class::{DIRECT_MAX, WORD};
+use crate::{chunk, free};
+
+/// Alignment of every `malloc` block (C's `max_align_t`).
+pub const MALLOC_ALIGN: usize = 16;
+/// The largest size any allocation can have (`PTRDIFF_MAX`).
+pub const MAX_SIZE: usize = isize::MAX as usize;
+
+/// `malloc`: a block of at least `size` bytes aligned to 16; null when out
+/// of memory or `size` is absurd. `malloc(0)` is a unique pointer.
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= DIRECT_MAX {
+        // Round to whole 16-byte units (even word counts) so every block of
+        // more than 8 bytes is 16-aligned; 0 keeps the 8-byte class.
+        // SAFETY: the index is at most DIRECT_MAX / 8.
+        unsafe { alloc::alloc_direct(((size + 15) / WORD) & !1) }
+    } else if size <= MAX_SIZE {
+        alloc::alloc_generic(size, MALLOC_ALIGN, false)
+    } else {
+        core::ptr::null_mut()
+    }
+}
+
+/// `calloc` for a total of `size` bytes (the caller checks the product for overflow).
+#[inline]
+pub fn zalloc(size: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    alloc::alloc_generic(size.max(1), MALLOC_ALIGN, true)
+}
+
+/// A block of `size` bytes aligned to `align` (a power of two); null when
+/// out of memory.
+#[inline]
+pub fn aligned_alloc(size: usize, align: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), false)
+}
+
+/// `free`: null is ignored; a pointer oxmalloc did not hand out is reported
+/// and ignored.
+///
+/// # Safety
+/// A block of oxmalloc's must not be used after it is freed.
+#[inline(always)]
+pub unsafe fn free(ptr: *mut u8) {
+    // SAFETY: forwarded contract.
+    unsafe { free::free_checked(ptr) }
+}
+
+/// `realloc` for a non-null `ptr` and `size > 0`: resizes in place when
+/// possible, else moves. Null when out of memory (the block is untouched)
+/// or when `ptr` is not a live block of oxmalloc's (reported).
+///
+/// # Safety
+/// A block of oxmalloc's must not be used after it is moved.
+pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    let Some(page) = chunk::page_of_checked(ptr) else {
+        report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
+        return core::ptr::null_mut();
+    };
+    let page = resolve_forward(page);
+    // SAFETY: descriptors in a chunk the map vouches for are valid memory.
+    if alloc::block_usable_size(unsafe { &*page }, ptr).is_none() {
+        report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
+    // and `page` its descriptor.
+    unsafe { alloc::realloc_block(ptr, page, size, MALLOC_ALIGN) }
+}
+
+/// `malloc_usable_size`: 0 for null; reports and returns 0 for a pointer
+/// that is not a live block of oxmalloc's.
+pub fn usable_size(ptr: *mut u8) -> usize {
+    if ptr.is_null() {
+        return 0;
+    }
+    crate::usable_size(ptr)
+}
+
+/// Whether `ptr` points into memory that oxmalloc manages (any block, live or not).
+pub fn is_ours(ptr: *const u8) -> bool {
+    chunk::page_of_checked(ptr.cast_mut()).is_some()
+}
