@@ -1,8 +1,8 @@
 //! The malloc family with C semantics, for the C front (`oxmalloc-capi`)
 //! and for Rust code that needs `malloc`-style calls (no `Layout` at free).
 //!
-//! Blocks are aligned to 16 bytes (8 for requests of 8 bytes or less... and
-//! 0), like glibc's. None of these functions sets `errno`; the C front does.
+//! Blocks are aligned to 16 bytes like glibc's (`malloc(0)` returns a
+//! unique 8-byte block). None of these functions sets `errno`; the C front does.
 
 use crate::alloc::{self, resolve_forward};
 use crate::fatal::{report, HeapError};
