@@ -1,0 +1,8 @@
+//! oxbench worker with mimalloc as the global allocator.
+
+#[global_allocator]
+static A: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    oxbench::worker::main("mimalloc", false)
+}

@@ -1,0 +1,129 @@
+//! What a workload reports, and the one-line protocol a worker uses to hand
+//! it to the runner: a line `OXBENCH-RESULT {json}` on standard output.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Prefix of the machine-readable result line a worker prints.
+pub const RESULT_PREFIX: &str = "OXBENCH-RESULT ";
+
+/// Latency percentiles, in nanoseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Number of recorded values.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest recorded value.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Reads the percentiles of a histogram of nanoseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        Percentiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// What one workload run measured, as printed by the worker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Workload name.
+    pub bench: String,
+    /// Allocator the worker was built with (`glibc` for the preload worker).
+    pub worker: String,
+    /// Thread count parameter.
+    pub threads: usize,
+    /// Scale parameter.
+    pub scale: f64,
+    /// Operations done (the workload says what an operation is).
+    pub ops: u64,
+    /// Seconds the measured part took, timed inside the worker.
+    pub elapsed_s: f64,
+    /// The workload's own throughput figure.
+    pub throughput: f64,
+    /// Unit of `throughput`, e.g. `ops/s`.
+    pub unit: String,
+    /// Further figures (e.g. `moves_avoided`, `rss_end_kib`).
+    #[serde(default)]
+    pub extra: BTreeMap<String, f64>,
+    /// Latency percentiles by operation (`malloc`, `free`, `request`).
+    #[serde(default)]
+    pub latency: BTreeMap<String, Percentiles>,
+}
+
+impl Outcome {
+    /// An outcome of `ops` operations in `elapsed_s` seconds, throughput in
+    /// operations per second.
+    pub fn per_second(ops: u64, elapsed_s: f64, unit: &str) -> Self {
+        Outcome {
+            ops,
+            elapsed_s,
+            throughput: ops as f64 / elapsed_s.max(1e-9),
+            unit: unit.to_string(),
+            ..Outcome::default()
+        }
+    }
+
+    /// Adds an extra figure.
+    pub fn with(mut self, key: &str, value: f64) -> Self {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    /// The result line a worker prints.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{RESULT_PREFIX}{}",
+            serde_json::to_string(self).expect("outcome serialises")
+        )
+    }
+
+    /// Finds and parses the result line in a worker's standard output.
+    pub fn from_output(stdout: &str) -> Option<Result<Outcome, serde_json::Error>> {
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(RESULT_PREFIX))
+            .map(serde_json::from_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_round_trip() {
+        let mut o = Outcome::per_second(1000, 0.5, "ops/s").with("x", 1.5);
+        o.bench = "larson".into();
+        o.latency.insert(
+            "malloc".into(),
+            Percentiles {
+                count: 3,
+                p50: 1,
+                p99: 2,
+                p999: 3,
+                max: 4,
+            },
+        );
+        let out = format!("noise\n{}\nmore noise\n", o.to_line());
+        let back = Outcome::from_output(&out).unwrap().unwrap();
+        assert_eq!(back, o);
+        assert_eq!(back.throughput, 2000.0);
+        assert!(Outcome::from_output("nothing here").is_none());
+        assert!(Outcome::from_output("OXBENCH-RESULT {bad")
+            .unwrap()
+            .is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! Entry point of the worker binaries (`src/bin/worker_*.rs`).
+//!
+//! Usage (the runner builds these command lines):
+//!
+//! ```text
+//! oxbench-worker-NAME run BENCH THREADS SCALE [--seed N] [--inject-fault]
+//! oxbench-worker-NAME pairs COUNT        # COUNT 32-byte alloc/dealloc pairs (callgrind)
+//! oxbench-worker-NAME list
+//! ```
+//!
+//! `run` prints one `OXBENCH-RESULT {json}` line (see [`crate::outcome`]) and
+//! exits 0; a data check that fails prints `DATA CORRUPTION ...` on standard
+//! error and exits with status 3; bad arguments exit with status 2.
+
+use crate::workloads::{self, Params};
+use std::alloc::Layout;
+use std::hint::black_box;
+use std::process::exit;
+
+/// Exit status of a worker whose data check failed.
+pub const EXIT_CORRUPTION: i32 = 3;
+
+/// Runs the worker command line with the allocator called `alloc_name`.
+/// With `c_sized_free`, `larson-sized` frees through the C library's sized
+/// free when one is exported (the glibc / LD_PRELOAD worker).
+pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!(
+            "usage: oxbench-worker-{alloc_name} run BENCH THREADS SCALE [--seed N] [--inject-fault]\n       oxbench-worker-{alloc_name} pairs COUNT\n       oxbench-worker-{alloc_name} list"
+        );
+        exit(2)
+    };
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            for w in workloads::all() {
+                println!("{}", w.name);
+            }
+            exit(0)
+        }
+        Some("pairs") => {
+            let n: u64 = args
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| usage());
+            alloc_pairs(n);
+            exit(0)
+        }
+        Some("run") if args.len() >= 4 => {
+            let bench = &args[1];
+            let threads: usize = args[2].parse().unwrap_or_else(|_| usage());
+            let scale: f64 = args[3].parse().unwrap_or_else(|_| usage());
+            let mut p = Params::new(threads, scale);
+            let mut rest = args[4..].iter();
+            while let Some(a) = rest.next() {
+                match a.as_str() {
+                    "--inject-fault" => p.fault = workloads::Fault::armed(),
+                    "--seed" => {
+                        p.seed = rest
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or_else(|| usage())
+                    }
+                    _ => usage(),
+                }
+            }
+            if workloads::find(bench).is_none() {
+                eprintln!("oxbench-worker-{alloc_name}: unknown workload {bench:?}");
+                exit(2)
+            }
+            if c_sized_free {
+                crate::raw::install_c_sized_free();
+            }
+            match workloads::run(bench, &p, alloc_name) {
+                Ok(o) => {
+                    println!("{}", o.to_line());
+                    exit(0)
+                }
+                Err(e) => {
+                    eprintln!("oxbench-worker-{alloc_name}: {e}");
+                    exit(EXIT_CORRUPTION)
+                }
+            }
+        }
+        _ => usage(),
+    }
+}
+
+/// `n` pairs of 32-byte alloc/dealloc through the global allocator, for
+/// counting instructions per pair under callgrind.
+#[inline(never)]
+pub fn alloc_pairs(n: u64) {
+    let layout = Layout::from_size_align(32, 8).expect("layout");
+    for _ in 0..n {
+        // SAFETY: the layout has a non-zero size; the block is freed with it.
+        unsafe {
+            let p = std::alloc::alloc(black_box(layout));
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            std::alloc::dealloc(black_box(p), layout);
+        }
+    }
+}

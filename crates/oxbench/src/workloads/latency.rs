@@ -1,0 +1,172 @@
+//! latency: an open-loop, server-like load. Each of N threads serves
+//! requests on a fixed schedule (one every 25 µs, whether or not the last
+//! one is done); a request allocates a burst of 8–32 blocks of 8 B–64 KiB
+//! (each doubling half as likely), writes them, keeps a quarter in a
+//! per-thread ring (evicting old ones), puts one in 20 into a shared array
+//! (freeing what it evicts, often another thread's block) and frees the
+//! rest. Every malloc and free is timed, and each request from its
+//! scheduled start (so a stall delays the requests behind it, as it would
+//! in a server). Reports percentiles from HDR histograms.
+
+use super::Params;
+use crate::check::{self, Corruption, Coverage};
+use crate::dist;
+use crate::outcome::{Outcome, Percentiles};
+use crate::raw::Block;
+use hdrhistogram::Histogram;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const NAME: &str = "latency";
+const INTERVAL: Duration = Duration::from_micros(25);
+const RING: usize = 2_048;
+const SHARED: usize = 4_096;
+const MAX_SIZE: usize = 64 * 1024;
+
+struct Hists {
+    malloc: Histogram<u64>,
+    free: Histogram<u64>,
+    request: Histogram<u64>,
+}
+
+impl Hists {
+    fn new() -> Self {
+        let h = || Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
+        Hists {
+            malloc: h(),
+            free: h(),
+            request: h(),
+        }
+    }
+
+    fn add(&mut self, o: &Hists) {
+        self.malloc.add(&o.malloc).expect("same bounds");
+        self.free.add(&o.free).expect("same bounds");
+        self.request.add(&o.request).expect("same bounds");
+    }
+}
+
+fn ns(d: Duration) -> u64 {
+    (d.as_nanos() as u64).max(1)
+}
+
+fn timed_free(p: &Params, h: &mut Hists, (mut b, tag): (Block, u64)) -> Result<(), Corruption> {
+    p.fault.strike(b.bytes_mut());
+    check::verify(NAME, b.bytes(), tag, Coverage::Ends)?;
+    let t = Instant::now();
+    b.free();
+    h.free.saturating_record(ns(t.elapsed()));
+    Ok(())
+}
+
+fn free_shared(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
+    if ptr.is_null() {
+        return Ok(());
+    }
+    // SAFETY: non-null shared slots hold self-describing blocks made below.
+    let size = unsafe { check::tagged_size(NAME, ptr, MAX_SIZE)? };
+    // SAFETY: the header gave the block's size.
+    let mut b = unsafe { Block::from_raw(ptr, size, 8) };
+    p.fault.strike(b.bytes_mut());
+    check::verify_tagged(NAME, b.bytes())?;
+    b.free();
+    Ok(())
+}
+
+fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u64), Corruption> {
+    let mut rng = dist::rng(p.seed, tid);
+    let mut h = Hists::new();
+    let requests = p.scaled(40_000.0, 50);
+    let mut ring: Vec<Option<(Block, u64)>> = (0..RING).map(|_| None).collect();
+    let mut ring_pos = 0;
+    let mut counter = (tid as u64) << 48;
+    let mut ops = 0;
+    let mut burst: Vec<(Block, u64)> = Vec::with_capacity(32);
+    let start = Instant::now();
+    for r in 0..requests {
+        let scheduled = start + INTERVAL * r as u32;
+        loop {
+            let now = Instant::now();
+            if now >= scheduled {
+                break;
+            }
+            if scheduled - now > Duration::from_micros(200) {
+                thread::sleep(Duration::from_micros(100));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        for _ in 0..dist::uniform(&mut rng, 8, 32) {
+            let size = dist::halving_doublings(&mut rng, 8, MAX_SIZE);
+            let t = Instant::now();
+            let mut b = Block::new(size, 8);
+            h.malloc.saturating_record(ns(t.elapsed()));
+            counter += 1;
+            ops += 1;
+            if dist::index(&mut rng, 20) == 0 {
+                check::fill_tagged(b.bytes_mut());
+                let k = dist::index(&mut rng, SHARED);
+                free_shared(p, shared[k].swap(b.into_raw(), Ordering::AcqRel))?;
+                continue;
+            }
+            let tag = check::tag_of(b.addr(), size, counter);
+            check::fill(b.bytes_mut(), tag, Coverage::Ends);
+            burst.push((b, tag));
+        }
+        let keep = burst.len() / 4;
+        for item in burst.drain(..).rev().take(keep).collect::<Vec<_>>() {
+            if let Some(old) = ring[ring_pos].replace(item) {
+                timed_free(p, &mut h, old)?;
+            }
+            ring_pos = (ring_pos + 1) % RING;
+        }
+        for item in burst.drain(..) {
+            timed_free(p, &mut h, item)?;
+        }
+        h.request.saturating_record(ns(scheduled.elapsed()));
+    }
+    for item in ring.into_iter().flatten() {
+        timed_free(p, &mut h, item)?;
+    }
+    Ok((h, ops))
+}
+
+/// Runs latency with `p.threads` threads.
+pub fn run(p: &Params) -> Result<Outcome, Corruption> {
+    let shared: Vec<AtomicPtr<u8>> = (0..SHARED)
+        .map(|_| AtomicPtr::new(ptr::null_mut()))
+        .collect();
+    let start = Instant::now();
+    let results: Vec<_> = thread::scope(|s| {
+        let hs: Vec<_> = (0..p.threads)
+            .map(|tid| {
+                let shared = &shared;
+                s.spawn(move || worker(p, tid, shared))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("latency thread panicked"))
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    for slot in &shared {
+        free_shared(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+    }
+    let mut total = Hists::new();
+    let mut ops = 0;
+    for r in results {
+        let (h, n) = r?;
+        total.add(&h);
+        ops += n;
+    }
+    let mut o = Outcome::per_second(ops, elapsed, "allocs/s");
+    o.latency
+        .insert("malloc".into(), Percentiles::of(&total.malloc));
+    o.latency
+        .insert("free".into(), Percentiles::of(&total.free));
+    o.latency
+        .insert("request".into(), Percentiles::of(&total.request));
+    Ok(o)
+}

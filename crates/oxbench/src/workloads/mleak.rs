@@ -1,0 +1,87 @@
+//! mleak: thread churn. Rounds of 10 short-lived threads; each `calloc`s one
+//! 128-B block, checks it is zero, writes it, swaps it into a random slot of
+//! a shared 1,000-slot array, checks and frees the block it evicted, and
+//! exits. Memory must not grow with the number of threads: the outcome
+//! reports RSS after the first 10% of rounds and at the end.
+
+use super::Params;
+use crate::check::{self, Corruption};
+use crate::dist;
+use crate::outcome::Outcome;
+use crate::raw::{self, Block};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::thread;
+use std::time::Instant;
+
+const NAME: &str = "mleak";
+const SHARED: usize = 1_000;
+const THREADS_PER_ROUND: usize = 10;
+const SIZE: usize = 128;
+
+fn free_item(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
+    if ptr.is_null() {
+        return Ok(());
+    }
+    // SAFETY: non-null slots hold blocks of SIZE bytes made below.
+    let size = unsafe { check::tagged_size(NAME, ptr, SIZE)? };
+    // SAFETY: the header confirmed the size.
+    let mut b = unsafe { Block::from_raw(ptr, size, 8) };
+    p.fault.strike(b.bytes_mut());
+    check::verify_tagged(NAME, b.bytes())?;
+    b.free();
+    Ok(())
+}
+
+fn short_thread(
+    p: &Params,
+    shared: &[AtomicPtr<u8>],
+    round: usize,
+    t: usize,
+) -> Result<(), Corruption> {
+    let mut rng = dist::rng(p.seed ^ round as u64, t);
+    let mut b = Block::zeroed(SIZE, 8);
+    check::verify_zeroed(NAME, b.bytes(), 1)?;
+    check::fill_tagged(b.bytes_mut());
+    let k = dist::index(&mut rng, SHARED);
+    let evicted = shared[k].swap(b.into_raw(), Ordering::AcqRel);
+    free_item(p, evicted)
+}
+
+/// Runs mleak (10 threads per round; the thread count is not used).
+pub fn run(p: &Params) -> Result<Outcome, Corruption> {
+    let shared: Vec<AtomicPtr<u8>> = (0..SHARED)
+        .map(|_| AtomicPtr::new(ptr::null_mut()))
+        .collect();
+    let rounds = p.scaled(4_000.0, 20) as usize;
+    let start = Instant::now();
+    let mut rss_early = 0;
+    for round in 0..rounds {
+        let results: Vec<_> = thread::scope(|s| {
+            let hs: Vec<_> = (0..THREADS_PER_ROUND)
+                .map(|t| {
+                    let shared = &shared;
+                    s.spawn(move || short_thread(p, shared, round, t))
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("mleak thread panicked"))
+                .collect()
+        });
+        for r in results {
+            r?;
+        }
+        if round == rounds / 10 {
+            rss_early = raw::rss_kib();
+        }
+    }
+    let rss_end = raw::rss_kib();
+    for slot in &shared {
+        free_item(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+    }
+    let threads = (rounds * THREADS_PER_ROUND) as u64;
+    let o = Outcome::per_second(threads, start.elapsed().as_secs_f64(), "threads/s");
+    Ok(o.with("rss_early_kib", rss_early as f64)
+        .with("rss_end_kib", rss_end as f64)
+        .with("rss_growth_kib", rss_end as f64 - rss_early as f64))
+}

@@ -1,0 +1,118 @@
+//! rptest: each thread keeps 1,000 slots and runs loops of 100 operations,
+//! each freeing a random slot and allocating 8–16,000 B (linearly falling
+//! density) with malloc, calloc or 16-byte alignment, touching every page.
+//! Every other loop a batch of 32 blocks goes to the next thread, which
+//! checks and frees it. Reports operations per CPU second.
+
+use super::Params;
+use crate::check::{self, Corruption, Coverage};
+use crate::dist;
+use crate::outcome::Outcome;
+use crate::raw::{self, Block};
+use std::sync::{Barrier, Mutex};
+use std::thread;
+use std::time::Instant;
+
+const NAME: &str = "rptest";
+const SLOTS: usize = 1_000;
+const OPS_PER_LOOP: usize = 100;
+const HANDOFF: usize = 32;
+
+type Item = (Block, u64);
+type Inbox = Mutex<Vec<Vec<Item>>>;
+
+fn free_item(p: &Params, (mut b, tag): Item) -> Result<(), Corruption> {
+    p.fault.strike(b.bytes_mut());
+    check::verify(NAME, b.bytes(), tag, Coverage::Pages)?;
+    b.free();
+    Ok(())
+}
+
+fn drain(p: &Params, inbox: &Inbox) -> Result<(), Corruption> {
+    let batches = std::mem::take(&mut *inbox.lock().expect("inbox lock"));
+    for batch in batches {
+        for item in batch {
+            free_item(p, item)?;
+        }
+    }
+    Ok(())
+}
+
+fn worker(p: &Params, tid: usize, inboxes: &[Inbox], barrier: &Barrier) -> Result<u64, Corruption> {
+    let mut rng = dist::rng(p.seed, tid);
+    let loops = p.scaled(16_000.0, 4);
+    let mut slots: Vec<Option<Item>> = (0..SLOTS).map(|_| None).collect();
+    let mut counter = (tid as u64) << 48;
+    let mut ops = 0u64;
+    let mut run_loops = || -> Result<(), Corruption> {
+        for lp in 0..loops {
+            drain(p, &inboxes[tid])?;
+            for _ in 0..OPS_PER_LOOP {
+                let i = dist::index(&mut rng, SLOTS);
+                if let Some(item) = slots[i].take() {
+                    free_item(p, item)?;
+                }
+                let size = dist::linear_falling(&mut rng, 8, 16_000);
+                let mut b = match dist::index(&mut rng, 3) {
+                    0 => Block::new(size, 8),
+                    1 => {
+                        let z = Block::zeroed(size, 8);
+                        check::verify_zeroed(NAME, z.bytes(), 4096)?;
+                        z
+                    }
+                    _ => Block::new(size, 16),
+                };
+                counter += 1;
+                let tag = check::tag_of(b.addr(), size, counter);
+                check::fill(b.bytes_mut(), tag, Coverage::Pages);
+                slots[i] = Some((b, tag));
+                ops += 1;
+            }
+            if lp % 2 == 1 && inboxes.len() > 1 {
+                let batch: Vec<Item> = (0..HANDOFF)
+                    .filter_map(|_| slots[dist::index(&mut rng, SLOTS)].take())
+                    .collect();
+                let next = (tid + 1) % inboxes.len();
+                inboxes[next].lock().expect("inbox lock").push(batch);
+            }
+        }
+        Ok(())
+    };
+    let result = run_loops();
+    // Everyone stops sending before the last drain.
+    barrier.wait();
+    result?;
+    drain(p, &inboxes[tid])?;
+    for item in slots.into_iter().flatten() {
+        free_item(p, item)?;
+    }
+    Ok(ops)
+}
+
+/// Runs rptest with `p.threads` threads.
+pub fn run(p: &Params) -> Result<Outcome, Corruption> {
+    let inboxes: Vec<Inbox> = (0..p.threads).map(|_| Mutex::new(Vec::new())).collect();
+    let barrier = Barrier::new(p.threads);
+    let cpu0 = raw::cpu_seconds();
+    let start = Instant::now();
+    let results: Vec<_> = thread::scope(|s| {
+        let hs: Vec<_> = (0..p.threads)
+            .map(|tid| {
+                let (inboxes, barrier) = (&inboxes, &barrier);
+                s.spawn(move || worker(p, tid, inboxes, barrier))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("rptest thread panicked"))
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = (raw::cpu_seconds() - cpu0).max(1e-6);
+    let mut ops = 0;
+    for r in results {
+        ops += r?;
+    }
+    let mut o = Outcome::per_second(ops, elapsed, "ops/cpu-s");
+    o.throughput = ops as f64 / cpu;
+    Ok(o.with("cpu_s", cpu))
+}
