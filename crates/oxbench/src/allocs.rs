@@ -1,1 +1,297 @@
-//! TODO
+//! The allocators oxbench knows, how each is reached, and whether it is
+//! available here.
+//!
+//! - `#[global_allocator]` workers: one binary per allocator crate, built by
+//!   `cargo build --release -p oxbench --bins` (oxbench does that before a
+//!   run unless `--no-build`). mimalloc v2 comes from the same crate as v3
+//!   with a different feature and its `links = "mimalloc"` forbids both in
+//!   one build, so its worker lives in a separate small cargo workspace,
+//!   `crates/oxbench/workers/mimalloc-v2`, built on demand into
+//!   `TARGET/oxbench-mimalloc-v2`.
+//! - `LD_PRELOAD`: the glibc worker runs with the library preloaded: oxmalloc's
+//!   `liboxmalloc.so`, Debian's libmimalloc / libjemalloc / libtcmalloc_minimal
+//!   when installed, and any `NAME=PATH` given on the command line.
+
+use crate::sample::{AllocInfo, Route, Skipped};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An allocator ready to run.
+#[derive(Clone, Debug)]
+pub struct Allocator {
+    /// Name in tables and on the command line.
+    pub name: String,
+    /// How it is put in place.
+    pub route: Route,
+    /// Worker binary.
+    pub worker: PathBuf,
+    /// Library to preload, for [`Route::LdPreload`].
+    pub preload: Option<PathBuf>,
+    /// Version or path, for the report.
+    pub detail: String,
+}
+
+impl Allocator {
+    /// Its description for the saved report.
+    pub fn info(&self) -> AllocInfo {
+        AllocInfo {
+            name: self.name.clone(),
+            route: self.route,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Where things are.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The workspace root (with the top Cargo.toml).
+    pub workspace: PathBuf,
+    /// The cargo target directory oxbench builds workers into.
+    pub target: PathBuf,
+    /// Where the worker binaries are.
+    pub workers: PathBuf,
+}
+
+impl Paths {
+    /// Paths derived from where this executable lives (`TARGET/PROFILE/oxbench`)
+    /// and where the crate was compiled from.
+    pub fn discover() -> Paths {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let workspace = workspace.canonicalize().unwrap_or(workspace);
+        let target = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+            .filter(|t| t.join("release").is_dir() || t.join("debug").is_dir())
+            .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| workspace.join("target"));
+        Paths {
+            workers: target.join("release"),
+            workspace,
+            target,
+        }
+    }
+
+    fn mimalloc_v2_manifest(&self) -> PathBuf {
+        self.workspace.join("crates/oxbench/workers/mimalloc-v2/Cargo.toml")
+    }
+
+    fn mimalloc_v2_target(&self) -> PathBuf {
+        self.target.join("oxbench-mimalloc-v2")
+    }
+}
+
+/// The `#[global_allocator]` workers of this package.
+const GLOBAL: &[(&str, &str)] = &[
+    ("oxmalloc", "oxmalloc (workspace crate)"),
+    ("glibc", "std::alloc::System (glibc malloc)"),
+    ("mimalloc", "mimalloc v3.3.2 (crate mimalloc 0.1.52)"),
+    (
+        "mimalloc-v2",
+        "mimalloc v2.3.2 (crate mimalloc 0.1.52, feature v2; separate workspace)",
+    ),
+    ("jemalloc", "jemalloc 5.3 (crate tikv-jemallocator 0.7)"),
+    ("snmalloc", "snmalloc (crate snmalloc-rs 0.7, build_cc)"),
+    ("rpmalloc", "rpmalloc (crate rpmalloc 0.2)"),
+    ("rallocator", "rallocator 0.3 (pure Rust, snmalloc port)"),
+];
+
+/// Debian's preloadable allocators: name, library file, package.
+const DEBIAN: &[(&str, &str, &str)] = &[
+    ("mimalloc-deb", "libmimalloc.so.2", "libmimalloc2.0"),
+    ("jemalloc-deb", "libjemalloc.so.2", "libjemalloc2"),
+    ("tcmalloc-deb", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+];
+
+/// Every built-in allocator name, in report order.
+pub fn builtin_names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = GLOBAL.iter().map(|g| g.0).collect();
+    v.push("oxmalloc-preload");
+    v.extend(DEBIAN.iter().map(|d| d.0));
+    v
+}
+
+fn worker_name(alloc: &str) -> String {
+    format!("oxbench-worker-{alloc}")
+}
+
+fn debian_lib(file: &str) -> Option<PathBuf> {
+    let arch = std::env::consts::ARCH;
+    [
+        format!("/usr/lib/{arch}-linux-gnu/{file}"),
+        format!("/usr/lib64/{file}"),
+        format!("/usr/lib/{file}"),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// Where `liboxmalloc.so` is, if built: this target directory's release
+/// folder, then the workspace's `target/release`.
+pub fn oxmalloc_so(paths: &Paths) -> Option<PathBuf> {
+    [
+        paths.target.join("release/liboxmalloc.so"),
+        paths.workspace.join("target/release/liboxmalloc.so"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+}
+
+/// A user-given `NAME=PATH` preload.
+pub fn parse_custom(spec: &str) -> Option<(String, PathBuf)> {
+    let (name, path) = spec.split_once('=')?;
+    (!name.is_empty() && !path.is_empty()).then(|| (name.to_string(), PathBuf::from(path)))
+}
+
+/// Builds the worker binaries (`cargo build --release -p oxbench --bins`) and,
+/// when wanted, the mimalloc-v2 worker. Returns messages about failures.
+pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> Vec<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut problems = Vec::new();
+    let mut run = |what: &str, cmd: &mut Command| {
+        if quiet {
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => problems.push(format!("building {what} failed ({s})")),
+            Err(e) => problems.push(format!("building {what}: cannot run cargo: {e}")),
+        }
+    };
+    eprintln!("oxbench: building worker binaries (cargo build --release -p oxbench --bins)");
+    run(
+        "the worker binaries",
+        Command::new(&cargo)
+            .args(["build", "--release", "-p", "oxbench", "--bins", "--manifest-path"])
+            .arg(paths.workspace.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&paths.target),
+    );
+    if want_v2 {
+        eprintln!("oxbench: building the mimalloc-v2 worker (separate workspace)");
+        run(
+            "the mimalloc-v2 worker",
+            Command::new(&cargo)
+                .args(["build", "--release", "--manifest-path"])
+                .arg(paths.mimalloc_v2_manifest())
+                .arg("--target-dir")
+                .arg(paths.mimalloc_v2_target()),
+        );
+    }
+    problems
+}
+
+/// Resolves the requested allocators (`all` or names, plus `NAME=PATH`
+/// preloads) against what exists here.
+pub fn resolve(paths: &Paths, requested: &[String]) -> Result<(Vec<Allocator>, Vec<Skipped>), String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut custom: Vec<(String, PathBuf)> = Vec::new();
+    for r in requested {
+        if r == "all" {
+            names.extend(builtin_names().into_iter().map(String::from));
+        } else if let Some(c) = parse_custom(r) {
+            custom.push(c);
+        } else if builtin_names().contains(&r.as_str()) {
+            names.push(r.clone());
+        } else {
+            return Err(format!(
+                "unknown allocator {r:?}; known: {}, or NAME=/path/to/lib.so",
+                builtin_names().join(", ")
+            ));
+        }
+    }
+    names.dedup();
+    let glibc_worker = paths.workers.join(worker_name("glibc"));
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    let mut skip = |name: &str, reason: String| {
+        skipped.push(Skipped {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    let preload = |name: &str, lib: PathBuf, detail: String| Allocator {
+        name: name.to_string(),
+        route: Route::LdPreload,
+        worker: glibc_worker.clone(),
+        preload: Some(lib),
+        detail,
+    };
+    for name in &names {
+        if let Some((_, detail)) = GLOBAL.iter().find(|g| g.0 == name) {
+            let worker = if name == "mimalloc-v2" {
+                paths.mimalloc_v2_target().join("release").join(worker_name(name))
+            } else {
+                paths.workers.join(worker_name(name))
+            };
+            if worker.exists() {
+                found.push(Allocator {
+                    name: name.clone(),
+                    route: Route::GlobalAllocator,
+                    worker,
+                    preload: None,
+                    detail: detail.to_string(),
+                });
+            } else {
+                skip(name, format!("worker {} not built", worker.display()));
+            }
+        } else if name == "oxmalloc-preload" {
+            match oxmalloc_so(paths) {
+                Some(lib) => found.push(preload(name, lib.clone(), lib.display().to_string())),
+                None => skip(
+                    name,
+                    "liboxmalloc.so not found in target/release (run `cargo build --release` of the workspace)".into(),
+                ),
+            }
+        } else if let Some((_, file, pkg)) = DEBIAN.iter().find(|d| d.0 == name) {
+            match debian_lib(file) {
+                Some(lib) => found.push(preload(name, lib.clone(), lib.display().to_string())),
+                None => skip(name, format!("{file} not installed (Debian package {pkg})")),
+            }
+        }
+    }
+    for (name, lib) in custom {
+        if lib.exists() {
+            found.push(preload(&name, lib.clone(), lib.display().to_string()));
+        } else {
+            skip(&name, format!("{} does not exist", lib.display()));
+        }
+    }
+    if found.iter().any(|a| a.route == Route::LdPreload) && !glibc_worker.exists() {
+        return Err(format!("the preload worker {} is not built", glibc_worker.display()));
+    }
+    Ok((found, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_specs() {
+        assert_eq!(
+            parse_custom("mine=/x/lib.so"),
+            Some(("mine".into(), PathBuf::from("/x/lib.so")))
+        );
+        assert_eq!(parse_custom("mimalloc"), None);
+        assert_eq!(parse_custom("=/x"), None);
+    }
+
+    #[test]
+    fn unknown_names_are_rejected_and_missing_libs_skipped() {
+        let dir = std::env::temp_dir().join(format!("oxbench-allocs-{}", std::process::id()));
+        let paths = Paths {
+            workspace: dir.clone(),
+            target: dir.clone(),
+            workers: dir.join("none"),
+        };
+        assert!(resolve(&paths, &["nope".into()]).is_err());
+        let (found, skipped) = resolve(&paths, &["jemalloc".into(), "x=/does/not/exist.so".into()]).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(skipped.len(), 2);
+        assert!(skipped[0].reason.contains("not built"));
+        assert!(skipped[1].reason.contains("does not exist"));
+    }
+}

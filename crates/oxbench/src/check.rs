@@ -109,17 +109,11 @@ pub fn fill_range(block: &mut [u8], tag: u64, range: Range<usize>) {
 }
 
 /// Checks the pattern written by [`fill`] with the same `tag` and `coverage`.
-pub fn verify(
-    workload: &str,
-    block: &[u8],
-    tag: u64,
-    coverage: Coverage,
-) -> Result<(), Corruption> {
+pub fn verify(workload: &str, block: &[u8], tag: u64, coverage: Coverage) -> Result<(), Corruption> {
     match coverage {
         Coverage::Full => verify_range(workload, block, tag, 0..block.len()),
         Coverage::Ends | Coverage::Pages => {
-            match sparse_offsets(block.len(), coverage).find(|&i| block[i] != expected_byte(tag, i))
-            {
+            match sparse_offsets(block.len(), coverage).find(|&i| block[i] != expected_byte(tag, i)) {
                 None => Ok(()),
                 Some(i) => Err(mismatch(workload, block, tag, i)),
             }
@@ -128,12 +122,7 @@ pub fn verify(
 }
 
 /// Checks the full pattern in `block[range]`.
-pub fn verify_range(
-    workload: &str,
-    block: &[u8],
-    tag: u64,
-    range: Range<usize>,
-) -> Result<(), Corruption> {
+pub fn verify_range(workload: &str, block: &[u8], tag: u64, range: Range<usize>) -> Result<(), Corruption> {
     let (start, end) = (range.start, range.end.min(block.len()));
     if start >= end {
         return Ok(());
@@ -207,9 +196,7 @@ fn sparse_offsets(len: usize, coverage: Coverage) -> impl Iterator<Item = usize>
     let head = len.min(END_BYTES);
     let tail_start = len.saturating_sub(END_BYTES).max(head);
     let pages = coverage == Coverage::Pages;
-    let middle = (PAGE.min(tail_start)..tail_start)
-        .step_by(PAGE)
-        .filter(move |_| pages);
+    let middle = (PAGE.min(tail_start)..tail_start).step_by(PAGE).filter(move |_| pages);
     (0..head).chain(middle).chain(tail_start..len)
 }
 
@@ -235,11 +222,7 @@ pub fn fill_tagged(block: &mut [u8]) {
 ///
 /// # Safety
 /// `ptr` must point to at least 8 readable bytes.
-pub unsafe fn tagged_size(
-    workload: &str,
-    ptr: *const u8,
-    max_size: usize,
-) -> Result<usize, Corruption> {
+pub unsafe fn tagged_size(workload: &str, ptr: *const u8, max_size: usize) -> Result<usize, Corruption> {
     // SAFETY: the caller guarantees 8 readable bytes.
     let header = u64::from_le_bytes(unsafe { ptr.cast::<[u8; 8]>().read_unaligned() });
     let size = (header & 0xFFFF_FFFF) as usize;

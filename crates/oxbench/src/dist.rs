@@ -98,9 +98,7 @@ mod tests {
             assert!((1..=1000).contains(&geometric_ladder(&mut r, 1000)));
         }
         assert!(small > 70_000, "falling density: {small}");
-        let hot = (0..100_000)
-            .filter(|_| pareto_index(&mut r, 1000) < 200)
-            .count();
+        let hot = (0..100_000).filter(|_| pareto_index(&mut r, 1000) < 200).count();
         assert!(hot > 75_000, "80/20: {hot}");
         let tiny = (0..100_000)
             .filter(|_| halving_doublings(&mut r, 16, 1024) < 32)

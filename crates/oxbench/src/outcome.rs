@@ -122,8 +122,6 @@ mod tests {
         assert_eq!(back, o);
         assert_eq!(back.throughput, 2000.0);
         assert!(Outcome::from_output("nothing here").is_none());
-        assert!(Outcome::from_output("OXBENCH-RESULT {bad")
-            .unwrap()
-            .is_err());
+        assert!(Outcome::from_output("OXBENCH-RESULT {bad").unwrap().is_err());
     }
 }

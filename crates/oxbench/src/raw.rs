@@ -169,12 +169,8 @@ pub fn install_c_sized_free() -> Option<&'static str> {
         let fs = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"free_sized".as_ptr()) };
         if !fs.is_null() {
             // SAFETY: `free_sized` has the C23 signature `void (void *, size_t)`.
-            let call = unsafe {
-                std::mem::transmute::<
-                    *mut libc::c_void,
-                    unsafe extern "C" fn(*mut libc::c_void, usize),
-                >(fs)
-            };
+            let call =
+                unsafe { std::mem::transmute::<*mut libc::c_void, unsafe extern "C" fn(*mut libc::c_void, usize)>(fs) };
             return Some(SizedFree {
                 name: "free_sized",
                 call,

@@ -1,1 +1,474 @@
-//! TODO
+//! Summaries of a run: one row per workload and thread count, one cell per
+//! allocator (median with min–max, ratios to the baseline), the geometric
+//! mean per allocator, latency percentiles, failures; rendered as text.
+
+use crate::outcome::Percentiles;
+use crate::sample::{Report, Route, Sample};
+use crate::stats::{self, Summary};
+use crate::workloads::{self, Metric};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One allocator's results in one row.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// Allocator.
+    pub alloc: String,
+    /// How it was reached.
+    pub route: Route,
+    /// Successful samples.
+    pub ok: usize,
+    /// Failed samples.
+    pub failed: usize,
+    /// The first failure message.
+    pub error: Option<String>,
+    /// Process wall seconds.
+    pub wall: Option<Summary>,
+    /// Peak RSS in MiB.
+    pub rss_mib: Option<Summary>,
+    /// The workload's throughput figure.
+    pub throughput: Option<Summary>,
+    /// Relative cost against the baseline (time ratio, or inverse
+    /// throughput ratio): lower is better.
+    pub cost: Option<f64>,
+    /// Peak RSS ratio against the baseline.
+    pub rss_ratio: Option<f64>,
+    /// Median over repetitions of each latency percentile, by operation.
+    pub latency: BTreeMap<String, Percentiles>,
+}
+
+/// One workload at one thread count.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Workload or program.
+    pub bench: String,
+    /// Thread count.
+    pub threads: usize,
+    /// Primary metric.
+    pub metric: Metric,
+    /// Unit of the throughput figure.
+    pub unit: String,
+    /// One per allocator, in the report's allocator order.
+    pub cells: Vec<Cell>,
+}
+
+impl Row {
+    /// Label such as `larson@2`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.bench, self.threads)
+    }
+}
+
+/// The primary metric of a workload or real program.
+pub fn metric_of(bench: &str) -> Metric {
+    workloads::find(bench)
+        .map(|w| w.metric)
+        .unwrap_or_else(|| crate::real::metric_of(bench))
+}
+
+fn bench_order(bench: &str) -> usize {
+    workloads::all()
+        .iter()
+        .position(|w| w.name == bench)
+        .unwrap_or(usize::MAX)
+}
+
+fn summarize_by(samples: &[&Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<Summary> {
+    let v: Vec<f64> = samples.iter().filter_map(|s| f(s)).collect();
+    stats::summarize(&v)
+}
+
+fn latency_medians(ok: &[&Sample]) -> BTreeMap<String, Percentiles> {
+    let mut by_op: BTreeMap<String, Vec<&Percentiles>> = BTreeMap::new();
+    for s in ok {
+        for (op, p) in s.outcome.iter().flat_map(|o| o.latency.iter()) {
+            by_op.entry(op.clone()).or_default().push(p);
+        }
+    }
+    by_op
+        .into_iter()
+        .map(|(op, ps)| {
+            let med = |f: fn(&Percentiles) -> u64| {
+                stats::median(&ps.iter().map(|p| f(p) as f64).collect::<Vec<_>>()).unwrap_or(0.0) as u64
+            };
+            let p = Percentiles {
+                count: med(|p| p.count),
+                p50: med(|p| p.p50),
+                p99: med(|p| p.p99),
+                p999: med(|p| p.p999),
+                max: med(|p| p.max),
+            };
+            (op, p)
+        })
+        .collect()
+}
+
+/// Builds the rows of a report, with ratios against `baseline` (or, when the
+/// baseline has no result in a row, no ratio in that row).
+pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
+    let mut keys: Vec<(usize, String, usize)> = Vec::new();
+    for s in &report.samples {
+        let k = (bench_order(&s.bench), s.bench.clone(), s.threads);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.sort_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)).then_with(|| std::cmp::Ordering::Equal));
+    // Stable sort keeps first-appearance order among real programs.
+    keys.into_iter()
+        .map(|(_, bench, threads)| {
+            let metric = metric_of(&bench);
+            let mut unit = String::new();
+            let mut cells: Vec<Cell> = report
+                .allocators
+                .iter()
+                .map(|a| {
+                    let all: Vec<&Sample> = report
+                        .samples
+                        .iter()
+                        .filter(|s| s.alloc == a.name && s.bench == bench && s.threads == threads)
+                        .collect();
+                    let ok: Vec<&Sample> = all.iter().copied().filter(|s| s.ok).collect();
+                    if let Some(o) = ok.iter().find_map(|s| s.outcome.as_ref()) {
+                        unit.clone_from(&o.unit);
+                    }
+                    Cell {
+                        alloc: a.name.clone(),
+                        route: a.route,
+                        ok: ok.len(),
+                        failed: all.len() - ok.len(),
+                        error: all.iter().find_map(|s| s.error.clone()),
+                        wall: summarize_by(&ok, |s| Some(s.wall_s)),
+                        rss_mib: summarize_by(&ok, |s| Some(s.max_rss_kib as f64 / 1024.0)),
+                        throughput: summarize_by(&ok, |s| s.outcome.as_ref().map(|o| o.throughput)),
+                        cost: None,
+                        rss_ratio: None,
+                        latency: latency_medians(&ok),
+                    }
+                })
+                .filter(|c| c.ok + c.failed > 0)
+                .collect();
+            let base = cells.iter().find(|c| c.alloc == baseline).cloned();
+            for c in &mut cells {
+                let Some(b) = &base else { break };
+                c.cost = match metric {
+                    Metric::Time => stats::ratio(
+                        c.wall.map_or(f64::NAN, |s| s.median),
+                        b.wall.map_or(f64::NAN, |s| s.median),
+                    ),
+                    Metric::Throughput => stats::ratio(
+                        b.throughput.map_or(f64::NAN, |s| s.median),
+                        c.throughput.map_or(f64::NAN, |s| s.median),
+                    ),
+                };
+                c.rss_ratio = stats::ratio(
+                    c.rss_mib.map_or(f64::NAN, |s| s.median),
+                    b.rss_mib.map_or(f64::NAN, |s| s.median),
+                );
+            }
+            Row {
+                bench,
+                threads,
+                metric,
+                unit,
+                cells,
+            }
+        })
+        .collect()
+}
+
+/// Per-allocator geometric means over rows.
+#[derive(Clone, Debug)]
+pub struct Overall {
+    /// Allocator.
+    pub alloc: String,
+    /// How it was reached.
+    pub route: Route,
+    /// Geometric mean of relative cost.
+    pub cost: Option<f64>,
+    /// Geometric mean of peak RSS ratio.
+    pub rss: Option<f64>,
+    /// Rows with a ratio.
+    pub rows: usize,
+    /// Failed samples.
+    pub failed: usize,
+}
+
+/// Geometric means per allocator, in the report's allocator order.
+pub fn overall(report: &Report, rows: &[Row]) -> Vec<Overall> {
+    report
+        .allocators
+        .iter()
+        .map(|a| {
+            let cells: Vec<&Cell> = rows
+                .iter()
+                .flat_map(|r| r.cells.iter())
+                .filter(|c| c.alloc == a.name)
+                .collect();
+            let costs: Vec<f64> = cells.iter().filter_map(|c| c.cost).collect();
+            let rss: Vec<f64> = cells.iter().filter_map(|c| c.rss_ratio).collect();
+            Overall {
+                alloc: a.name.clone(),
+                route: a.route,
+                cost: stats::geomean(&costs),
+                rss: stats::geomean(&rss),
+                rows: costs.len(),
+                failed: cells.iter().map(|c| c.failed).sum(),
+            }
+        })
+        .collect()
+}
+
+/// 1234567 -> "1.23M".
+pub fn human(x: f64) -> String {
+    let a = x.abs();
+    let (v, suffix) = if a >= 1e9 {
+        (x / 1e9, "G")
+    } else if a >= 1e6 {
+        (x / 1e6, "M")
+    } else if a >= 1e3 {
+        (x / 1e3, "k")
+    } else {
+        (x, "")
+    };
+    if v.abs() >= 100.0 {
+        format!("{v:.0}{suffix}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}{suffix}")
+    } else {
+        format!("{v:.2}{suffix}")
+    }
+}
+
+fn range(s: &Option<Summary>, f: impl Fn(f64) -> String) -> String {
+    match s {
+        Some(s) if s.n > 1 => format!("{} [{}-{}]", f(s.median), f(s.min), f(s.max)),
+        Some(s) => f(s.median),
+        None => "-".into(),
+    }
+}
+
+fn ratio_str(r: Option<f64>) -> String {
+    r.map_or("-".into(), |r| format!("{r:.2}"))
+}
+
+/// Renders the whole report as text.
+pub fn render(report: &Report, baseline: &str) -> String {
+    let rows = rows(report, baseline);
+    let mut out = String::new();
+    let m = &report.meta;
+    let _ = writeln!(
+        out,
+        "oxbench {}: {} cores, scale {}, {} interleaved repetition(s); baseline {}; cells are median [min-max]",
+        m.oxbench, m.cores, m.scale, m.reps, baseline
+    );
+    for n in &m.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let _ = writeln!(out, "cost = time / baseline time (throughput workloads: baseline throughput / throughput); lower is better. RSS = peak resident set.");
+    for r in &rows {
+        let what = match r.metric {
+            Metric::Time => "time".to_string(),
+            Metric::Throughput => format!("throughput in {}", r.unit),
+        };
+        let _ = writeln!(out, "\n{} (threads {}; ranked by {what})", r.bench, r.threads);
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<16} {:>26} {:>26} {:>6} {:>24} {:>6}",
+            "allocator", "route", "wall s", "throughput", "cost", "peak RSS MiB", "RSS"
+        );
+        for c in &r.cells {
+            if c.ok == 0 {
+                let _ = writeln!(
+                    out,
+                    "  {:<16} {:<16} FAILED ({}/{}): {}",
+                    c.alloc,
+                    c.route.label(),
+                    c.failed,
+                    c.failed,
+                    c.error.as_deref().unwrap_or("?")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<16} {:>26} {:>26} {:>6} {:>24} {:>6}{}",
+                c.alloc,
+                c.route.label(),
+                range(&c.wall, |x| format!("{x:.3}")),
+                range(&c.throughput, human),
+                ratio_str(c.cost),
+                range(&c.rss_mib, |x| format!("{x:.1}")),
+                ratio_str(c.rss_ratio),
+                if c.failed > 0 {
+                    format!("  ({} failed)", c.failed)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let with_latency: Vec<&Cell> = r.cells.iter().filter(|c| !c.latency.is_empty()).collect();
+        if !with_latency.is_empty() {
+            let _ = writeln!(
+                out,
+                "  latency, ns (median over repetitions of p50 / p99 / p99.9 / max):"
+            );
+            for c in with_latency {
+                let parts: Vec<String> = c
+                    .latency
+                    .iter()
+                    .map(|(op, p)| format!("{op} {}/{}/{}/{}", p.p50, p.p99, p.p999, human(p.max as f64)))
+                    .collect();
+                let _ = writeln!(out, "    {:<16} {}", c.alloc, parts.join("   "));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nSummary: geometric mean over rows, relative to {baseline} (lower is better)"
+    );
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<16} {:>8} {:>8} {:>6} {:>8}",
+        "allocator", "route", "cost", "RSS", "rows", "failed"
+    );
+    for o in overall(report, &rows) {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<16} {:>8} {:>8} {:>6} {:>8}",
+            o.alloc,
+            o.route.label(),
+            ratio_str(o.cost),
+            ratio_str(o.rss),
+            o.rows,
+            o.failed
+        );
+    }
+    if !report.instructions.is_empty() {
+        let _ = writeln!(out, "\nInstructions per malloc+free pair of 32 B (callgrind):");
+        for i in &report.instructions {
+            let _ = writeln!(out, "  {:<16} {:<12} {:>8.1}", i.alloc, i.via, i.per_pair);
+        }
+    }
+    let failures: Vec<&Sample> = report.samples.iter().filter(|s| !s.ok).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nFailures ({}), each with the command that reproduces it:",
+            failures.len()
+        );
+        let mut seen = Vec::new();
+        for s in failures {
+            let key = (&s.alloc, &s.bench, s.threads);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let _ = writeln!(
+                out,
+                "  {} / {}@{}: {}\n    $ {}",
+                s.alloc,
+                s.bench,
+                s.threads,
+                s.error.as_deref().unwrap_or("?"),
+                s.command
+            );
+        }
+    }
+    if !report.skipped.is_empty() {
+        let _ = writeln!(out, "\nSkipped:");
+        for s in &report.skipped {
+            let _ = writeln!(out, "  {:<16} {}", s.name, s.reason);
+        }
+    }
+    let _ = writeln!(out, "\nAllocators:");
+    for a in &report.allocators {
+        let _ = writeln!(out, "  {:<16} {:<16} {}", a.name, a.route.label(), a.detail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Outcome;
+    use crate::sample::{AllocInfo, Meta};
+
+    fn sample(alloc: &str, bench: &str, wall: f64, thr: f64, rss: u64) -> Sample {
+        let mut o = Outcome::per_second(1, 1.0, "ops/s");
+        o.throughput = thr;
+        Sample {
+            alloc: alloc.into(),
+            bench: bench.into(),
+            threads: 2,
+            rep: 0,
+            ok: true,
+            error: None,
+            wall_s: wall,
+            user_s: 0.0,
+            sys_s: 0.0,
+            max_rss_kib: rss,
+            outcome: Some(o),
+            command: String::new(),
+        }
+    }
+
+    fn report() -> Report {
+        let info = |n: &str| AllocInfo {
+            name: n.into(),
+            route: Route::GlobalAllocator,
+            detail: String::new(),
+        };
+        let mut samples = Vec::new();
+        for (w, t) in [(1.0, 100.0), (3.0, 300.0), (2.0, 200.0)] {
+            samples.push(sample("base", "glibc-simple", w, 1.0, 1024));
+            samples.push(sample("base", "larson", 1.5, t, 2048));
+            samples.push(sample("x", "glibc-simple", w * 2.0, 1.0, 4096));
+            samples.push(sample("x", "larson", 1.5, t / 4.0, 2048));
+        }
+        let mut bad = sample("x", "mleak", 0.1, 0.0, 1);
+        bad.ok = false;
+        bad.error = Some("killed by signal 11 (SIGSEGV)".into());
+        samples.push(bad);
+        Report {
+            meta: Meta {
+                reps: 3,
+                ..Meta::default()
+            },
+            allocators: vec![info("base"), info("x")],
+            samples,
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn ratios_medians_and_geomean() {
+        let r = report();
+        let rows = rows(&r, "base");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].bench, "larson"); // workload order
+        let larson_x = &rows[0].cells[1];
+        assert_eq!(larson_x.throughput.unwrap().median, 50.0);
+        assert_eq!(larson_x.cost, Some(4.0)); // 4x lower throughput
+        let simple = rows.iter().find(|r| r.bench == "glibc-simple").unwrap();
+        assert_eq!(simple.cells[0].wall.unwrap().median, 2.0);
+        assert_eq!(simple.cells[0].wall.unwrap().min, 1.0);
+        assert_eq!(simple.cells[1].cost, Some(2.0));
+        assert_eq!(simple.cells[1].rss_ratio, Some(4.0));
+        let o = overall(&r, &rows);
+        assert_eq!(o[0].cost, Some(1.0));
+        assert!((o[1].cost.unwrap() - 8f64.sqrt()).abs() < 1e-9);
+        assert_eq!(o[1].failed, 1);
+        let text = render(&r, "base");
+        assert!(text.contains("FAILED"), "{text}");
+        assert!(text.contains("SIGSEGV"));
+        assert!(text.contains("global_allocator"));
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human(1_234_567.0), "1.23M");
+        assert_eq!(human(12.0), "12.0");
+        assert_eq!(human(250_000.0), "250k");
+    }
+}

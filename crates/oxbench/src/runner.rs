@@ -1,1 +1,293 @@
-//! TODO
+//! Runs one measurement per process and records wall, user and system time
+//! and peak RSS from `wait4`; runs a plan with interleaved repetitions.
+
+use crate::allocs::Allocator;
+use crate::outcome::Outcome;
+use crate::sample::Sample;
+use crate::workloads::Workload;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How a measured process ended.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// Exit code, when it exited.
+    pub code: Option<i32>,
+    /// Signal, when it was killed.
+    pub signal: Option<i32>,
+    /// Whether the watchdog killed it.
+    pub timed_out: bool,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// User CPU seconds.
+    pub user_s: f64,
+    /// System CPU seconds.
+    pub sys_s: f64,
+    /// Peak RSS in KiB (`ru_maxrss`).
+    pub max_rss_kib: u64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Measured {
+    /// Exited with status 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// A one-line account of a failure, with the end of standard error.
+    pub fn failure(&self) -> String {
+        let how = if self.timed_out {
+            "timed out (killed)".to_string()
+        } else if let Some(s) = self.signal {
+            format!("killed by signal {s} ({})", signal_name(s))
+        } else {
+            format!("exit status {}", self.code.unwrap_or(-1))
+        };
+        let tail: Vec<&str> = self.stderr.lines().rev().take(4).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        if tail.is_empty() {
+            how
+        } else {
+            format!("{how}: {}", tail.join(" | "))
+        }
+    }
+}
+
+fn signal_name(s: i32) -> &'static str {
+    match s {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        _ => "signal",
+    }
+}
+
+fn tv(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 * 1e-6
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Spawns `cmd`, waits for it with `wait4` and measures it; kills it after
+/// `timeout`. `on_start` gets the child's pid (e.g. to poll /proc).
+pub fn measure(cmd: &mut Command, timeout: Duration, on_start: impl FnOnce(u32)) -> std::io::Result<Measured> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let out = reader(child.stdout.take().expect("piped stdout"));
+    let err = reader(child.stderr.take().expect("piped stderr"));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        if done_rx.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout) {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our
+            // child, which is not reaped before `done_tx` is dropped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    on_start(pid);
+    let mut status = 0;
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    let rc = loop {
+        // SAFETY: `status` and `ru` are valid out-pointers; `pid` is our
+        // child, waited for here only (std's Child is never waited).
+        let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, ru.as_mut_ptr()) };
+        if rc == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break rc;
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    drop(done_tx);
+    let timed_out = watchdog.join().unwrap_or(false);
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: wait4 succeeded and filled `ru`.
+    let ru = unsafe { ru.assume_init() };
+    let exited = libc::WIFEXITED(status);
+    Ok(Measured {
+        code: exited.then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        timed_out,
+        wall_s,
+        user_s: tv(ru.ru_utime),
+        sys_s: tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss.max(0) as u64,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Renders a command (and its LD_PRELOAD) as a shell line for the report.
+pub fn shell_line(cmd: &Command) -> String {
+    let env: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    let args: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut line = env.join(" ");
+    if !line.is_empty() {
+        line.push(' ');
+    }
+    line + &args.join(" ")
+}
+
+/// One synthetic measurement to make.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Workload.
+    pub workload: &'static Workload,
+    /// Thread count.
+    pub threads: usize,
+}
+
+/// Settings shared by every job of a run.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Scale factor passed to the workers.
+    pub scale: f64,
+    /// Kill a run after this long.
+    pub timeout: Duration,
+    /// `taskset -c CPUS` prefix, when pinning.
+    pub pin: Option<String>,
+}
+
+/// The worker command for `job` with allocator `a`.
+pub fn worker_command(a: &Allocator, job: &Job, s: &Settings) -> Command {
+    let args = [
+        "run".to_string(),
+        job.workload.name.to_string(),
+        job.threads.to_string(),
+        s.scale.to_string(),
+    ];
+    let mut cmd = match &s.pin {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(&a.worker);
+            c
+        }
+        None => Command::new(&a.worker),
+    };
+    cmd.args(args);
+    if let Some(lib) = &a.preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    cmd
+}
+
+/// Runs `job` once with allocator `a`, as repetition `rep`.
+pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
+    let mut cmd = worker_command(a, job, s);
+    let command = shell_line(&cmd);
+    let mut sample = Sample {
+        alloc: a.name.clone(),
+        bench: job.workload.name.to_string(),
+        threads: job.threads,
+        rep,
+        ok: false,
+        error: None,
+        wall_s: f64::NAN,
+        user_s: f64::NAN,
+        sys_s: f64::NAN,
+        max_rss_kib: 0,
+        outcome: None,
+        command,
+    };
+    match measure(&mut cmd, s.timeout, |_| {}) {
+        Err(e) => sample.error = Some(format!("could not start: {e}")),
+        Ok(m) => {
+            sample.wall_s = m.wall_s;
+            sample.user_s = m.user_s;
+            sample.sys_s = m.sys_s;
+            sample.max_rss_kib = m.max_rss_kib;
+            if !m.success() {
+                sample.error = Some(m.failure());
+            } else {
+                match Outcome::from_output(&m.stdout) {
+                    Some(Ok(o)) => {
+                        sample.outcome = Some(o);
+                        sample.ok = true;
+                    }
+                    Some(Err(e)) => sample.error = Some(format!("bad result line: {e}")),
+                    None => sample.error = Some("no result line on stdout".into()),
+                }
+            }
+        }
+    }
+    sample
+}
+
+/// Runs every job with every allocator, `reps` times, interleaved
+/// (A B C A B C ...): repetition-major, then job, then allocator.
+/// `progress` is called after each run with the sample.
+pub fn run_plan(
+    allocs: &[Allocator],
+    jobs: &[Job],
+    s: &Settings,
+    reps: usize,
+    mut progress: impl FnMut(&Sample),
+) -> Vec<Sample> {
+    let mut samples = Vec::with_capacity(allocs.len() * jobs.len() * reps);
+    for rep in 0..reps {
+        for job in jobs {
+            for a in allocs {
+                let sample = run_one(a, job, s, rep);
+                progress(&sample);
+                samples.push(sample);
+            }
+        }
+    }
+    samples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_exit_status_time_and_rss() {
+        let m = measure(
+            Command::new("sh").args(["-c", "echo hi; echo oops >&2; exit 3"]),
+            Duration::from_secs(10),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(m.code, Some(3));
+        assert_eq!(m.stdout.trim(), "hi");
+        assert!(m.failure().contains("exit status 3"), "{}", m.failure());
+        assert!(m.failure().contains("oops"));
+        assert!(m.max_rss_kib > 0);
+        let k = measure(Command::new("sleep").arg("5"), Duration::from_millis(100), |_| {}).unwrap();
+        assert!(k.timed_out);
+        assert_eq!(k.signal, Some(libc::SIGKILL));
+        assert!(k.wall_s < 4.0);
+    }
+
+    #[test]
+    fn shell_line_shows_preload() {
+        let mut c = Command::new("/bin/w");
+        c.args(["run", "x"]).env("LD_PRELOAD", "/l.so");
+        assert_eq!(shell_line(&c), "LD_PRELOAD=/l.so /bin/w run x");
+    }
+}

@@ -39,10 +39,7 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
             exit(0)
         }
         Some("pairs") => {
-            let n: u64 = args
-                .get(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| usage());
+            let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
             alloc_pairs(n);
             exit(0)
         }
@@ -55,12 +52,7 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
             while let Some(a) = rest.next() {
                 match a.as_str() {
                     "--inject-fault" => p.fault = workloads::Fault::armed(),
-                    "--seed" => {
-                        p.seed = rest
-                            .next()
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or_else(|| usage())
-                    }
+                    "--seed" => p.seed = rest.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage()),
                     _ => usage(),
                 }
             }

@@ -28,6 +28,7 @@ use core::ptr;
 /// pages' owner.
 pub struct AbandonedList {
     head: *mut Page,
+    tail: *mut Page,
 }
 // SAFETY: the raw pointers are only followed with the list's lock held.
 unsafe impl Send for AbandonedList {}
@@ -36,6 +37,7 @@ unsafe impl Send for AbandonedList {}
 pub static ABANDONED: [Mutex<AbandonedList>; CLASS_COUNT] = [const {
     Mutex::new(AbandonedList {
         head: ptr::null_mut(),
+        tail: ptr::null_mut(),
     })
 }; CLASS_COUNT];
 /// Pages on each list (read without the lock to skip empty lists).
@@ -79,14 +81,48 @@ pub unsafe fn abandon(page: *mut Page) {
     }
     let class = p.class.get() as usize;
     let mut list = ABANDONED[class].lock();
-    p.next.set(list.head);
-    p.prev.set(ptr::null_mut());
-    list.head = page;
+    // SAFETY: we hold the list's lock; the page is on no list.
+    unsafe { list.push_back(page) };
     COUNTS[class].fetch_add(1, Ordering::Relaxed);
     TOTAL.fetch_add(1, Ordering::Relaxed);
     drop(list);
     stats::page_abandoned();
 }
+
+impl AbandonedList {
+    /// # Safety
+    /// The caller holds the lock; `page` is on no list.
+    unsafe fn push_back(&mut self, page: *mut Page) {
+        // SAFETY: caller's contract; list members are valid.
+        unsafe {
+            (*page).next.set(ptr::null_mut());
+            if self.tail.is_null() {
+                self.head = page;
+            } else {
+                (*self.tail).next.set(page);
+            }
+        }
+        self.tail = page;
+    }
+
+    /// # Safety
+    /// The caller holds the lock.
+    unsafe fn pop_front(&mut self) -> *mut Page {
+        let page = self.head;
+        if !page.is_null() {
+            // SAFETY: list members are valid.
+            self.head = unsafe { (*page).next.get() };
+            if self.head.is_null() {
+                self.tail = ptr::null_mut();
+            }
+        }
+        page
+    }
+}
+
+/// Abandoned pages examined per reclaim before giving up (full ones are
+/// rotated to the back of the list).
+const RECLAIM_TRIES: usize = 8;
 
 /// Takes an abandoned page of `class` for `heap`, or `None`. The page comes
 /// back owned by `heap`, with its remote frees collected, on no queue.
@@ -95,24 +131,32 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         return None;
     }
     let mut list = ABANDONED[class].lock();
-    let page = list.head;
-    if page.is_null() {
-        return None;
+    for _ in 0..RECLAIM_TRIES {
+        // SAFETY: we hold the lock.
+        let page = unsafe { list.pop_front() };
+        if page.is_null() {
+            return None;
+        }
+        // SAFETY: pages on the list are valid; holding the lock makes us their owner.
+        let p = unsafe { &*page };
+        // SAFETY: as above.
+        unsafe { p.collect_thread_free() };
+        let has_room = !p.local_free.get().is_null() || p.capacity.get() < p.reserved.get();
+        if !has_room {
+            // Still full: keep it for later, look at the next one.
+            // SAFETY: we hold the lock; the page was just unlinked.
+            unsafe { list.push_back(page) };
+            continue;
+        }
+        COUNTS[class].fetch_sub(1, Ordering::Relaxed);
+        TOTAL.fetch_sub(1, Ordering::Relaxed);
+        drop(list);
+        p.heap.store(heap as *const Heap as *mut Heap, Ordering::Relaxed);
+        p.owner.store(heap.key(), Ordering::Relaxed);
+        stats::page_reclaimed();
+        return Some(page);
     }
-    // SAFETY: pages on the list are valid; holding the lock makes us their owner.
-    let p = unsafe { &*page };
-    list.head = p.next.get();
-    COUNTS[class].fetch_sub(1, Ordering::Relaxed);
-    TOTAL.fetch_sub(1, Ordering::Relaxed);
-    drop(list);
-    p.next.set(ptr::null_mut());
-    p.heap
-        .store(heap as *const Heap as *mut Heap, Ordering::Relaxed);
-    p.owner.store(heap.key(), Ordering::Relaxed);
-    // SAFETY: the page is ours now.
-    unsafe { p.collect_thread_free() };
-    stats::page_reclaimed();
-    Some(page)
+    None
 }
 
 /// Gives back every abandoned page that remote frees have emptied.
@@ -142,6 +186,9 @@ pub fn sweep() {
                 } else {
                     // SAFETY: `prev` is on the list.
                     unsafe { (*prev).next.set(next) };
+                }
+                if next.is_null() {
+                    list.tail = prev;
                 }
                 COUNTS[class].fetch_sub(1, Ordering::Relaxed);
                 TOTAL.fetch_sub(1, Ordering::Relaxed);

@@ -160,14 +160,7 @@ fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
         let page = span.page();
         // SAFETY: the span and its descriptor are ours alone.
         unsafe {
-            (*page).init(
-                PageKind::Large,
-                start,
-                slices,
-                slices * SLICE_SIZE,
-                0,
-                span.fresh,
-            );
+            (*page).init(PageKind::Large, start, slices, slices * SLICE_SIZE, 0, span.fresh);
             (*page).used.set(1);
             if zero && !span.fresh {
                 ptr::write_bytes(start, 0, size);
@@ -248,12 +241,7 @@ pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
 /// # Safety
 /// `ptr` must be a live block allocated by oxmalloc with alignment `align`,
 /// and `page` its descriptor (first of its span); `new_size > 0`.
-pub unsafe fn realloc_block(
-    ptr: *mut u8,
-    page: *mut Page,
-    new_size: usize,
-    align: usize,
-) -> *mut u8 {
+pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, align: usize) -> *mut u8 {
     // SAFETY: caller's contract.
     let p = unsafe { &*page };
     let old_usable = match p.kind.get() {

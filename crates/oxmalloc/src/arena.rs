@@ -12,8 +12,8 @@
 //! heap needs a new page, a page becomes empty, or a large block comes or goes.
 
 use crate::chunk::{
-    self, slice_address, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_HERE, MAP_NONE, MAX_SPAN_SLICES,
-    SLICES_PER_CHUNK, SLICE_SIZE,
+    self, slice_address, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_HERE, MAP_NONE, MAX_SPAN_SLICES, SLICES_PER_CHUNK,
+    SLICE_SIZE,
 };
 use crate::os::{Os, Platform};
 use crate::page::Page;
@@ -44,11 +44,7 @@ impl Span {
     pub fn page(&self) -> *mut Page {
         // SAFETY: `first` < SLICES_PER_CHUNK, so the field projection stays
         // inside the chunk header.
-        unsafe {
-            (&raw mut (*self.chunk).pages)
-                .cast::<Page>()
-                .add(self.first)
-        }
+        unsafe { (&raw mut (*self.chunk).pages).cast::<Page>().add(self.first) }
     }
 }
 
@@ -335,10 +331,7 @@ pub unsafe fn grow_span(page: *mut Page, slices: usize) -> bool {
         if (c.free_mask & !c.purging_mask) & mask != mask {
             return false;
         }
-        DIRTY_FREE_SLICES.fetch_sub(
-            (c.dirty_mask & mask).count_ones() as usize,
-            Ordering::Relaxed,
-        );
+        DIRTY_FREE_SLICES.fetch_sub((c.dirty_mask & mask).count_ones() as usize, Ordering::Relaxed);
         c.free_mask &= !mask;
         c.dirty_mask &= !mask;
         c.nonzero_mask |= mask;

@@ -55,9 +55,7 @@ impl HeapError {
 pub fn report(error: HeapError, addr: usize, size: usize, given: usize) {
     if crate::options::show_errors() || crate::secure::ENABLED {
         let mut line = Line::new();
-        line.str("oxmalloc: error: ")
-            .str(error.describe())
-            .hex(addr);
+        line.str("oxmalloc: error: ").str(error.describe()).hex(addr);
         if error == HeapError::SizeMismatch {
             line.str(" (size mismatch: given ")
                 .dec(given as u64)
@@ -76,10 +74,7 @@ pub fn report(error: HeapError, addr: usize, size: usize, given: usize) {
         Os::write_stderr(line.as_bytes());
     }
     crate::stats::count_error();
-    if crate::secure::ENABLED
-        || error == HeapError::CorruptedFreeList
-        || error == HeapError::BufferOverflow
-    {
+    if crate::secure::ENABLED || error == HeapError::CorruptedFreeList || error == HeapError::BufferOverflow {
         Os::abort();
     }
 }
@@ -89,9 +84,7 @@ pub fn report(error: HeapError, addr: usize, size: usize, given: usize) {
 #[inline(never)]
 pub fn fatal(error: HeapError, addr: usize, size: usize) -> ! {
     let mut line = Line::new();
-    line.str("oxmalloc: error: ")
-        .str(error.describe())
-        .hex(addr);
+    line.str("oxmalloc: error: ").str(error.describe()).hex(addr);
     if size != 0 {
         line.str(" (size ").dec(size as u64).str(")");
     }
@@ -111,10 +104,7 @@ pub fn fatal_syscall(call: &str, addr: usize, size: usize, errno: i32) -> ! {
         .str(" failed on ")
         .hex(addr)
         .str(" (size ");
-    line.dec(size as u64)
-        .str("): errno ")
-        .signed(errno as i64)
-        .str("\n");
+    line.dec(size as u64).str("): errno ").signed(errno as i64).str("\n");
     Os::write_stderr(line.as_bytes());
     Os::abort()
 }

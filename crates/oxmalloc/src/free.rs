@@ -166,12 +166,10 @@ unsafe fn free_remote(page: &Page, block: *mut Block) {
     loop {
         // SAFETY: the block is ours to write until the CAS publishes it.
         unsafe { page.set_next(block, (old & !NOTIFY) as *mut Block) };
-        match page.thread_free.compare_exchange_weak(
-            old,
-            block as usize,
-            Ordering::Release,
-            Ordering::Relaxed,
-        ) {
+        match page
+            .thread_free
+            .compare_exchange_weak(old, block as usize, Ordering::Release, Ordering::Relaxed)
+        {
             Ok(_) => break,
             Err(current) => old = current,
         }

@@ -14,9 +14,7 @@ use crate::arena;
 use crate::chunk::slice_address;
 use crate::page::{Page, PageKind, NOTIFY, OWNER_SLOW};
 use crate::page_queue::PageQueue;
-use crate::size_class::{
-    class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD,
-};
+use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::Mutex;
 use crate::{abandon, stats};
@@ -123,50 +121,43 @@ impl Heap {
     /// Only the owning thread may call this.
     pub unsafe fn find_page(&self, class: Class) -> *mut Page {
         let queue = &self.bins[class];
-        let mut page = queue.first.get();
-        while !page.is_null() {
-            // SAFETY: pages on our queues are valid and ours.
-            let p = unsafe { &*page };
-            let next = p.next.get();
-            // SAFETY: we own the page.
-            unsafe { p.collect() };
-            // SAFETY: as above; `free` is empty when we extend.
-            if !p.free.get().is_null() || unsafe { p.extend() } {
-                if queue.first.get() != page {
-                    // SAFETY: the page is on this queue.
-                    unsafe { queue.move_to_front(page) };
-                    self.update_direct(class);
-                }
-                return page;
-            }
-            // Full: park it unless a remote free slipped in meanwhile.
-            // SAFETY: the page is on our bin queue.
-            if unsafe { self.park_full(page) } {
-                page = next;
-            }
-        }
-        // No page with room: adopt an abandoned one, or take a fresh one.
-        let page = match abandon::reclaim(class, self) {
-            Some(page) => page,
-            None => {
-                let page = self.new_page(class);
-                if page.is_null() {
+        loop {
+            let mut page = queue.first.get();
+            while !page.is_null() {
+                // SAFETY: pages on our queues are valid and ours.
+                let p = unsafe { &*page };
+                let next = p.next.get();
+                // SAFETY: we own the page.
+                unsafe { p.collect() };
+                // SAFETY: as above; `free` is empty when we extend.
+                if !p.free.get().is_null() || unsafe { p.extend() } {
+                    if queue.first.get() != page {
+                        // SAFETY: the page is on this queue.
+                        unsafe { queue.move_to_front(page) };
+                        self.update_direct(class);
+                    }
                     return page;
                 }
-                page
+                // Full: park it unless a remote free slipped in meanwhile
+                // (then look at it again).
+                // SAFETY: the page is on our bin queue.
+                if unsafe { self.park_full(page) } {
+                    page = next;
+                }
             }
-        };
-        // SAFETY: the page is now ours and on no queue.
-        unsafe {
-            queue.push_front(page);
+            // No page with room: adopt an abandoned one (it has room), or
+            // take a fresh one; the next round of the loop then uses it.
+            let page = match abandon::reclaim(class, self) {
+                Some(page) => page,
+                None => self.new_page(class),
+            };
+            if page.is_null() {
+                return page;
+            }
+            // SAFETY: the page is now ours and on no queue.
+            unsafe { queue.push_front(page) };
             self.update_direct(class);
-            let p = &*page;
-            p.collect();
-            if p.free.get().is_null() {
-                p.extend();
-            }
         }
-        page
     }
 
     /// Takes a fresh page of `class` from the arena; null when out of memory.
@@ -186,12 +177,9 @@ impl Heap {
             class,
             span.fresh,
         );
-        p.heap
-            .store(self as *const Heap as *mut Heap, Ordering::Relaxed);
+        p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
         p.owner.store(self.key(), Ordering::Relaxed);
-        self.stats
-            .pages_allocated
-            .set(self.stats.pages_allocated.get() + 1);
+        self.stats.pages_allocated.set(self.stats.pages_allocated.get() + 1);
         page
     }
 
@@ -381,9 +369,7 @@ pub struct HeapPool {
 unsafe impl Send for HeapPool {}
 
 /// Unused heaps (locked around `fork` too).
-pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool {
-    free: ptr::null_mut(),
-});
+pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool { free: ptr::null_mut() });
 
 /// Takes a heap from the pool (or maps a batch of new ones); null when out of memory.
 pub fn heap_acquire() -> *mut Heap {

@@ -10,8 +10,8 @@
 //! new aligned reservation (no copy).
 
 use crate::chunk::{
-    self, slice_index, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_BELOW, MAP_HEADER_HERE,
-    MAP_INTERIOR, MAP_NONE, SLICE_SIZE,
+    self, slice_index, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_BELOW, MAP_HEADER_HERE, MAP_INTERIOR, MAP_NONE,
+    SLICE_SIZE,
 };
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
@@ -110,13 +110,7 @@ fn header_of(page: *mut Page) -> *mut Chunk {
 pub unsafe fn free_huge(page: *mut Page) {
     let chunk = header_of(page);
     // SAFETY: caller's contract: the header is valid until we unmap it.
-    let (mapping, size, block_bytes) = unsafe {
-        (
-            (*chunk).mapping,
-            (*chunk).mapping_size,
-            (*page).block_size.get(),
-        )
-    };
+    let (mapping, size, block_bytes) = unsafe { ((*chunk).mapping, (*chunk).mapping_size, (*page).block_size.get()) };
     map_mapping(mapping as usize, size, block_of(page) as usize, false);
     // SAFETY: the whole mapping is ours, and nothing refers to it any more.
     unsafe { Os::unmap(mapping, size) };
@@ -140,13 +134,7 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
     let chunk = header_of(page);
     let block = block_of(page);
     // SAFETY: caller's contract.
-    let (header, old_total, old_block) = unsafe {
-        (
-            (*chunk).mapping,
-            (*chunk).mapping_size,
-            (*page).block_size.get(),
-        )
-    };
+    let (header, old_total, old_block) = unsafe { ((*chunk).mapping, (*chunk).mapping_size, (*page).block_size.get()) };
     let offset = block as usize - header as usize;
     let Some(new_block) = new_size.checked_next_multiple_of(page_size) else {
         return ptr::null_mut();

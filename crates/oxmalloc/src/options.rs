@@ -63,9 +63,24 @@ pub enum Opt {
 
 /// Every option with its default and documentation.
 pub const OPTIONS: [OptionInfo; 9] = [
-    OptionInfo { name: "SHOW_STATS", kind: Kind::Bool, default: 0, doc: "print statistics to stderr at exit" },
-    OptionInfo { name: "VERBOSE", kind: Kind::Bool, default: 0, doc: "print a banner with the version and options at start-up" },
-    OptionInfo { name: "SHOW_ERRORS", kind: Kind::Bool, default: 1, doc: "print a line for each detected heap error" },
+    OptionInfo {
+        name: "SHOW_STATS",
+        kind: Kind::Bool,
+        default: 0,
+        doc: "print statistics to stderr at exit",
+    },
+    OptionInfo {
+        name: "VERBOSE",
+        kind: Kind::Bool,
+        default: 0,
+        doc: "print a banner with the version and options at start-up",
+    },
+    OptionInfo {
+        name: "SHOW_ERRORS",
+        kind: Kind::Bool,
+        default: 1,
+        doc: "print a line for each detected heap error",
+    },
     OptionInfo {
         name: "PURGE_DELAY",
         kind: Kind::Millis,
@@ -78,9 +93,24 @@ pub const OPTIONS: [OptionInfo; 9] = [
         default: 1,
         doc: "purge with MADV_DONTNEED (1, memory reads as zero after) or MADV_FREE (0)",
     },
-    OptionInfo { name: "ALLOW_THP", kind: Kind::Bool, default: 1, doc: "allow transparent huge pages (0: MADV_NOHUGEPAGE on chunks)" },
-    OptionInfo { name: "RESERVE", kind: Kind::Size, default: 0, doc: "bytes of memory to reserve at start-up" },
-    OptionInfo { name: "LIMIT", kind: Kind::Size, default: 0, doc: "cap on mapped memory; allocations beyond fail with ENOMEM (0: none)" },
+    OptionInfo {
+        name: "ALLOW_THP",
+        kind: Kind::Bool,
+        default: 1,
+        doc: "allow transparent huge pages (0: MADV_NOHUGEPAGE on chunks)",
+    },
+    OptionInfo {
+        name: "RESERVE",
+        kind: Kind::Size,
+        default: 0,
+        doc: "bytes of memory to reserve at start-up",
+    },
+    OptionInfo {
+        name: "LIMIT",
+        kind: Kind::Size,
+        default: 0,
+        doc: "cap on mapped memory; allocations beyond fail with ENOMEM (0: none)",
+    },
     OptionInfo {
         name: "BACKGROUND_PURGE",
         kind: Kind::Bool,
@@ -176,9 +206,7 @@ pub fn parse(kind: Kind, text: &[u8]) -> Option<i64> {
                 _ => None,
             }
         }
-        Kind::Millis | Kind::Count => parse_number(text)
-            .filter(|&(_, rest)| rest.is_empty())
-            .map(|(n, _)| n),
+        Kind::Millis | Kind::Count => parse_number(text).filter(|&(_, rest)| rest.is_empty()).map(|(n, _)| n),
         Kind::Size => {
             let (n, rest) = parse_number(text)?;
             let mut unit = [0u8; 4];

@@ -149,15 +149,7 @@ impl Page {
 
     /// Sets the descriptor up for a span of `slices` slices at `start`
     /// holding blocks of `block_size` bytes (class pages) or one block.
-    pub fn init(
-        &self,
-        kind: PageKind,
-        start: *mut u8,
-        slices: usize,
-        block_size: usize,
-        class: usize,
-        fresh: bool,
-    ) {
+    pub fn init(&self, kind: PageKind, start: *mut u8, slices: usize, block_size: usize, class: usize, fresh: bool) {
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
         self.owner.store(0, Ordering::Relaxed);

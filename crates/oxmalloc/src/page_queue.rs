@@ -149,9 +149,7 @@ mod tests {
 
     #[test]
     fn queue_operations_keep_order() {
-        let pages: Vec<*mut Page> = (0..4)
-            .map(|_| Box::into_raw(Box::new(Page::new())))
-            .collect();
+        let pages: Vec<*mut Page> = (0..4).map(|_| Box::into_raw(Box::new(Page::new()))).collect();
         let q = PageQueue::new();
         // SAFETY: the pages are valid boxes, each on at most one queue.
         unsafe {

@@ -99,12 +99,7 @@ fn start_thread() -> bool {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut thread: libc::pthread_t = core::mem::zeroed();
-        let rc = libc::pthread_create(
-            &mut thread,
-            core::ptr::null(),
-            purger_main,
-            core::ptr::null_mut(),
-        );
+        let rc = libc::pthread_create(&mut thread, core::ptr::null(), purger_main, core::ptr::null_mut());
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         if rc != 0 {
             return false;

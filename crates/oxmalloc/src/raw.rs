@@ -98,3 +98,11 @@ pub fn usable_size(ptr: *mut u8) -> usize {
 pub fn is_ours(ptr: *const u8) -> bool {
     chunk::page_of_checked(ptr.cast_mut()).is_some()
 }
+
+/// Initialises the process now (options, thread key, `fork` handlers)
+/// instead of lazily at the first allocation. For library constructors:
+/// `fork` handlers should be registered at start-up. Idempotent.
+pub fn process_init() {
+    crate::init::ensure();
+    crate::fork::register();
+}

@@ -131,10 +131,7 @@ mod tests {
                 assert!(block - size < 8, "size {size}: exact 8-byte steps up to 64");
             } else {
                 // waste / size <= 12.5%
-                assert!(
-                    (block - size) * 8 <= size,
-                    "size {size} -> {block}: waste over 12.5%"
-                );
+                assert!((block - size) * 8 <= size, "size {size} -> {block}: waste over 12.5%");
             }
             // Tightest: the class below does not fit.
             if class > 0 {
@@ -185,10 +182,7 @@ mod tests {
     fn small_pages_hold_enough_blocks() {
         for class in 0..CLASS_COUNT {
             let blocks = page_slices(class) * 65536 / class_size(class);
-            assert!(
-                blocks >= 8,
-                "class {class} has only {blocks} blocks per page"
-            );
+            assert!(blocks >= 8, "class {class} has only {blocks} blocks per page");
         }
     }
 
@@ -199,15 +193,9 @@ mod tests {
                 match class_for_aligned(size, align) {
                     Some(class) => {
                         let block = class_size(class);
-                        assert!(
-                            block >= size && block % align == 0,
-                            "size {size} align {align}"
-                        );
+                        assert!(block >= size && block % align == 0, "size {size} align {align}");
                     }
-                    None => assert!(
-                        size.max(align) > MAX_CLASS_SIZE / 2,
-                        "size {size} align {align}"
-                    ),
+                    None => assert!(size.max(align) > MAX_CLASS_SIZE / 2, "size {size} align {align}"),
                 }
             }
         }

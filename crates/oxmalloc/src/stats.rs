@@ -303,12 +303,8 @@ pub fn print_banner() {
         .str(env!("CARGO_PKG_VERSION"))
         .str(" (tls ")
         .str(tls::MODEL);
-    line.str(if crate::secure::ENABLED {
-        ", hardened"
-    } else {
-        ""
-    })
-    .str(")\n");
+    line.str(if crate::secure::ENABLED { ", hardened" } else { "" })
+        .str(")\n");
     Os::write_stderr(line.as_bytes());
     for (i, info) in options::OPTIONS.iter().enumerate() {
         let mut line = Line::new();

@@ -10,10 +10,7 @@ pub struct Line {
 impl Line {
     /// An empty line.
     pub const fn new() -> Self {
-        Line {
-            buf: [0; 512],
-            len: 0,
-        }
+        Line { buf: [0; 512], len: 0 }
     }
 
     /// The bytes written so far.
@@ -154,13 +151,7 @@ mod tests {
             .signed(-5);
         assert_eq!(l.as_bytes(), b"a=0 b=1234567890123 c=0xdeadbeef d=-5");
         let mut l = Line::new();
-        l.hex(0)
-            .str(" ")
-            .size(512)
-            .str(" ")
-            .size(1536)
-            .str(" ")
-            .size(3 << 30);
+        l.hex(0).str(" ").size(512).str(" ").size(1536).str(" ").size(3 << 30);
         assert_eq!(l.as_bytes(), b"0x0 512 B 1.5 KiB 3.0 GiB");
     }
 

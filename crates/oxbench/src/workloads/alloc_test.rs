@@ -49,9 +49,7 @@ fn worker(p: &Params, tid: usize) -> Result<u64, Corruption> {
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let start = Instant::now();
     let results: Vec<_> = thread::scope(|s| {
-        let hs: Vec<_> = (0..p.threads)
-            .map(|tid| s.spawn(move || worker(p, tid)))
-            .collect();
+        let hs: Vec<_> = (0..p.threads).map(|tid| s.spawn(move || worker(p, tid))).collect();
         hs.into_iter()
             .map(|h| h.join().expect("alloc-test thread panicked"))
             .collect()
@@ -60,9 +58,5 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     for r in results {
         ops += r?;
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "steps/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "steps/s"))
 }

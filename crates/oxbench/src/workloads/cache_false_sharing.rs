@@ -51,11 +51,7 @@ fn finish(results: Vec<Result<u64, Corruption>>, start: Instant) -> Result<Outco
     for r in results {
         ops += r?;
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "writes/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "writes/s"))
 }
 
 /// cache-scratch with `p.threads` threads.

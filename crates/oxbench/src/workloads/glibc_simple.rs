@@ -46,9 +46,5 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
             }
         }
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "allocs/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "allocs/s"))
 }

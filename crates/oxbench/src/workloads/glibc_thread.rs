@@ -61,9 +61,5 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     for r in results {
         ops += r?;
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "iterations/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "iterations/s"))
 }

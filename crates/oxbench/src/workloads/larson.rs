@@ -138,9 +138,5 @@ fn larson(p: &Params, name: &'static str, sized: bool) -> Result<Outcome, Corrup
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "ops/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "ops/s"))
 }

@@ -135,9 +135,7 @@ fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u6
 
 /// Runs latency with `p.threads` threads.
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
-    let shared: Vec<AtomicPtr<u8>> = (0..SHARED)
-        .map(|_| AtomicPtr::new(ptr::null_mut()))
-        .collect();
+    let shared: Vec<AtomicPtr<u8>> = (0..SHARED).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
     let start = Instant::now();
     let results: Vec<_> = thread::scope(|s| {
         let hs: Vec<_> = (0..p.threads)
@@ -162,11 +160,8 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
         ops += n;
     }
     let mut o = Outcome::per_second(ops, elapsed, "allocs/s");
-    o.latency
-        .insert("malloc".into(), Percentiles::of(&total.malloc));
-    o.latency
-        .insert("free".into(), Percentiles::of(&total.free));
-    o.latency
-        .insert("request".into(), Percentiles::of(&total.request));
+    o.latency.insert("malloc".into(), Percentiles::of(&total.malloc));
+    o.latency.insert("free".into(), Percentiles::of(&total.free));
+    o.latency.insert("request".into(), Percentiles::of(&total.request));
     Ok(o)
 }

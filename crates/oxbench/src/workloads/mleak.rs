@@ -33,12 +33,7 @@ fn free_item(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
     Ok(())
 }
 
-fn short_thread(
-    p: &Params,
-    shared: &[AtomicPtr<u8>],
-    round: usize,
-    t: usize,
-) -> Result<(), Corruption> {
+fn short_thread(p: &Params, shared: &[AtomicPtr<u8>], round: usize, t: usize) -> Result<(), Corruption> {
     let mut rng = dist::rng(p.seed ^ round as u64, t);
     let mut b = Block::zeroed(SIZE, 8);
     check::verify_zeroed(NAME, b.bytes(), 1)?;
@@ -50,9 +45,7 @@ fn short_thread(
 
 /// Runs mleak (10 threads per round; the thread count is not used).
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
-    let shared: Vec<AtomicPtr<u8>> = (0..SHARED)
-        .map(|_| AtomicPtr::new(ptr::null_mut()))
-        .collect();
+    let shared: Vec<AtomicPtr<u8>> = (0..SHARED).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
     let rounds = p.scaled(4_000.0, 20) as usize;
     let start = Instant::now();
     let mut rss_early = 0;

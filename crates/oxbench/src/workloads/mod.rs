@@ -74,10 +74,7 @@ impl Fault {
     /// every pattern check covers.
     #[inline]
     pub fn strike(&self, bytes: &mut [u8]) {
-        if !bytes.is_empty()
-            && self.0.load(Ordering::Relaxed)
-            && self.0.swap(false, Ordering::Relaxed)
-        {
+        if !bytes.is_empty() && self.0.load(Ordering::Relaxed) && self.0.swap(false, Ordering::Relaxed) {
             bytes[0] ^= 0x5A;
         }
     }

@@ -53,12 +53,7 @@ fn free_item(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
     Ok(())
 }
 
-fn worker(
-    p: &Params,
-    tid: usize,
-    round: usize,
-    shared: &[AtomicPtr<u8>],
-) -> Result<u64, Corruption> {
+fn worker(p: &Params, tid: usize, round: usize, shared: &[AtomicPtr<u8>]) -> Result<u64, Corruption> {
     let mut rng = dist::rng(p.seed ^ round as u64, tid);
     let steps = (p.scaled(100.0 * 1_500.0, 4) as usize) * (tid % 8 + 1);
     let mut local: Vec<*mut u8> = vec![ptr::null_mut(); (steps / 2).max(1)];
@@ -84,9 +79,7 @@ fn worker(
 
 /// Runs mstress with `p.threads` threads per round.
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
-    let shared: Vec<AtomicPtr<u8>> = (0..SHARED)
-        .map(|_| AtomicPtr::new(ptr::null_mut()))
-        .collect();
+    let shared: Vec<AtomicPtr<u8>> = (0..SHARED).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
     let rounds = if p.scale < 0.1 { 3 } else { ROUNDS };
     let mut rng = dist::rng(p.seed, usize::MAX);
     let start = Instant::now();
@@ -116,9 +109,5 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     for slot in &shared {
         free_item(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "allocs/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "allocs/s"))
 }

@@ -89,11 +89,7 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
         let mut ss: Vec<Grown> = (0..STRINGS)
             .map(|i| Grown::new(check::tag_of(i, cycle as usize, 11)))
             .collect();
-        let max_string = if p.scale < 0.1 {
-            MAX_STRING / 16
-        } else {
-            MAX_STRING
-        };
+        let max_string = if p.scale < 0.1 { MAX_STRING / 16 } else { MAX_STRING };
         while ss.iter().any(|s| s.block.size() < max_string) {
             for s in &mut ss {
                 if s.block.size() < max_string {
@@ -108,8 +104,6 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
         }
     }
     let o = Outcome::per_second(c.reallocs, start.elapsed().as_secs_f64(), "reallocs/s");
-    Ok(o.with("moves_avoided", c.in_place as f64).with(
-        "in_place_fraction",
-        c.in_place as f64 / c.reallocs.max(1) as f64,
-    ))
+    Ok(o.with("moves_avoided", c.in_place as f64)
+        .with("in_place_fraction", c.in_place as f64 / c.reallocs.max(1) as f64))
 }

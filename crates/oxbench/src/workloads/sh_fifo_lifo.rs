@@ -31,23 +31,13 @@ fn release(p: &Params, name: &str, (mut b, tag): (Block, u64)) -> Result<(), Cor
 fn free_chunk(name: &str, (id, blocks): Chunk) -> Result<u64, Corruption> {
     let n = blocks.len() as u64;
     for b in blocks {
-        check::verify(
-            name,
-            b.bytes(),
-            check::tag_of(b.addr(), 8, id),
-            Coverage::Full,
-        )?;
+        check::verify(name, b.bytes(), check::tag_of(b.addr(), 8, id), Coverage::Full)?;
         b.free();
     }
     Ok(n)
 }
 
-fn worker(
-    p: &Params,
-    name: &str,
-    tid: usize,
-    rx: Option<Receiver<Chunk>>,
-) -> Result<u64, Corruption> {
+fn worker(p: &Params, name: &str, tid: usize, rx: Option<Receiver<Chunk>>) -> Result<u64, Corruption> {
     let mut rng = dist::rng(p.seed, tid);
     let cycles = p.scaled(700.0, 2);
     let mut buf: Vec<(Block, u64)> = Vec::with_capacity(BUFFER);
@@ -137,11 +127,7 @@ fn sh(p: &Params, name: &'static str, producer: bool) -> Result<Outcome, Corrupt
     for r in results {
         ops += r?;
     }
-    Ok(Outcome::per_second(
-        ops,
-        start.elapsed().as_secs_f64(),
-        "ops/s",
-    ))
+    Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "ops/s"))
 }
 
 /// sh-fifo-lifo with 2·`p.threads` threads.

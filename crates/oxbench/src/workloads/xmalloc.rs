@@ -90,9 +90,5 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
             None => Ok(total),
         }
     })?;
-    Ok(Outcome::per_second(
-        freed,
-        start.elapsed().as_secs_f64(),
-        "frees/s",
-    ))
+    Ok(Outcome::per_second(freed, start.elapsed().as_secs_f64(), "frees/s"))
 }

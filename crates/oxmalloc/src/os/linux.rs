@@ -104,11 +104,7 @@ impl Platform for Linux {
     }
 
     unsafe fn purge(ptr: *mut u8, size: usize, zeroing: bool) -> bool {
-        let advice = if zeroing {
-            libc::MADV_DONTNEED
-        } else {
-            libc::MADV_FREE
-        };
+        let advice = if zeroing { libc::MADV_DONTNEED } else { libc::MADV_FREE };
         // SAFETY: the caller guarantees the range is ours and holds no live data.
         let rc = preserving_errno(|| unsafe { libc::madvise(ptr.cast(), size, advice) });
         if rc == 0 {
@@ -116,8 +112,7 @@ impl Platform for Linux {
         }
         // MADV_FREE is missing before Linux 4.5: fall back to DONTNEED.
         // SAFETY: as above.
-        let rc =
-            preserving_errno(|| unsafe { libc::madvise(ptr.cast(), size, libc::MADV_DONTNEED) });
+        let rc = preserving_errno(|| unsafe { libc::madvise(ptr.cast(), size, libc::MADV_DONTNEED) });
         if rc != 0 {
             syscall_failed("madvise", ptr, size);
         }
@@ -134,13 +129,7 @@ impl Platform for Linux {
         // SAFETY: the caller guarantees both ranges are ours and that the
         // destination holds nothing that MREMAP_FIXED could clobber.
         let raw = preserving_errno(|| unsafe {
-            libc::mremap(
-                ptr.cast(),
-                old,
-                new,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                dest,
-            )
+            libc::mremap(ptr.cast(), old, new, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, dest)
         });
         raw != libc::MAP_FAILED
     }
@@ -178,11 +167,7 @@ impl Platform for Linux {
             tv_sec: (millis / 1000).min(i64::MAX as u64 / 2) as libc::time_t,
             tv_nsec: ((millis % 1000) * 1_000_000) as libc::c_long,
         };
-        let timeout: *const libc::timespec = if millis == u64::MAX {
-            core::ptr::null()
-        } else {
-            &ts
-        };
+        let timeout: *const libc::timespec = if millis == u64::MAX { core::ptr::null() } else { &ts };
         // SAFETY: FUTEX_WAIT only reads the word, which lives at least as long
         // as the borrow; the timeout is a valid timespec or null.
         preserving_errno(|| unsafe {
@@ -214,10 +199,7 @@ impl Platform for Linux {
     }
 
     fn now_millis() -> u64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid out-parameter; the coarse clock is served by the vDSO.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -227,25 +209,16 @@ impl Platform for Linux {
         let mut value: u64 = 0;
         // SAFETY: getrandom writes at most 8 bytes into `value`.
         let got = preserving_errno(|| unsafe {
-            libc::syscall(
-                libc::SYS_getrandom,
-                &mut value as *mut u64,
-                8usize,
-                libc::GRND_NONBLOCK,
-            )
+            libc::syscall(libc::SYS_getrandom, &mut value as *mut u64, 8usize, libc::GRND_NONBLOCK)
         });
         if got == 8 {
             return value;
         }
         // No entropy source: mix the clock with an address (still differs per run under ASLR).
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid out-parameter.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let mut x =
-            (ts.tv_nsec as u64) ^ ((ts.tv_sec as u64) << 32) ^ (&value as *const u64 as u64);
+        let mut x = (ts.tv_nsec as u64) ^ ((ts.tv_sec as u64) << 32) ^ (&value as *const u64 as u64);
         // splitmix64 finaliser
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -292,12 +265,7 @@ impl Platform for Linux {
     fn resident_bytes() -> usize {
         let mut buf = [0u8; 128];
         // SAFETY: a NUL-terminated path literal.
-        let fd = unsafe {
-            libc::open(
-                c"/proc/self/statm".as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
+        let fd = unsafe { libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
         if fd < 0 {
             return 0;
         }
