@@ -1,1 +1,162 @@
-//! TODO
+//! Instructions per malloc+free pair, counted by `valgrind --tool=callgrind`
+//! (deterministic, unlike time on a noisy machine).
+//!
+//! Each measurement runs the same program twice, with `N1` and `N2` pairs of
+//! 32-byte alloc/free, and divides the difference of the instruction totals
+//! by `N2 - N1`, which cancels start-up and exit costs.
+//! - through `GlobalAlloc`: the worker's `pairs N` mode (for `LD_PRELOAD`
+//!   allocators the glibc worker, so `System` → malloc → the library);
+//! - through the C ABI: a tiny C program compiled with `cc` at run time,
+//!   plain (glibc) or with the library preloaded.
+
+use crate::allocs::Allocator;
+use crate::sample::{InstrCount, Route, Skipped};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const C_PROGRAM: &str = r#"
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 0;
+    for (long i = 0; i < n; i++) {
+        void *volatile p = malloc(32);
+        free(p);
+    }
+    return 0;
+}
+"#;
+
+/// Whether valgrind can be run.
+pub fn valgrind_available() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Parses the instruction total of a callgrind output file.
+pub fn parse_total(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn instructions(program: &Path, args: &[String], preload: Option<&Path>, out: &Path) -> Result<u64, String> {
+    let mut cmd = Command::new("valgrind");
+    cmd.arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(program)
+        .args(args);
+    if let Some(lib) = preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    let o = cmd.output().map_err(|e| format!("cannot run valgrind: {e}"))?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(format!("{} under callgrind: {}", o.status, tail.join(" | ")));
+    }
+    let text = std::fs::read_to_string(out).map_err(|e| format!("no callgrind output: {e}"))?;
+    let _ = std::fs::remove_file(out);
+    parse_total(&text).ok_or_else(|| "no totals in the callgrind output".into())
+}
+
+fn per_pair(
+    program: &Path,
+    args_for: impl Fn(u64) -> Vec<String>,
+    preload: Option<&Path>,
+    dir: &Path,
+    pairs: u64,
+) -> Result<f64, String> {
+    let n1 = pairs / 10;
+    let a = instructions(program, &args_for(n1), preload, &dir.join("cg.small"))?;
+    let b = instructions(program, &args_for(pairs), preload, &dir.join("cg.large"))?;
+    Ok(b.saturating_sub(a) as f64 / (pairs - n1) as f64)
+}
+
+fn compile_c(dir: &Path) -> Result<PathBuf, String> {
+    let src = dir.join("pairs.c");
+    let exe = dir.join("pairs");
+    std::fs::write(&src, C_PROGRAM).map_err(|e| e.to_string())?;
+    let st = Command::new("cc")
+        .args(["-O2", "-fno-builtin", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .map_err(|e| format!("cannot run cc: {e}"))?;
+    if st.success() {
+        Ok(exe)
+    } else {
+        Err(format!("cc failed: {st}"))
+    }
+}
+
+/// Counts instructions per pair for each allocator, through `GlobalAlloc`
+/// and (for glibc and preloaded libraries) through the C ABI. Returns the
+/// counts and what could not be measured.
+pub fn run(allocs: &[Allocator], dir: &Path, pairs: u64, mut progress: impl FnMut(&str)) -> (Vec<InstrCount>, Vec<Skipped>) {
+    let mut counts = Vec::new();
+    let mut skipped = Vec::new();
+    if !valgrind_available() {
+        skipped.push(Skipped {
+            name: "callgrind".into(),
+            reason: "valgrind is not installed (Debian: apt-get install valgrind)".into(),
+        });
+        return (counts, skipped);
+    }
+    let pairs = pairs.max(100);
+    let c_exe = compile_c(dir);
+    if let Err(e) = &c_exe {
+        skipped.push(Skipped {
+            name: "callgrind C ABI".into(),
+            reason: e.clone(),
+        });
+    }
+    for a in allocs {
+        progress(&a.name);
+        let preload = a.preload.as_deref();
+        let via = match a.route {
+            Route::GlobalAllocator => "GlobalAlloc",
+            Route::LdPreload => "GlobalAlloc (System -> LD_PRELOAD)",
+        };
+        match per_pair(&a.worker, |n| vec!["pairs".into(), n.to_string()], preload, dir, pairs) {
+            Ok(x) => counts.push(InstrCount {
+                alloc: a.name.clone(),
+                via: via.into(),
+                per_pair: x,
+            }),
+            Err(e) => skipped.push(Skipped {
+                name: format!("callgrind {}", a.name),
+                reason: e,
+            }),
+        }
+        let c_abi = a.route == Route::LdPreload || a.name == "glibc";
+        if let (true, Ok(exe)) = (c_abi, &c_exe) {
+            match per_pair(exe, |n| vec![n.to_string()], preload, dir, pairs) {
+                Ok(x) => counts.push(InstrCount {
+                    alloc: a.name.clone(),
+                    via: "C ABI".into(),
+                    per_pair: x,
+                }),
+                Err(e) => skipped.push(Skipped {
+                    name: format!("callgrind {} (C ABI)", a.name),
+                    reason: e,
+                }),
+            }
+        }
+    }
+    (counts, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_totals() {
+        let text = "version: 1\nevents: Ir\nfl=x\n0 5\nsummary: 123456\ntotals: 123456\n";
+        assert_eq!(parse_total(text), Some(123456));
+        assert_eq!(parse_total("events: Ir\n"), None);
+    }
+}

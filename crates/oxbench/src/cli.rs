@@ -1,1 +1,432 @@
-//! TODO
+//! The `oxbench` command line.
+
+use crate::allocs::{self, Allocator, Paths};
+use crate::callgrind;
+use crate::charts;
+use crate::real::{self, RealSettings};
+use crate::report;
+use crate::runner::{self, Job, Settings};
+use crate::sample::{Meta, Report, Sample, Skipped};
+use crate::workloads;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Compare memory allocators on time, peak memory and latency.
+///
+/// With no command, runs the quick suite (every workload at a small scale,
+/// every allocator available here, the installed real programs) and writes
+/// the report to oxbench-out/.
+#[derive(Parser, Debug)]
+#[command(name = "oxbench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List the workloads, real programs and allocators available here.
+    List(ListArgs),
+    /// Run workloads against allocators and write the report.
+    Run(RunArgs),
+    /// Re-render a saved run (report.json) as text and charts.
+    Report(ReportArgs),
+    /// Count instructions per malloc+free pair with valgrind's callgrind.
+    Callgrind(CallgrindArgs),
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// Do not build the worker binaries first.
+    #[arg(long)]
+    no_build: bool,
+    /// Directory holding the worker binaries (default: TARGET/release).
+    #[arg(long)]
+    worker_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Allocators, comma-separated: names from `oxbench list`, `all`, or
+    /// NAME=/path/to/lib.so to preload a library.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    alloc: Vec<String>,
+    /// Workloads and real programs, comma-separated; `all`, `synthetic` or `real`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    bench: Vec<String>,
+    /// Thread counts, comma-separated (default: the cores, plus 1 for the
+    /// "1 and N" workloads; single-threaded workloads always use 1).
+    #[arg(long, value_delimiter = ',')]
+    threads: Option<Vec<usize>>,
+    /// Repetitions, interleaved across allocators (A B C A B C ...).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Work multiplier (1.0: about 0.5-3 s per run with glibc on 2 cores).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Also write the raw samples as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Output directory for report.txt, report.json and the SVG charts.
+    #[arg(long, default_value = "oxbench-out")]
+    out: PathBuf,
+    /// Allocator the ratios are relative to.
+    #[arg(long, default_value = "mimalloc")]
+    baseline: String,
+    /// Kill a run after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Pin workers with `taskset -c CPUS`.
+    #[arg(long)]
+    pin: Option<String>,
+    /// Do not build the worker binaries first.
+    #[arg(long)]
+    no_build: bool,
+    /// Directory holding the worker binaries (default: TARGET/release).
+    #[arg(long)]
+    worker_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// A report.json written by `oxbench run`.
+    file: PathBuf,
+    /// Allocator the ratios are relative to (default: the run's).
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Write the charts (and report.txt) into this directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct CallgrindArgs {
+    /// Allocators, as for `run`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    alloc: Vec<String>,
+    /// Pairs in the long run (the short run has a tenth).
+    #[arg(long, default_value_t = 200_000)]
+    pairs: u64,
+    /// Write the counts as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Do not build the worker binaries first.
+    #[arg(long)]
+    no_build: bool,
+    /// Directory holding the worker binaries (default: TARGET/release).
+    #[arg(long)]
+    worker_dir: Option<PathBuf>,
+}
+
+/// Runs the command line; returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(quick_suite(), "oxbench (quick suite)"),
+        Some(Cmd::List(a)) => list(&a),
+        Some(Cmd::Run(a)) => run(a, &std::env::args().collect::<Vec<_>>().join(" ")),
+        Some(Cmd::Report(a)) => report_cmd(&a),
+        Some(Cmd::Callgrind(a)) => callgrind_cmd(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("oxbench: error: {e}");
+            2
+        }
+    }
+}
+
+/// Settings of the quick suite (`oxbench` with no arguments): every workload
+/// at scale 0.2, two interleaved repetitions, real programs included.
+fn quick_suite() -> RunArgs {
+    RunArgs {
+        alloc: vec!["all".into()],
+        bench: vec!["all".into()],
+        threads: None,
+        reps: 2,
+        scale: 0.2,
+        json: None,
+        out: PathBuf::from("oxbench-out"),
+        baseline: "mimalloc".into(),
+        timeout: 120,
+        pin: None,
+        no_build: false,
+        worker_dir: None,
+        quiet: false,
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn paths(worker_dir: &Option<PathBuf>) -> Paths {
+    let mut p = Paths::discover();
+    if let Some(d) = worker_dir {
+        p.workers.clone_from(d);
+    }
+    p
+}
+
+fn prepare(
+    alloc: &[String],
+    no_build: bool,
+    worker_dir: &Option<PathBuf>,
+) -> Result<(Vec<Allocator>, Vec<Skipped>), String> {
+    let paths = paths(worker_dir);
+    if !no_build && worker_dir.is_none() {
+        let v2 = alloc.iter().any(|a| a == "all" || a == "mimalloc-v2");
+        for p in allocs::build_workers(&paths, v2, false) {
+            eprintln!("oxbench: warning: {p}");
+        }
+    }
+    allocs::resolve(&paths, alloc)
+}
+
+fn list(a: &ListArgs) -> Result<i32, String> {
+    let (found, skipped) = prepare(&["all".into()], a.no_build, &a.worker_dir)?;
+    println!("Workloads (synthetic):");
+    for w in workloads::all() {
+        println!("  {:<16} {}", w.name, w.summary);
+    }
+    println!("\nReal programs (LD_PRELOAD):");
+    let (progs, missing) = real::available(&["all".into()]);
+    for p in progs {
+        println!("  {:<16} installed", p.name);
+    }
+    for s in missing {
+        println!("  {:<16} skipped: {}", s.name, s.reason);
+    }
+    println!("\nAllocators:");
+    for f in &found {
+        println!("  {:<16} {:<16} {}", f.name, f.route.label(), f.detail);
+    }
+    for s in skipped {
+        println!("  {:<16} skipped: {}", s.name, s.reason);
+    }
+    Ok(0)
+}
+
+fn select_benches(
+    names: &[String],
+) -> Result<(Vec<&'static workloads::Workload>, Vec<String>), String> {
+    let mut synth = Vec::new();
+    let mut progs = Vec::new();
+    for n in names {
+        match n.as_str() {
+            "all" => {
+                synth.extend(workloads::all());
+                progs.push("all".to_string());
+            }
+            "synthetic" => synth.extend(workloads::all()),
+            "real" => progs.push("all".to_string()),
+            _ => match workloads::find(n) {
+                Some(w) => synth.push(w),
+                None if real::PROGRAMS.iter().any(|p| p.name == n) => progs.push(n.clone()),
+                None => return Err(format!("unknown workload or program {n:?} (see `oxbench list`)")),
+            },
+        }
+    }
+    let mut seen = Vec::new();
+    synth.retain(|w| {
+        let new = !seen.contains(&w.name);
+        seen.push(w.name);
+        new
+    });
+    Ok((synth, progs))
+}
+
+fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(total as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:36}] {pos}/{len} ETA {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+fn note_failure(pb: &ProgressBar, s: &Sample) {
+    if let Some(e) = &s.error {
+        pb.println(format!(
+            "FAILED {} / {}@{}: {e}\n  reproduce: {}",
+            s.alloc, s.bench, s.threads, s.command
+        ));
+    }
+}
+
+fn run(a: RunArgs, command: &str) -> Result<i32, String> {
+    if a.reps == 0 || a.scale <= 0.0 {
+        return Err("--reps must be at least 1 and --scale positive".into());
+    }
+    let (synth, prog_names) = select_benches(&a.bench)?;
+    let (allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
+    for s in &skipped {
+        eprintln!("oxbench: skipping {}: {}", s.name, s.reason);
+    }
+    if allocs.is_empty() {
+        return Err("no allocator available to run".into());
+    }
+    let baseline = [a.baseline.as_str(), "glibc"]
+        .into_iter()
+        .find(|b| allocs.iter().any(|x| x.name == *b))
+        .unwrap_or(&allocs[0].name)
+        .to_string();
+    if baseline != a.baseline {
+        eprintln!("oxbench: baseline {} is not available; using {baseline}", a.baseline);
+    }
+    let n = cores();
+    let jobs: Vec<Job> = synth
+        .iter()
+        .flat_map(|w| {
+            w.thread_counts(a.threads.as_deref(), n)
+                .into_iter()
+                .map(move |t| Job { workload: w, threads: t })
+        })
+        .collect();
+    let (programs, missing) = real::available(&prog_names);
+    for s in &missing {
+        eprintln!("oxbench: skipping {}: {}", s.name, s.reason);
+    }
+    skipped.extend(missing);
+    let real_allocs = real::eligible(&allocs);
+    let total = a.reps * (jobs.len() * allocs.len() + programs.len() * real_allocs.len());
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("cannot create {}: {e}", a.out.display()))?;
+    let settings = Settings {
+        scale: a.scale,
+        timeout: Duration::from_secs(a.timeout),
+        pin: a.pin.clone(),
+    };
+    let pb = progress_bar(total, a.quiet);
+    let mut samples = Vec::with_capacity(total);
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let real_dir = a.out.join("real");
+    std::fs::create_dir_all(&real_dir).map_err(|e| e.to_string())?;
+    let real_settings = RealSettings {
+        scale: a.scale,
+        dir: real_dir.canonicalize().unwrap_or(real_dir),
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let mut checksums = HashMap::new();
+    for rep in 0..a.reps {
+        samples.extend(runner::run_plan(&allocs, &jobs, &settings, 1, |s| {
+            pb.inc(1);
+            pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
+            note_failure(&pb, s);
+        }).into_iter().map(|mut s| {
+            s.rep = rep;
+            s
+        }));
+        for prog in &programs {
+            for ra in &real_allocs {
+                pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
+                let s = real::run_program(prog, ra, &real_settings, rep, &mut checksums);
+                pb.inc(1);
+                note_failure(&pb, &s);
+                samples.push(s);
+            }
+        }
+    }
+    pb.finish_and_clear();
+    let mut notes = vec![match &a.pin {
+        Some(c) => format!("workers pinned with taskset -c {c}"),
+        None => "workers not pinned".to_string(),
+    }];
+    if programs.iter().any(|p| p.name == "redis") {
+        notes.push("Debian's redis-server links libjemalloc: its glibc row runs jemalloc".into());
+    }
+    let report = Report {
+        meta: Meta {
+            oxbench: env!("CARGO_PKG_VERSION").into(),
+            started_unix,
+            cores: n,
+            scale: a.scale,
+            reps: a.reps,
+            baseline: baseline.clone(),
+            command: command.to_string(),
+            notes,
+        },
+        allocators: allocs.iter().map(Allocator::info).collect(),
+        skipped,
+        samples,
+        instructions: Vec::new(),
+    };
+    let failed = report.samples.iter().filter(|s| !s.ok).count();
+    write_outputs(&report, &baseline, &a.out, a.json.as_deref())?;
+    if failed > 0 {
+        eprintln!("oxbench: {failed} run(s) FAILED (listed in the report, with commands to reproduce)");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn write_outputs(report: &Report, baseline: &str, out: &Path, json: Option<&Path>) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let json_path = out.join("report.json");
+    report.save(&json_path).map_err(|e| format!("writing {}: {e}", json_path.display()))?;
+    if let Some(j) = json {
+        report.save(j).map_err(|e| format!("writing {}: {e}", j.display()))?;
+    }
+    let text = report::render(report, baseline);
+    print!("{text}");
+    std::fs::write(out.join("report.txt"), &text).map_err(|e| e.to_string())?;
+    let rows = report::rows(report, baseline);
+    let names: Vec<String> = report.allocators.iter().map(|a| a.name.clone()).collect();
+    match charts::write_all(out, &rows, &names, baseline) {
+        Ok(files) => {
+            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            println!("\nWrote {} and charts: {}", json_path.display(), files.join(", "));
+        }
+        Err(e) => eprintln!("oxbench: warning: charts not written: {e}"),
+    }
+    Ok(())
+}
+
+fn report_cmd(a: &ReportArgs) -> Result<i32, String> {
+    let report = Report::load(&a.file).map_err(|e| format!("reading {}: {e}", a.file.display()))?;
+    let baseline = a.baseline.clone().unwrap_or_else(|| report.meta.baseline.clone());
+    match &a.out {
+        Some(out) => write_outputs(&report, &baseline, out, None)?,
+        None => print!("{}", report::render(&report, &baseline)),
+    }
+    Ok(0)
+}
+
+fn callgrind_cmd(a: &CallgrindArgs) -> Result<i32, String> {
+    let (allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
+    let dir = std::env::temp_dir().join(format!("oxbench-callgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (counts, more) = callgrind::run(&allocs, &dir, a.pairs, |name| eprintln!("oxbench: callgrind {name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    skipped.extend(more);
+    println!("Instructions per malloc+free pair of 32 B (callgrind, {} pairs minus {}):", a.pairs, a.pairs / 10);
+    println!("  {:<16} {:<36} {:>8}", "allocator", "via", "instr");
+    for c in &counts {
+        println!("  {:<16} {:<36} {:>8.1}", c.alloc, c.via, c.per_pair);
+    }
+    for s in &skipped {
+        println!("  skipped {}: {}", s.name, s.reason);
+    }
+    if let Some(j) = &a.json {
+        let report = Report {
+            allocators: allocs.iter().map(Allocator::info).collect(),
+            skipped,
+            instructions: counts,
+            ..Report::default()
+        };
+        report.save(j).map_err(|e| format!("writing {}: {e}", j.display()))?;
+    }
+    Ok(0)
+}
