@@ -95,7 +95,12 @@ fn compile_c(dir: &Path) -> Result<PathBuf, String> {
 /// Counts instructions per pair for each allocator, through `GlobalAlloc`
 /// and (for glibc and preloaded libraries) through the C ABI. Returns the
 /// counts and what could not be measured.
-pub fn run(allocs: &[Allocator], dir: &Path, pairs: u64, mut progress: impl FnMut(&str)) -> (Vec<InstrCount>, Vec<Skipped>) {
+pub fn run(
+    allocs: &[Allocator],
+    dir: &Path,
+    pairs: u64,
+    mut progress: impl FnMut(&str),
+) -> (Vec<InstrCount>, Vec<Skipped>) {
     let mut counts = Vec::new();
     let mut skipped = Vec::new();
     if !valgrind_available() {

@@ -114,6 +114,14 @@ fn threads_chart(path: &Path, bench: &str, rows: &[&Row], allocs: &[String]) -> 
     chart
         .configure_mesh()
         .x_desc("threads")
+        .x_labels(tmax as usize + 2)
+        .x_label_formatter(&|x| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
         .y_desc(y_desc)
         .y_label_formatter(&|y| crate::report::human(*y))
         .draw()?;

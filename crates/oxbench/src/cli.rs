@@ -214,9 +214,7 @@ fn list(a: &ListArgs) -> Result<i32, String> {
     Ok(0)
 }
 
-fn select_benches(
-    names: &[String],
-) -> Result<(Vec<&'static workloads::Workload>, Vec<String>), String> {
+fn select_benches(names: &[String]) -> Result<(Vec<&'static workloads::Workload>, Vec<String>), String> {
     let mut synth = Vec::new();
     let mut progs = Vec::new();
     for n in names {
@@ -289,9 +287,10 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     let jobs: Vec<Job> = synth
         .iter()
         .flat_map(|w| {
-            w.thread_counts(a.threads.as_deref(), n)
-                .into_iter()
-                .map(move |t| Job { workload: w, threads: t })
+            w.thread_counts(a.threads.as_deref(), n).into_iter().map(move |t| Job {
+                workload: w,
+                threads: t,
+            })
         })
         .collect();
     let (programs, missing) = real::available(&prog_names);
@@ -321,14 +320,18 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     };
     let mut checksums = HashMap::new();
     for rep in 0..a.reps {
-        samples.extend(runner::run_plan(&allocs, &jobs, &settings, 1, |s| {
-            pb.inc(1);
-            pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
-            note_failure(&pb, s);
-        }).into_iter().map(|mut s| {
-            s.rep = rep;
-            s
-        }));
+        samples.extend(
+            runner::run_plan(&allocs, &jobs, &settings, 1, |s| {
+                pb.inc(1);
+                pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
+                note_failure(&pb, s);
+            })
+            .into_iter()
+            .map(|mut s| {
+                s.rep = rep;
+                s
+            }),
+        );
         for prog in &programs {
             for ra in &real_allocs {
                 pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
@@ -375,7 +378,9 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
 fn write_outputs(report: &Report, baseline: &str, out: &Path, json: Option<&Path>) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let json_path = out.join("report.json");
-    report.save(&json_path).map_err(|e| format!("writing {}: {e}", json_path.display()))?;
+    report
+        .save(&json_path)
+        .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
     if let Some(j) = json {
         report.save(j).map_err(|e| format!("writing {}: {e}", j.display()))?;
     }
@@ -411,7 +416,11 @@ fn callgrind_cmd(a: &CallgrindArgs) -> Result<i32, String> {
     let (counts, more) = callgrind::run(&allocs, &dir, a.pairs, |name| eprintln!("oxbench: callgrind {name}"));
     let _ = std::fs::remove_dir_all(&dir);
     skipped.extend(more);
-    println!("Instructions per malloc+free pair of 32 B (callgrind, {} pairs minus {}):", a.pairs, a.pairs / 10);
+    println!(
+        "Instructions per malloc+free pair of 32 B (callgrind, {} pairs minus {}):",
+        a.pairs,
+        a.pairs / 10
+    );
     println!("  {:<16} {:<36} {:>8}", "allocator", "via", "instr");
     for c in &counts {
         println!("  {:<16} {:<36} {:>8.1}", c.alloc, c.via, c.per_pair);

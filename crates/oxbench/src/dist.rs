@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 
 /// A fast generator for thread `tid` of a run seeded with `seed`.
 pub fn rng(seed: u64, tid: usize) -> SmallRng {
-    SmallRng::seed_from_u64(seed ^ (tid as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    SmallRng::seed_from_u64(seed ^ (tid as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 /// Uniform in `lo..=hi`.

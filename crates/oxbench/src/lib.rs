@@ -11,6 +11,11 @@
 //! Every workload checks the data it wrote (see [`check`]) and fails with a
 //! [`check::Corruption`] error when a block does not hold what was written.
 
+// Unit tests run on oxmalloc too.
+#[cfg(test)]
+#[global_allocator]
+static A: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+
 pub mod check;
 pub mod dist;
 pub mod outcome;

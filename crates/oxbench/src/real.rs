@@ -13,10 +13,10 @@
 //! libjemalloc, so its "glibc" row is really jemalloc.
 
 use crate::allocs::Allocator;
+use crate::outcome::Outcome;
 use crate::runner::{measure, shell_line};
 use crate::sample::{Route, Sample, Skipped};
 use crate::workloads::Metric;
-use crate::outcome::Outcome;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -38,12 +38,36 @@ pub struct Program {
 
 /// Every real program, in report order.
 pub const PROGRAMS: &[Program] = &[
-    Program { name: "redis", needs: &["redis-server", "redis-benchmark", "redis-cli"], packages: "redis-server redis-tools" },
-    Program { name: "lua", needs: &["lua5.4"], packages: "lua5.4" },
-    Program { name: "python", needs: &["python3"], packages: "python3" },
-    Program { name: "python-threads", needs: &["python3"], packages: "python3" },
-    Program { name: "sqlite", needs: &["sqlite3"], packages: "sqlite3" },
-    Program { name: "gcc", needs: &["gcc"], packages: "gcc" },
+    Program {
+        name: "redis",
+        needs: &["redis-server", "redis-benchmark", "redis-cli"],
+        packages: "redis-server redis-tools",
+    },
+    Program {
+        name: "lua",
+        needs: &["lua5.4"],
+        packages: "lua5.4",
+    },
+    Program {
+        name: "python",
+        needs: &["python3"],
+        packages: "python3",
+    },
+    Program {
+        name: "python-threads",
+        needs: &["python3"],
+        packages: "python3",
+    },
+    Program {
+        name: "sqlite",
+        needs: &["sqlite3"],
+        packages: "sqlite3",
+    },
+    Program {
+        name: "gcc",
+        needs: &["gcc"],
+        packages: "gcc",
+    },
 ];
 
 /// The primary metric of a real program.
@@ -73,14 +97,21 @@ pub fn which(exe: &str) -> Option<PathBuf> {
 pub fn available(names: &[String]) -> (Vec<Program>, Vec<Skipped>) {
     let mut ok = Vec::new();
     let mut skipped = Vec::new();
-    for p in PROGRAMS.iter().filter(|p| names.iter().any(|n| n == p.name || n == "all")) {
+    for p in PROGRAMS
+        .iter()
+        .filter(|p| names.iter().any(|n| n == p.name || n == "all"))
+    {
         let missing: Vec<&str> = p.needs.iter().copied().filter(|e| which(e).is_none()).collect();
         if missing.is_empty() {
             ok.push(*p);
         } else {
             skipped.push(Skipped {
                 name: p.name.to_string(),
-                reason: format!("{} not installed (Debian: apt-get install {})", missing.join(", "), p.packages),
+                reason: format!(
+                    "{} not installed (Debian: apt-get install {})",
+                    missing.join(", "),
+                    p.packages
+                ),
             });
         }
     }
@@ -138,9 +169,7 @@ print("OK", sum(totals))
 "#;
 
 fn sqlite_script(rows: u64) -> String {
-    let mut s = String::from(
-        "CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);\n",
-    );
+    let mut s = String::from("CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);\n");
     let chunk = 100_000u64;
     let mut done = 0;
     while done < rows {
@@ -154,7 +183,8 @@ fn sqlite_script(rows: u64) -> String {
     }
     s += "CREATE INDEX ta ON t(a);\n";
     s += "SELECT a, count(*), sum(length(b)) FROM t GROUP BY a ORDER BY 2 DESC, 1 LIMIT 3;\n";
-    s += "SELECT 'OK', count(*), sum(a), sum(length(b)), (SELECT count(*) FROM t WHERE a BETWEEN 100 AND 199) FROM t;\n";
+    s +=
+        "SELECT 'OK', count(*), sum(a), sum(length(b)), (SELECT count(*) FROM t WHERE a BETWEEN 100 AND 199) FROM t;\n";
     s
 }
 
@@ -347,8 +377,18 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
     };
     let mut server = Command::new(which("redis-server").unwrap_or_else(|| "redis-server".into()));
     server.args([
-        "--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--daemonize", "no", "--protected-mode", "yes",
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
     ]);
     if let Some(lib) = &a.preload {
         server.env("LD_PRELOAD", lib);
@@ -357,9 +397,11 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
     let server_line = shell_line(&server);
     let (pid_tx, pid_rx) = mpsc::channel();
     let timeout = s.timeout;
-    let server_thread = thread::spawn(move || measure(&mut server, timeout, move |pid| {
-        let _ = pid_tx.send(pid);
-    }));
+    let server_thread = thread::spawn(move || {
+        measure(&mut server, timeout, move |pid| {
+            let _ = pid_tx.send(pid);
+        })
+    });
     let Ok(pid) = pid_rx.recv_timeout(Duration::from_secs(10)) else {
         sample.error = Some(match server_thread.join() {
             Ok(Err(e)) => format!("could not start redis-server: {e}"),
@@ -385,7 +427,15 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
     }
     let mut bench = Command::new(which("redis-benchmark").unwrap_or_else(|| "redis-benchmark".into()));
     bench.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-P", "16"]);
-    bench.args(["-n", &requests.to_string(), "-r", "1000000", "-t", "lpush,set,get", "--csv"]);
+    bench.args([
+        "-n",
+        &requests.to_string(),
+        "-r",
+        "1000000",
+        "-t",
+        "lpush,set,get",
+        "--csv",
+    ]);
     sample.command = format!("{server_line} &  {}", shell_line(&bench));
     let b = measure(&mut bench, s.timeout, |_| {});
     let roundtrip = redis_cli(port, &["set", "oxbench:check", "value-42"]).is_some()

@@ -50,6 +50,9 @@ pub struct Row {
     pub unit: String,
     /// One per allocator, in the report's allocator order.
     pub cells: Vec<Cell>,
+    /// The allocator this row's ratios are relative to: the requested
+    /// baseline, else its Debian build (`NAME-deb`), else glibc.
+    pub baseline: Option<String>,
 }
 
 impl Row {
@@ -113,8 +116,8 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
             keys.push(k);
         }
     }
-    keys.sort_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)).then_with(|| std::cmp::Ordering::Equal));
-    // Stable sort keeps first-appearance order among real programs.
+    // A stable sort keeps the first-appearance order among real programs.
+    keys.sort_by_key(|k| (k.0, k.2));
     keys.into_iter()
         .map(|(_, bench, threads)| {
             let metric = metric_of(&bench);
@@ -148,7 +151,11 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
                 })
                 .filter(|c| c.ok + c.failed > 0)
                 .collect();
-            let base = cells.iter().find(|c| c.alloc == baseline).cloned();
+            let deb = format!("{baseline}-deb");
+            let base = [baseline, deb.as_str(), "glibc"]
+                .into_iter()
+                .find_map(|b| cells.iter().find(|c| c.alloc == b && c.ok > 0))
+                .cloned();
             for c in &mut cells {
                 let Some(b) = &base else { break };
                 c.cost = match metric {
@@ -171,6 +178,7 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
                 threads,
                 metric,
                 unit,
+                baseline: base.map(|b| b.alloc),
                 cells,
             }
         })
@@ -248,6 +256,14 @@ fn range(s: &Option<Summary>, f: impl Fn(f64) -> String) -> String {
     }
 }
 
+/// Real programs run without a preload for the glibc row.
+fn route_label(route: Route, real: bool) -> &'static str {
+    match (route, real) {
+        (Route::GlobalAllocator, true) => "as installed",
+        _ => route.label(),
+    }
+}
+
 fn ratio_str(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}"))
 }
@@ -271,7 +287,13 @@ pub fn render(report: &Report, baseline: &str) -> String {
             Metric::Time => "time".to_string(),
             Metric::Throughput => format!("throughput in {}", r.unit),
         };
-        let _ = writeln!(out, "\n{} (threads {}; ranked by {what})", r.bench, r.threads);
+        let vs = r.baseline.as_deref().unwrap_or("nothing (no baseline result)");
+        let _ = writeln!(
+            out,
+            "\n{} (threads {}; ranked by {what}; ratios vs {vs})",
+            r.bench, r.threads
+        );
+        let real = workloads::find(&r.bench).is_none();
         let _ = writeln!(
             out,
             "  {:<16} {:<16} {:>26} {:>26} {:>6} {:>24} {:>6}",
@@ -283,7 +305,7 @@ pub fn render(report: &Report, baseline: &str) -> String {
                     out,
                     "  {:<16} {:<16} FAILED ({}/{}): {}",
                     c.alloc,
-                    c.route.label(),
+                    route_label(c.route, real),
                     c.failed,
                     c.failed,
                     c.error.as_deref().unwrap_or("?")
@@ -294,7 +316,7 @@ pub fn render(report: &Report, baseline: &str) -> String {
                 out,
                 "  {:<16} {:<16} {:>26} {:>26} {:>6} {:>24} {:>6}{}",
                 c.alloc,
-                c.route.label(),
+                route_label(c.route, real),
                 range(&c.wall, |x| format!("{x:.3}")),
                 range(&c.throughput, human),
                 ratio_str(c.cost),

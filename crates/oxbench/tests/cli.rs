@@ -1,0 +1,170 @@
+//! Smoke test of the `oxbench` command: a tiny run for two allocators writes
+//! JSON that loads back and SVG charts that parse as XML; `report` re-renders.
+
+#[global_allocator]
+static A: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+
+use oxbench::sample::{Report, Route};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn oxbench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_oxbench"))
+}
+
+fn worker_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_oxbench")).parent().unwrap().to_path_buf()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("oxbench-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn check_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    assert!(root.descendants().filter(|n| n.has_tag_name("rect")).count() > 2);
+    let texts: String = root
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        texts.contains("glibc") && texts.contains("oxmalloc"),
+        "legend in {}",
+        path.display()
+    );
+}
+
+#[test]
+fn tiny_run_writes_json_and_charts_and_report_rerenders() {
+    let out = tmp("run");
+    let json = out.join("samples.json");
+    let st = oxbench()
+        .args(["run", "--no-build", "--quiet", "--alloc", "glibc,oxmalloc"])
+        .args(["--bench", "glibc-simple,xmalloc,latency,alloc-test", "--threads", "1,2"])
+        .args(["--reps", "2", "--scale", "0.003", "--baseline", "glibc"])
+        .arg("--worker-dir")
+        .arg(worker_dir())
+        .arg("--out")
+        .arg(&out)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&st.stdout);
+    assert!(st.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&st.stderr));
+    assert!(stdout.contains("Summary: geometric mean"), "{stdout}");
+
+    let r = Report::load(&json).unwrap();
+    assert_eq!(r, Report::load(&out.join("report.json")).unwrap());
+    // glibc-simple is single-threaded; the others run at 1 and 2 threads.
+    assert_eq!(r.samples.len(), 2 * 2 * (1 + 2 + 2 + 2));
+    assert!(r.samples.iter().all(|s| s.ok), "{:?}", r.samples.iter().find(|s| !s.ok));
+    assert!(r.samples.iter().all(|s| s.max_rss_kib > 0 && s.wall_s > 0.0));
+    assert_eq!(r.route_of("glibc"), Some(Route::GlobalAllocator));
+    assert_eq!(r.meta.baseline, "glibc");
+    let lat = r.samples.iter().find(|s| s.bench == "latency").unwrap();
+    assert!(lat.outcome.as_ref().unwrap().latency.contains_key("malloc"));
+
+    for chart in ["cost.svg", "memory.svg", "threads-alloc-test.svg"] {
+        check_svg(&out.join(chart));
+    }
+
+    let again = tmp("report");
+    let st = oxbench()
+        .arg("report")
+        .arg(&json)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let text = std::fs::read_to_string(again.join("report.txt")).unwrap();
+    assert!(text.contains("xmalloc (threads 2"), "{text}");
+    assert!(text.contains("global_allocator"));
+    check_svg(&again.join("cost.svg"));
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&again);
+}
+
+#[test]
+fn a_preloaded_library_is_a_row_and_a_missing_one_is_skipped() {
+    let out = tmp("preload");
+    let st = oxbench()
+        .args(["run", "--no-build", "--quiet", "--bench", "glibc-simple"])
+        .args(["--reps", "1", "--scale", "0.002"])
+        .args(["--alloc", "glibc,ghost=/nonexistent/libghost.so,oxmalloc"])
+        .arg("--worker-dir")
+        .arg(worker_dir())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let r = Report::load(&out.join("report.json")).unwrap();
+    assert!(r
+        .skipped
+        .iter()
+        .any(|s| s.name == "ghost" && s.reason.contains("does not exist")));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_failing_run_is_reported_with_its_command_and_a_nonzero_exit() {
+    // A "preload" that is not a library makes the loader complain but the
+    // worker still runs; an allocator whose worker crashes is simulated by
+    // pointing the worker directory at one where `oxbench-worker-oxmalloc`
+    // is a script that exits with status 3.
+    let out = tmp("fail");
+    let dir = out.join("workers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("oxbench-worker-oxmalloc");
+    std::fs::write(&fake, "#!/bin/sh\necho 'DATA CORRUPTION in fake: byte 0' >&2\nexit 3\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&fake).status().unwrap();
+    let st = oxbench()
+        .args([
+            "run",
+            "--no-build",
+            "--quiet",
+            "--bench",
+            "mleak",
+            "--reps",
+            "1",
+            "--scale",
+            "0.002",
+        ])
+        .args(["--alloc", "oxmalloc"])
+        .arg("--worker-dir")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(st.status.code(), Some(1));
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(text.contains("FAILED"), "{text}");
+    assert!(text.contains("DATA CORRUPTION in fake"), "{text}");
+    assert!(text.contains("oxbench-worker-oxmalloc run mleak 1 0.002"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn list_names_workloads_and_allocators() {
+    let st = oxbench()
+        .args(["list", "--no-build", "--worker-dir"])
+        .arg(worker_dir())
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let text = String::from_utf8_lossy(&st.stdout);
+    for w in oxbench::workloads::all() {
+        assert!(text.contains(w.name), "{} missing from list", w.name);
+    }
+    assert!(text.contains("oxmalloc") && text.contains("glibc"));
+}
