@@ -94,8 +94,9 @@ pub fn fill_range(block: &mut [u8], tag: u64, range: Range<usize>) {
     }
     let first_word = start.div_ceil(8).min(end / 8);
     let last_word = end / 8;
-    for i in start..(first_word * 8).min(end) {
-        block[i] = expected_byte(tag, i);
+    let head = start..(first_word * 8).min(end);
+    for (b, i) in block[head.clone()].iter_mut().zip(head) {
+        *b = expected_byte(tag, i);
     }
     if first_word < last_word {
         let words = block[first_word * 8..last_word * 8].chunks_exact_mut(8);
@@ -103,8 +104,9 @@ pub fn fill_range(block: &mut [u8], tag: u64, range: Range<usize>) {
             chunk.copy_from_slice(&word(tag, first_word + j).to_le_bytes());
         }
     }
-    for i in (last_word * 8).max(start)..end {
-        block[i] = expected_byte(tag, i);
+    let tail = (last_word * 8).max(start)..end;
+    for (b, i) in block[tail.clone()].iter_mut().zip(tail) {
+        *b = expected_byte(tag, i);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::Outcome;
 use crate::raw::Block;
-use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread;
 use std::time::Instant;
 
@@ -63,11 +63,8 @@ fn worker(p: &Params, name: &str, tid: usize, rx: Option<Receiver<Chunk>>) -> Re
         }
         buf.extend(kept);
         if let Some(rx) = &rx {
-            loop {
-                match rx.try_recv() {
-                    Ok(chunk) => ops += free_chunk(name, chunk)?,
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
+            while let Ok(chunk) = rx.try_recv() {
+                ops += free_chunk(name, chunk)?;
             }
         }
     }
@@ -100,7 +97,7 @@ fn sh(p: &Params, name: &'static str, producer: bool) -> Result<Outcome, Corrupt
         let mut produced = 0u64;
         if producer {
             let chunks = p.scaled(9_000.0, 4);
-            'produce: for id in 0..chunks {
+            for id in 0..chunks {
                 let blocks: Vec<Block> = (0..CHUNK)
                     .map(|_| {
                         let mut b = Block::new(8, 8);
@@ -111,7 +108,7 @@ fn sh(p: &Params, name: &'static str, producer: bool) -> Result<Outcome, Corrupt
                     .collect();
                 produced += CHUNK as u64;
                 if senders[id as usize % workers].send((id, blocks)).is_err() {
-                    break 'produce; // that worker stopped on an error
+                    break; // that worker stopped on an error
                 }
             }
             senders.clear();
