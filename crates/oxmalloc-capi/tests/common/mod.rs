@@ -1,0 +1,249 @@
+//! Shared helpers of the C-ABI tests: where the built library is, compiling
+//! the C/C++ test programs, running commands (preloaded or not) under a
+//! hang guard, and checking that oxmalloc really served a process.
+//!
+//! The tests use the release library at `<workspace>/target/release`
+//! (`CARGO_MANIFEST_DIR/../../target/release`), which `cargo build
+//! --release` leaves; they fail with a clear message when it is missing.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// `<workspace>/target/release`.
+pub fn release_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release")
+}
+
+fn require(path: PathBuf) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run cargo build --release first (the C-ABI tests use the release library)",
+        path.display()
+    );
+    path.canonicalize().expect("canonicalize library path")
+}
+
+/// The shared library, `target/release/liboxmalloc.so`.
+pub fn lib_so() -> PathBuf {
+    require(release_dir().join("liboxmalloc.so"))
+}
+
+/// The static library, `target/release/liboxmalloc.a`.
+pub fn lib_a() -> PathBuf {
+    require(release_dir().join("liboxmalloc.a"))
+}
+
+/// `crates/oxmalloc-capi/include`.
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+/// A C or C++ source under `tests/c/`.
+pub fn c_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(name)
+}
+
+/// A scratch directory, removed when dropped (kept when the test fails,
+/// for inspection, since a panic skips nothing: it is removed then too,
+/// unless `OXMALLOC_KEEP_TEST_DIRS` is set).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("oxmalloc-capi-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("OXMALLOC_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Whether `program` is found on `PATH` (or is an existing path).
+pub fn have(program: &str) -> bool {
+    find_program(program).is_some()
+}
+
+/// The full path of `program` on `PATH`.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.exists().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Prints the skip line; callers return right after.
+pub fn skip(program: &str) {
+    println!("SKIPPED: {program} not installed (see crates/oxmalloc-capi/tests/PACKAGES)");
+    eprintln!("SKIPPED: {program} not installed (see crates/oxmalloc-capi/tests/PACKAGES)");
+}
+
+/// Compiles C sources (paths) into `out` with `cc`, plus `extra` arguments
+/// (after the sources: libraries go there). Panics with the compiler's
+/// output on failure.
+pub fn compile(compiler: &str, sources: &[&Path], out: &Path, flags: &[&str], extra: &[&str]) {
+    let mut cmd = Command::new(compiler);
+    cmd.args(flags).arg("-o").arg(out).args(sources).args(extra);
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "compiling {:?} failed:\n{}{}",
+        sources,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Compiles one test program from `tests/c/` with the usual flags: no
+/// built-in allocator folding, warnings on, optimised.
+pub fn compile_test_program(name: &str, dir: &TempDir, extra: &[&str]) -> PathBuf {
+    let src = c_source(name);
+    let is_cxx = name.ends_with(".cpp");
+    let out = dir.join(name.split('.').next().unwrap_or("prog"));
+    let inc = format!("-I{}", include_dir().display());
+    let mut flags = vec!["-O1", "-g", "-fno-builtin", "-Wall", "-pthread", inc.as_str()];
+    if is_cxx {
+        flags.push("-std=c++17");
+    }
+    compile(if is_cxx { "c++" } else { "cc" }, &[&src], &out, &flags, extra);
+    out
+}
+
+/// Runs `cmd` to completion with its output captured; a run longer than
+/// `limit` is killed and the test fails (a hang guard, not a timing check).
+pub fn run(mut cmd: Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let description = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
+    // Drain the pipes on threads so a chatty child cannot block.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = out_thread.join().unwrap_or_default();
+            let err = err_thread.join().unwrap_or_default();
+            panic!(
+                "{description} still running after {limit:?}: killed (hang?)\nstdout:\n{}\nstderr:\n{}",
+                tail(&out),
+                tail(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+    }
+}
+
+/// The last 4 KiB of some output, for failure messages.
+pub fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let start = text.len().saturating_sub(4096);
+    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+/// Adds `LD_PRELOAD=liboxmalloc.so` and `OXMALLOC_SHOW_STATS=1`.
+pub fn preloaded(cmd: &mut Command) -> &mut Command {
+    cmd.env("LD_PRELOAD", lib_so()).env("OXMALLOC_SHOW_STATS", "1")
+}
+
+/// Asserts that the run succeeded, showing its output when not.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        tail(&output.stdout),
+        tail(&output.stderr)
+    );
+}
+
+/// Checks that stderr carries at least one `OXMALLOC_SHOW_STATS` summary,
+/// and that it reports memory mapped and pages or huge blocks allocated:
+/// proof that oxmalloc, not the C library, served the process. Returns the
+/// number of summaries (one per process that exited through `exit`).
+pub fn assert_served_by_oxmalloc(stderr: &[u8], what: &str) -> usize {
+    let text = String::from_utf8_lossy(stderr);
+    let summaries = text.matches("oxmalloc statistics").count();
+    assert!(
+        summaries > 0,
+        "{what}: no oxmalloc statistics on stderr, so oxmalloc was not used\nstderr:\n{}",
+        tail(stderr)
+    );
+    let mapped_something = text.lines().any(|line| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("mapped") && words.next().is_some_and(|v| v != "0")
+    });
+    let allocated_something = text.lines().any(|line| {
+        line.trim_start().starts_with("chunks ")
+            && line
+                .split("pages allocated ")
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .is_some_and(|n| n.trim() != "0")
+    });
+    assert!(
+        mapped_something && allocated_something,
+        "{what}: the statistics show no memory mapped or no pages allocated\nstderr:\n{}",
+        tail(stderr)
+    );
+    summaries
+}
+
+/// oxmalloc's error lines (`oxmalloc: error: ...`) in some output.
+pub fn error_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("oxmalloc: error") || l.contains("oxmalloc: fatal") || l.contains("oxmalloc: internal"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts that oxmalloc reported no heap error.
+pub fn assert_no_heap_errors(stderr: &[u8], what: &str) {
+    let errors = error_lines(stderr);
+    assert!(errors.is_empty(), "{what}: oxmalloc reported errors:\n{}", errors.join("\n"));
+}
