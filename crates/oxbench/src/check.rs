@@ -94,7 +94,7 @@ pub fn fill_range(block: &mut [u8], tag: u64, range: Range<usize>) {
     }
     let first_word = start.div_ceil(8).min(end / 8);
     let last_word = end / 8;
-    let head = start..(first_word * 8).min(end);
+    let head = start..(first_word * 8).clamp(start, end);
     for (b, i) in block[head.clone()].iter_mut().zip(head) {
         *b = expected_byte(tag, i);
     }
@@ -297,6 +297,9 @@ mod tests {
         fill_range(&mut v, tag, 3..17);
         fill_range(&mut v, tag, 17..600);
         fill_range(&mut v, tag, 600..1000);
+        // Ranges that start and end inside one word.
+        fill_range(&mut v, tag, 65..70);
+        fill_range(&mut v, tag, 71..71);
         verify("t", &v, tag, Coverage::Full).unwrap();
         verify_range("t", &v, tag, 5..13).unwrap();
         v[9] ^= 1;

@@ -144,14 +144,14 @@ pub fn main() -> i32 {
 }
 
 /// Settings of the quick suite (`oxbench` with no arguments): every workload
-/// at scale 0.2, two interleaved repetitions, real programs included.
+/// at scale 0.15, three interleaved repetitions, real programs included.
 fn quick_suite() -> RunArgs {
     RunArgs {
         alloc: vec!["all".into()],
         bench: vec!["all".into()],
         threads: None,
-        reps: 2,
-        scale: 0.2,
+        reps: 3,
+        scale: 0.15,
         json: None,
         out: PathBuf::from("oxbench-out"),
         baseline: "mimalloc".into(),

@@ -250,7 +250,7 @@ fn command(prog: &Program, s: &RealSettings) -> std::io::Result<Command> {
         }
         "gcc" => {
             let f = s.dir.join("big.c");
-            std::fs::write(&f, gcc_source(scaled(s, 3_000.0, 20) as usize))?;
+            std::fs::write(&f, gcc_source(scaled(s, 800.0, 20) as usize))?;
             let mut c = Command::new(exe("gcc"));
             c.args(["-O2", "-c", "-o"]).arg(s.dir.join("big.o")).arg(f);
             c

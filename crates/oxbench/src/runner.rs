@@ -49,13 +49,33 @@ impl Measured {
         } else {
             format!("exit status {}", self.code.unwrap_or(-1))
         };
-        let tail: Vec<&str> = self.stderr.lines().rev().take(4).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        if tail.is_empty() {
-            how
-        } else {
-            format!("{how}: {}", tail.join(" | "))
+        // The lines that say what went wrong, else the last two.
+        let key = [
+            "DATA CORRUPTION",
+            "panicked",
+            "memory allocation of",
+            "error",
+            "Error",
+            "oxmalloc:",
+        ];
+        let mut lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| key.iter().any(|k| l.contains(k)))
+            .take(3)
+            .collect();
+        if lines.is_empty() {
+            lines = self.stderr.lines().rev().take(2).collect();
+            lines.reverse();
         }
+        if lines.is_empty() {
+            return how;
+        }
+        let mut msg = format!("{how}: {}", lines.join(" | "));
+        if let Some(next) = self.stderr.lines().skip_while(|l| !l.contains("panicked")).nth(1) {
+            msg = format!("{msg} | {}", next.trim());
+        }
+        msg
     }
 }
 
