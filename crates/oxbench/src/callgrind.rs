@@ -54,7 +54,14 @@ fn instructions(program: &Path, args: &[String], preload: Option<&Path>, out: &P
     let o = cmd.output().map_err(|e| format!("cannot run valgrind: {e}"))?;
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        // The program's own words, not valgrind's (`==pid==` lines).
+        let mut tail: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("==") && !l.trim().is_empty())
+            .rev()
+            .take(2)
+            .collect();
+        tail.reverse();
         return Err(format!("{} under callgrind: {}", o.status, tail.join(" | ")));
     }
     let text = std::fs::read_to_string(out).map_err(|e| format!("no callgrind output: {e}"))?;
