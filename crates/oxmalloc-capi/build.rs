@@ -18,7 +18,10 @@ fn main() {
     let pc = template
         .replace("@LIBDIR@", &profile_dir.display().to_string())
         .replace("@INCLUDEDIR@", &manifest.join("include").display().to_string())
-        .replace("@VERSION@", &std::env::var("CARGO_PKG_VERSION").expect("CARGO_PKG_VERSION"));
+        .replace(
+            "@VERSION@",
+            &std::env::var("CARGO_PKG_VERSION").expect("CARGO_PKG_VERSION"),
+        );
     // Best effort: a read-only target directory must not fail the build.
     let _ = std::fs::write(profile_dir.join("oxmalloc.pc"), pc);
 }

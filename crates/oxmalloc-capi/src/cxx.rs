@@ -256,11 +256,7 @@ pub extern "C" fn operator_new_aligned_nothrow(size: usize, align: usize, _tag: 
 
 /// `operator new[](size_t, std::align_val_t, const std::nothrow_t&)`.
 #[export_name = "_ZnamSt11align_val_tRKSt9nothrow_t"]
-pub extern "C" fn operator_new_array_aligned_nothrow(
-    size: usize,
-    align: usize,
-    _tag: *const c_void,
-) -> *mut c_void {
+pub extern "C" fn operator_new_array_aligned_nothrow(size: usize, align: usize, _tag: *const c_void) -> *mut c_void {
     nothrow_aligned_new(size, align)
 }
 

@@ -4,8 +4,8 @@
 //! semantics of their glibc counterparts (see [`crate::libc_api`]).
 
 use crate::libc_api::{
-    aligned_alloc_impl, calloc_impl, free_impl, malloc_impl, posix_memalign_impl, realloc_impl,
-    reallocarray_impl, usable_size_impl,
+    aligned_alloc_impl, calloc_impl, free_impl, malloc_impl, posix_memalign_impl, realloc_impl, reallocarray_impl,
+    usable_size_impl,
 };
 use core::ffi::{c_char, c_int, c_longlong, c_void, CStr};
 use engine::options::{self, Kind, OPTIONS};
@@ -211,12 +211,21 @@ pub unsafe extern "C" fn ox_option_set(name: *const c_char, value: c_longlong) -
         return -1;
     }
     let info = &OPTIONS[index];
-    let value = if info.kind == Kind::Bool { (value != 0) as usize } else { value as usize };
+    let value = if info.kind == Kind::Bool {
+        (value != 0) as usize
+    } else {
+        value as usize
+    };
     // Build "OXMALLOC_NAME=VALUE" on the stack and let the engine parse it.
     let mut buf = [0u8; 96];
     let mut len = 0;
     let mut digits = [0u8; 20];
-    for part in [b"OXMALLOC_" as &[u8], info.name.as_bytes(), b"=", crate::decimal(value, &mut digits)] {
+    for part in [
+        b"OXMALLOC_" as &[u8],
+        info.name.as_bytes(),
+        b"=",
+        crate::decimal(value, &mut digits),
+    ] {
         let end = len + part.len();
         if end > buf.len() {
             return -1;

@@ -22,10 +22,7 @@ fn check_contract(output: &std::process::Output, how: &str) {
         stdout,
         tail(&output.stderr)
     );
-    let foreign: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("FOREIGN "))
-        .collect();
+    let foreign: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("FOREIGN ")).collect();
     assert_eq!(foreign.len(), 5, "the program lists its foreign pointers ({how})");
     let errors = error_lines(&output.stderr);
     for line in &errors {
@@ -36,7 +33,12 @@ fn check_contract(output: &std::process::Output, how: &str) {
         );
     }
     // free, realloc and malloc_usable_size of each foreign pointer are reported.
-    assert_eq!(errors.len(), 15, "each foreign call reported once ({how}):\n{}", errors.join("\n"));
+    assert_eq!(
+        errors.len(),
+        15,
+        "each foreign call reported once ({how}):\n{}",
+        errors.join("\n")
+    );
     println!("{how}: {}", verdict.unwrap_or_default());
 }
 

@@ -72,7 +72,10 @@ fn throwing_new_without_cxx_runtime_aborts_with_a_message() {
         output.status,
         String::from_utf8_lossy(&output.stdout)
     );
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("out of memory in operator new")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("out of memory in operator new"))
+        .collect();
     assert_eq!(lines.len(), 1, "one line on stderr naming the failure:\n{stderr}");
     assert!(lines[0].starts_with("oxmalloc: fatal: "), "{}", lines[0]);
 }

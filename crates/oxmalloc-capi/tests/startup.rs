@@ -41,7 +41,10 @@ fn check_all_entries(prog: &Path, preload: bool, how: &str) {
             assert_success(&output, &what);
             assert!(String::from_utf8_lossy(&output.stdout).contains("startup ok"), "{what}");
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let banners = stderr.lines().filter(|l| l.starts_with("oxmalloc ") && l.contains("(tls ")).count();
+            let banners = stderr
+                .lines()
+                .filter(|l| l.starts_with("oxmalloc ") && l.contains("(tls "))
+                .count();
             assert_eq!(banners, 1, "{what}: the OXMALLOC_VERBOSE banner once\n{stderr}");
             assert_eq!(
                 assert_served_by_oxmalloc(&output.stderr, &what),

@@ -48,7 +48,7 @@ pub unsafe fn alloc_direct(words: usize) -> *mut u8 {
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
     if size <= DIRECT_MAX && align <= WORD {
         // SAFETY: `(size + 7) / 8 <= DIRECT_MAX / 8`.
-        unsafe { alloc_direct((size + WORD - 1) / WORD) }
+        unsafe { alloc_direct(size.div_ceil(WORD)) }
     } else {
         alloc_generic(size, align, false)
     }
@@ -151,9 +151,10 @@ pub fn alloc_slow(class: Class, zero: usize) -> *mut u8 {
 #[cold]
 fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
-    if size <= LARGE_MAX && align <= CHUNK_ALIGN_MAX {
-        let slices = size.max(1).div_ceil(SLICE_SIZE);
-        let Some(span) = arena::alloc_span(slices, (align / SLICE_SIZE).max(1)) else {
+    let slices = size.max(1).div_ceil(SLICE_SIZE);
+    let align_slices = (align / SLICE_SIZE).max(1);
+    if size <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, align_slices) {
+        let Some(span) = arena::alloc_span(slices, align_slices) else {
             return ptr::null_mut();
         };
         let start = chunk::slice_address(span.chunk, span.first);
@@ -171,20 +172,6 @@ fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
     }
     // A fresh mapping reads as zero.
     huge::alloc_huge(size, align)
-}
-
-/// The page that `ptr` belongs to, following forwarders, for a pointer known
-/// to come from oxmalloc.
-///
-/// # Safety
-/// `ptr` must be a live block allocated by oxmalloc.
-#[inline]
-pub unsafe fn page_of_live(ptr: *mut u8) -> *mut Page {
-    let page = match chunk::page_of_checked(ptr) {
-        Some(page) => page,
-        None => return ptr::null_mut(),
-    };
-    resolve_forward(page)
 }
 
 /// Follows a forwarder descriptor to the first descriptor of its span.

@@ -12,12 +12,11 @@
 //! heap needs a new page, a page becomes empty, or a large block comes or goes.
 
 use crate::chunk::{
-    self, slice_address, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_HERE, MAP_NONE, MAX_SPAN_SLICES, SLICES_PER_CHUNK,
-    SLICE_SIZE,
+    self, slice_address, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_HERE, MAP_NONE, SLICES_PER_CHUNK, SLICE_SIZE,
 };
 use crate::os::{Os, Platform};
 use crate::page::Page;
-use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use crate::{options, purge, stats};
 use core::ptr;
@@ -33,8 +32,6 @@ pub struct Span {
     pub chunk: *mut Chunk,
     /// Index of the first slice.
     pub first: usize,
-    /// Number of slices.
-    pub slices: usize,
     /// Whether the span's memory is known to read as zero.
     pub fresh: bool,
 }
@@ -69,8 +66,8 @@ pub static ARENA: Mutex<Arena> = Mutex::new(Arena {
 static DIRTY_FREE_SLICES: AtomicUsize = AtomicUsize::new(0);
 /// When the oldest pending purge falls due (`u64::MAX`: nothing pending).
 static NEXT_PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Held by the one thread purging at a time.
-static PURGING: AtomicBool = AtomicBool::new(false);
+/// Held by the one thread purging at a time (locked around `fork` too).
+pub static PURGE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Bit mask of positions `i` where `mask` has `count` set bits starting at
 /// `i`, restricted to multiples of `align` (a power of two).
@@ -177,11 +174,17 @@ impl Arena {
     }
 }
 
+/// Whether a span of `slices` slices aligned to `align_slices` fits in a chunk.
+pub fn span_fits(slices: usize, align_slices: usize) -> bool {
+    let first = if align_slices > 1 { align_slices } else { 1 };
+    slices > 0 && first + slices <= SLICES_PER_CHUNK
+}
+
 /// Hands out `slices` contiguous slices whose first slice index is a
-/// multiple of `align_slices`. `None` when out of memory (or `slices` does
-/// not fit in a chunk).
+/// multiple of `align_slices`. `None` when out of memory (or the span does
+/// not fit in a chunk, see [`span_fits`]).
 pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
-    if slices == 0 || slices > MAX_SPAN_SLICES || align_slices >= SLICES_PER_CHUNK {
+    if !span_fits(slices, align_slices) {
         return None;
     }
     let mut arena = ARENA.lock();
@@ -218,6 +221,10 @@ pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
                 return None;
             }
             let runs = runs_of(ALL_SLICES, slices, align_slices);
+            if runs == 0 {
+                // Cannot fit even in an empty chunk (callers check this first).
+                return None;
+            }
             (chunk, runs.trailing_zeros() as usize)
         }
     };
@@ -237,12 +244,7 @@ pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
         fresh
     };
     drop(arena);
-    let span = Span {
-        chunk,
-        first,
-        slices,
-        fresh,
-    };
+    let span = Span { chunk, first, fresh };
     // Later slices forward to the first one (the caller sets up the first).
     for i in 1..slices {
         // SAFETY: the span is ours; its descriptors are inside the header.
@@ -391,11 +393,17 @@ pub fn dirty_free_bytes() -> usize {
 
 /// Purges free slices whose delay has passed (all of them with `force`),
 /// and unmaps chunks that are entirely free beyond a few. Returns the bytes
-/// purged. Only one thread purges at a time; others return 0 at once.
+/// purged. One thread purges at a time: a forced purge waits for a running
+/// one to finish; an unforced one returns 0 at once instead.
 pub fn purge(force: bool) -> usize {
-    if PURGING.swap(true, Ordering::Acquire) {
-        return 0;
-    }
+    let _purging = if force {
+        PURGE_LOCK.lock()
+    } else {
+        match PURGE_LOCK.try_lock() {
+            Some(guard) => guard,
+            None => return 0,
+        }
+    };
     let delay = options::purge_delay_ms();
     let now = Os::now_millis();
     NEXT_PURGE_DUE.store(u64::MAX, Ordering::Relaxed);
@@ -478,7 +486,6 @@ pub fn purge(force: bool) -> usize {
         chunk = next;
     }
     NEXT_PURGE_DUE.fetch_min(next_due, Ordering::Relaxed);
-    PURGING.store(false, Ordering::Release);
     purged
 }
 

@@ -145,11 +145,10 @@ pub fn map_entry(addr: usize) -> u8 {
 
 /// Records `entry` for the `count` chunk-sized regions starting at `base`.
 pub fn map_set(base: usize, count: usize, entry: u8) {
-    let first = base >> CHUNK_SHIFT;
-    for index in first..first + count {
-        if index < MAP_ENTRIES {
-            CHUNK_MAP[index].store(entry, Ordering::Release);
-        }
+    let first = (base >> CHUNK_SHIFT).min(MAP_ENTRIES);
+    let end = (first + count).min(MAP_ENTRIES);
+    for slot in &CHUNK_MAP[first..end] {
+        slot.store(entry, Ordering::Release);
     }
 }
 

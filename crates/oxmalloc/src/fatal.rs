@@ -109,20 +109,6 @@ pub fn fatal_syscall(call: &str, addr: usize, size: usize, errno: i32) -> ! {
     Os::abort()
 }
 
-/// An internal invariant does not hold (a bug in oxmalloc): say where, then abort.
-#[cold]
-#[inline(never)]
-pub fn internal(what: &str, value: usize) -> ! {
-    let mut line = Line::new();
-    line.str("oxmalloc: internal error: ")
-        .str(what)
-        .str(" (")
-        .hex(value)
-        .str(")\n");
-    Os::write_stderr(line.as_bytes());
-    Os::abort()
-}
-
 /// Writes a warning line (`oxmalloc: warning: ...`); used for bad option values.
 #[cold]
 pub fn warn(parts: &[&[u8]]) {

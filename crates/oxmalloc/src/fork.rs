@@ -3,11 +3,12 @@
 //! held them do not exist). The child also gets fresh secrets and no
 //! background purger.
 //!
-//! Locks never nest anywhere in oxmalloc, so the order taken here cannot
-//! deadlock against a running thread.
+//! The only nesting of locks in oxmalloc is the purge lock around the arena
+//! lock; `prepare` takes the purge lock first, so it cannot deadlock
+//! against a running thread.
 
 use crate::abandon::ABANDONED;
-use crate::arena::ARENA;
+use crate::arena::{ARENA, PURGE_LOCK};
 use crate::heap::POOL;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::{purge, secure};
@@ -24,6 +25,7 @@ pub fn register() {
 }
 
 extern "C" fn prepare() {
+    PURGE_LOCK.lock_for_fork();
     POOL.lock_for_fork();
     for list in &ABANDONED {
         list.lock_for_fork();
@@ -39,6 +41,7 @@ extern "C" fn parent() {
             list.unlock_after_fork();
         }
         POOL.unlock_after_fork();
+        PURGE_LOCK.unlock_after_fork();
     }
 }
 
@@ -50,6 +53,7 @@ extern "C" fn child() {
             list.reset_in_child();
         }
         POOL.reset_in_child();
+        PURGE_LOCK.reset_in_child();
     }
     purge::reset_in_child();
     secure::reseed();

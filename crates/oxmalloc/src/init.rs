@@ -26,12 +26,6 @@ pub fn ensure() -> bool {
     ensure_slow()
 }
 
-/// Whether initialisation has completed.
-#[inline]
-pub fn is_done() -> bool {
-    STATE.load(Ordering::Acquire) == DONE
-}
-
 #[cold]
 fn ensure_slow() -> bool {
     if STATE

@@ -28,7 +28,7 @@ impl PageQueue {
     }
 
     /// Whether the queue holds no page.
-    #[inline]
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.first.get().is_null()
     }

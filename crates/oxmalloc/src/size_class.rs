@@ -36,7 +36,7 @@ pub const fn class_of(size: usize) -> Class {
         if size == 0 {
             0
         } else {
-            (size + 7) / 8 - 1
+            size.div_ceil(8) - 1
         }
     } else {
         // 2^k < size <= 2^(k+1)
@@ -173,8 +173,8 @@ mod tests {
                 "size {size}"
             );
         }
-        for class in 0..CLASS_COUNT {
-            assert_eq!(CLASS_SIZE[class] as usize, class_size(class));
+        for (class, &size) in CLASS_SIZE.iter().enumerate() {
+            assert_eq!(size as usize, class_size(class));
         }
     }
 

@@ -197,6 +197,8 @@ pub struct Stats {
     pub errors: u64,
     /// Resident set size of the process now.
     pub resident: u64,
+    /// Whether the background purger thread runs.
+    pub background_purger: bool,
 }
 
 /// Reads every counter.
@@ -227,6 +229,7 @@ pub fn snapshot() -> Stats {
         chunks: arena::chunk_count() as u64,
         errors: ERRORS.load(Ordering::Relaxed),
         resident: Os::resident_bytes() as u64,
+        background_purger: crate::purge::purger_running(),
     }
 }
 

@@ -105,17 +105,6 @@ impl<T> Mutex<T> {
     pub unsafe fn reset_in_child(&self) {
         self.state.store(0, Ordering::Relaxed);
     }
-
-    /// Direct access to the value, bypassing the lock.
-    ///
-    /// # Safety
-    /// The caller must guarantee that no other thread accesses the value
-    /// (for example: it holds the lock through `lock_for_fork`).
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn get_unlocked(&self) -> &mut T {
-        // SAFETY: exclusivity is the caller's contract.
-        unsafe { &mut *self.value.get() }
-    }
 }
 
 /// Proof of holding a [`Mutex`]; releases it when dropped.

@@ -104,16 +104,6 @@ impl Line {
         }
         self
     }
-
-    /// Current length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 impl Default for Line {
@@ -161,7 +151,7 @@ mod tests {
         for _ in 0..100 {
             l.str("0123456789");
         }
-        assert_eq!(l.len(), 512);
+        assert_eq!(l.as_bytes().len(), 512);
     }
 
     #[test]

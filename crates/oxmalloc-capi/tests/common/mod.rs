@@ -138,7 +138,9 @@ pub fn compile_test_program(name: &str, dir: &TempDir, extra: &[&str]) -> PathBu
 pub fn run(mut cmd: Command, limit: Duration) -> Output {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let description = format!("{cmd:?}");
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
     // Drain the pipes on threads so a chatty child cannot block.
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
@@ -181,7 +183,9 @@ pub fn run(mut cmd: Command, limit: Duration) -> Output {
 pub fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let start = text.len().saturating_sub(4096);
-    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
     text[start..].to_string()
 }
 
@@ -245,5 +249,9 @@ pub fn error_lines(stderr: &[u8]) -> Vec<String> {
 /// Asserts that oxmalloc reported no heap error.
 pub fn assert_no_heap_errors(stderr: &[u8], what: &str) {
     let errors = error_lines(stderr);
-    assert!(errors.is_empty(), "{what}: oxmalloc reported errors:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{what}: oxmalloc reported errors:\n{}",
+        errors.join("\n")
+    );
 }

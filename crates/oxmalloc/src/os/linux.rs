@@ -193,11 +193,6 @@ impl Platform for Linux {
         });
     }
 
-    fn yield_now() {
-        // SAFETY: sched_yield has no memory effects.
-        unsafe { libc::sched_yield() };
-    }
-
     fn now_millis() -> u64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `ts` is a valid out-parameter; the coarse clock is served by the vDSO.

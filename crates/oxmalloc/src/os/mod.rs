@@ -59,10 +59,12 @@ pub trait Platform {
     /// `[dest, dest+new)` a reservation of oxmalloc's that holds nothing.
     unsafe fn remap_to(ptr: *mut u8, old: usize, new: usize, dest: *mut u8) -> bool;
 
-    /// Makes `[ptr, ptr+size)` inaccessible (`true`) or read-write again.
+    /// Makes `[ptr, ptr+size)` inaccessible (`true`) or read-write again
+    /// (guard pages of the hardened build).
     ///
     /// # Safety
     /// The range must be page-aligned and mapped by oxmalloc.
+    #[cfg_attr(not(feature = "secure"), allow(dead_code))]
     unsafe fn protect(ptr: *mut u8, size: usize, inaccessible: bool);
 
     /// Asks for (`MADV_HUGEPAGE`) or refuses (`MADV_NOHUGEPAGE`) transparent
@@ -78,14 +80,13 @@ pub trait Platform {
     fn wait_timeout(word: &core::sync::atomic::AtomicU32, expected: u32, millis: u64);
     /// Wakes up to `count` threads blocked in [`Platform::wait`] on `word`.
     fn wake(word: &core::sync::atomic::AtomicU32, count: u32);
-    /// Gives the rest of this time slice to another thread.
-    fn yield_now();
-
     /// A monotonic clock in milliseconds (cheap; resolution of a few ms is enough).
     fn now_millis() -> u64;
 
-    /// 64 random bits from the kernel's generator (`getrandom`), falling back
+    /// 64 random bits (secrets of the hardened build) from the kernel's
+    /// generator (`getrandom`), falling back
     /// to a mix of clock and address bits when the call is unavailable.
+    #[cfg_attr(not(feature = "secure"), allow(dead_code))]
     fn random_u64() -> u64;
 
     /// Writes all of `bytes` to standard error with raw `write(2)` calls.
