@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command of README.md (and of CI, through .ci/run).
+# Runs on a fresh clone: installs packages, checks formatting and lints,
+# builds the release libraries (the C-ABI tests preload them), runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n=== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
+
+step "setup"
+scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "release build (liboxmalloc.so, liboxmalloc.a, oxbench)"
+cargo build --release --workspace
+
+step "tests (debug build: overflow checks on)"
+cargo test --workspace
+
+step "engine stress tests again in release mode"
+cargo test --release -p oxmalloc --test stress --test thread_churn --test purge_collect --test purge_idle
+
+for extra in scripts/test-extra/*.sh; do
+    [ -x "$extra" ] || continue
+    step "$extra"
+    "$extra"
+done
+
+step "all tests passed"
