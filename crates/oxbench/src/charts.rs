@@ -91,6 +91,7 @@ fn threads_chart(path: &Path, bench: &str, rows: &[&Row], allocs: &[String]) -> 
     let value = |c: &Cell| match metric {
         Metric::Throughput => c.throughput.map(|s| s.median),
         Metric::Time => c.wall.map(|s| s.median),
+        Metric::Latency => c.p99.map(|s| s.median),
     };
     let tmax = rows.iter().map(|r| r.threads).max().unwrap_or(1) as f64;
     let ymax = rows
@@ -104,6 +105,7 @@ fn threads_chart(path: &Path, bench: &str, rows: &[&Row], allocs: &[String]) -> 
     let y_desc = match metric {
         Metric::Throughput => format!("throughput ({}), higher is better", rows[0].unit),
         Metric::Time => "wall time (s), lower is better".to_string(),
+        Metric::Latency => "p99 request latency (ns), lower is better".to_string(),
     };
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("{bench}: scaling with threads"), ("sans-serif", 22))

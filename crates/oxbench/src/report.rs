@@ -28,6 +28,8 @@ pub struct Cell {
     pub rss_mib: Option<Summary>,
     /// The workload's throughput figure.
     pub throughput: Option<Summary>,
+    /// The p99 request latency in ns, for latency workloads.
+    pub p99: Option<Summary>,
     /// Relative cost against the baseline (time ratio, or inverse
     /// throughput ratio): lower is better.
     pub cost: Option<f64>,
@@ -144,6 +146,10 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
                         wall: summarize_by(&ok, |s| Some(s.wall_s)),
                         rss_mib: summarize_by(&ok, |s| Some(s.max_rss_kib as f64 / 1024.0)),
                         throughput: summarize_by(&ok, |s| s.outcome.as_ref().map(|o| o.throughput)),
+                        p99: summarize_by(&ok, |s| {
+                            let o = s.outcome.as_ref()?;
+                            Some(o.latency.get("request")?.p99 as f64)
+                        }),
                         cost: None,
                         rss_ratio: None,
                         latency: latency_medians(&ok),
@@ -162,6 +168,10 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
                     Metric::Time => stats::ratio(
                         c.wall.map_or(f64::NAN, |s| s.median),
                         b.wall.map_or(f64::NAN, |s| s.median),
+                    ),
+                    Metric::Latency => stats::ratio(
+                        c.p99.map_or(f64::NAN, |s| s.median),
+                        b.p99.map_or(f64::NAN, |s| s.median),
                     ),
                     Metric::Throughput => stats::ratio(
                         b.throughput.map_or(f64::NAN, |s| s.median),
@@ -268,6 +278,56 @@ fn ratio_str(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}"))
 }
 
+/// A column label of at most 7 characters for the matrix.
+pub fn short_name(alloc: &str) -> String {
+    let known = [
+        ("oxmalloc", "oxm"),
+        ("mimalloc", "mi3"),
+        ("mimalloc-v2", "mi2"),
+        ("jemalloc", "je"),
+        ("snmalloc", "sn"),
+        ("rpmalloc", "rp"),
+        ("rallocator", "rall"),
+        ("oxmalloc-preload", "oxm.so"),
+        ("mimalloc-deb", "mi.deb"),
+        ("jemalloc-deb", "je.deb"),
+        ("tcmalloc-deb", "tc.deb"),
+    ];
+    match known.iter().find(|k| k.0 == alloc) {
+        Some(k) => k.1.to_string(),
+        None => alloc.chars().take(7).collect(),
+    }
+}
+
+/// One line per row, one column per allocator: the relative cost.
+fn render_matrix(out: &mut String, report: &Report, rows: &[Row]) {
+    let names: Vec<&str> = report.allocators.iter().map(|a| a.name.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "\nCost matrix (relative cost, lower is better; F = failed, - = no ratio):"
+    );
+    let legend: Vec<String> = names.iter().map(|n| format!("{}={n}", short_name(n))).collect();
+    let _ = writeln!(out, "  {}", legend.join(" "));
+    let mut header = format!("  {:<22}", "workload@threads");
+    for n in &names {
+        let _ = write!(header, " {:>7}", short_name(n));
+    }
+    let _ = writeln!(out, "{header}");
+    for r in rows {
+        let mut line = format!("  {:<22}", r.label());
+        for n in &names {
+            let cell = r.cells.iter().find(|c| c.alloc == *n);
+            let text = match cell {
+                None => String::new(),
+                Some(c) if c.ok == 0 => "F".to_string(),
+                Some(c) => ratio_str(c.cost),
+            };
+            let _ = write!(line, " {text:>7}");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
 /// Renders the whole report as text.
 pub fn render(report: &Report, baseline: &str) -> String {
     let rows = rows(report, baseline);
@@ -281,11 +341,12 @@ pub fn render(report: &Report, baseline: &str) -> String {
     for n in &m.notes {
         let _ = writeln!(out, "note: {n}");
     }
-    let _ = writeln!(out, "cost = time / baseline time (throughput workloads: baseline throughput / throughput); lower is better. RSS = peak resident set.");
+    let _ = writeln!(out, "cost = time / baseline time (throughput workloads: baseline throughput / throughput; latency: p99 request latency ratio); lower is better. RSS = peak resident set.");
     for r in &rows {
         let what = match r.metric {
             Metric::Time => "time".to_string(),
             Metric::Throughput => format!("throughput in {}", r.unit),
+            Metric::Latency => "p99 request latency".to_string(),
         };
         let vs = r.baseline.as_deref().unwrap_or("nothing (no baseline result)");
         let _ = writeln!(
@@ -345,6 +406,7 @@ pub fn render(report: &Report, baseline: &str) -> String {
             }
         }
     }
+    render_matrix(&mut out, report, &rows);
     let _ = writeln!(
         out,
         "\nSummary: geometric mean over rows, relative to {baseline} (lower is better)"

@@ -1,5 +1,5 @@
 //! latency: an open-loop, server-like load. Each of N threads serves
-//! requests on a fixed schedule (one every 25 µs, whether or not the last
+//! requests on a fixed schedule (one every 60 µs, whether or not the last
 //! one is done); a request allocates a burst of 8–32 blocks of 8 B–64 KiB
 //! (each doubling half as likely), writes them, keeps a quarter in a
 //! per-thread ring (evicting old ones), puts one in 20 into a shared array
@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const NAME: &str = "latency";
-const INTERVAL: Duration = Duration::from_micros(25);
+const INTERVAL: Duration = Duration::from_micros(60);
 const RING: usize = 2_048;
 const SHARED: usize = 4_096;
 const MAX_SIZE: usize = 64 * 1024;
@@ -78,7 +78,7 @@ fn free_shared(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
 fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u64), Corruption> {
     let mut rng = dist::rng(p.seed, tid);
     let mut h = Hists::new();
-    let requests = p.scaled(40_000.0, 50);
+    let requests = p.scaled(25_000.0, 50);
     let mut ring: Vec<Option<(Block, u64)>> = (0..RING).map(|_| None).collect();
     let mut ring_pos = 0;
     let mut counter = (tid as u64) << 48;

@@ -88,6 +88,8 @@ pub enum Metric {
     /// The workload's throughput figure (higher is better); runs for a fixed
     /// time or its work is measured per CPU second.
     Throughput,
+    /// The 99th percentile of the `request` latency (lower is better).
+    Latency,
 }
 
 /// Which thread counts a workload runs at by default.
@@ -148,7 +150,7 @@ pub fn all() -> &'static [Workload] {
         Workload { name: "mleak", summary: "thread churn: rounds of 10 short threads each swapping one 128-B calloc block into a shared array", metric: Time, threads: Single, run: mleak::run },
         Workload { name: "sh-fifo-lifo", summary: "2N threads fill pointer buffers (1-1,000 B ladder), free FIFO bottom and LIFO top, keep 1/5", metric: Time, threads: Many, run: sh_fifo_lifo::run },
         Workload { name: "sh-fifo-lifo2", summary: "sh-fifo-lifo plus a main thread allocating 8-B blocks that the workers free", metric: Time, threads: Many, run: sh_fifo_lifo::run_with_producer },
-        Workload { name: "latency", summary: "open-loop request load, bursts of 8 B-64 KiB; malloc/free/request latency percentiles", metric: Throughput, threads: Many, run: latency::run },
+        Workload { name: "latency", summary: "open-loop request load, bursts of 8 B-64 KiB; malloc/free/request latency percentiles", metric: Latency, threads: Many, run: latency::run },
         Workload { name: "realloc-growth", summary: "vectors grown by realloc x1.5 from 16 B to 64 MiB and shrunk back; strings by small steps", metric: Time, threads: Single, run: realloc_growth::run },
     ];
     ALL
