@@ -46,7 +46,11 @@ fn main() {
     oxmalloc::collect(true);
     let rss_end = oxmalloc::resident_bytes() as u64;
     let s = oxmalloc::stats();
-    println!("oxmalloc demo ({} TLS, hardened: {})", oxmalloc::TLS_MODEL, oxmalloc::HARDENED);
+    println!(
+        "oxmalloc demo ({} TLS, hardened: {})",
+        oxmalloc::TLS_MODEL,
+        oxmalloc::HARDENED
+    );
     println!("  built 4 maps of 200,000 strings ({total} bytes of text) in 4 threads, freed on the main thread");
     println!("  grew a Vec<u64> to 20M elements (sum {sum})");
     println!(

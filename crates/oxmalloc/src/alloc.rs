@@ -8,9 +8,10 @@
 
 use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
 use crate::heap::{empty_heap, Heap};
+use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
-use crate::{arena, chunk, huge, init, purge, thread, tls};
+use crate::{arena, chunk, huge, init, purge, secure, thread, tls};
 use core::ptr;
 
 /// Largest request served by a large block (a span inside a chunk); above
@@ -22,7 +23,7 @@ const CHUNK_ALIGN_MAX: usize = CHUNK_SIZE / 2;
 
 /// Allocates from the direct table: `words` is the request in 8-byte words
 /// (at most `DIRECT_MAX / 8`). The block is word-aligned, and aligned to
-/// 16 when `words` is even.
+/// 16 when `words` is even. Not used by the hardened build.
 ///
 /// # Safety
 /// `words <= DIRECT_MAX / WORD`.
@@ -38,7 +39,7 @@ pub unsafe fn alloc_direct(words: usize) -> *mut u8 {
         if !block.is_null() {
             return block.cast();
         }
-        alloc_slow(*DIRECT_CLASS.get_unchecked(words) as usize, 0)
+        alloc_slow(*DIRECT_CLASS.get_unchecked(words) as usize, words * WORD, false)
     }
 }
 
@@ -46,7 +47,7 @@ pub unsafe fn alloc_direct(words: usize) -> *mut u8 {
 /// out of memory.
 #[inline(always)]
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    if size <= DIRECT_MAX && align <= WORD {
+    if !secure::ENABLED && size <= DIRECT_MAX && align <= WORD {
         // SAFETY: `(size + 7) / 8 <= DIRECT_MAX / 8`.
         unsafe { alloc_direct(size.div_ceil(WORD)) }
     } else {
@@ -63,15 +64,18 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 /// Every allocation that is not a word-aligned direct-table hit.
 #[inline]
 pub fn alloc_generic(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if let Some(class) = class_for_aligned(size, align) {
-        return alloc_class(class, if zero { size } else { 0 });
+    let Some(with_trailer) = size.checked_add(secure::TRAILER) else {
+        return ptr::null_mut();
+    };
+    if let Some(class) = class_for_aligned(with_trailer, align) {
+        return alloc_class(class, size, zero);
     }
     alloc_big(size, align, zero)
 }
 
-/// Allocates from class `class`, zeroing the first `zero` bytes.
+/// Allocates from class `class` for `requested` bytes, zeroed if asked.
 #[inline]
-fn alloc_class(class: Class, zero: usize) -> *mut u8 {
+fn alloc_class(class: Class, requested: usize, zero: bool) -> *mut u8 {
     let heap = tls::heap();
     // SAFETY: the heap pointer is always valid; its bins' first pages are
     // ours; `class` < CLASS_COUNT.
@@ -81,40 +85,39 @@ fn alloc_class(class: Class, zero: usize) -> *mut u8 {
             let was_zero = (*page).free_is_zero.get();
             let block = (*page).pop();
             if !block.is_null() {
-                let block = block.cast::<u8>();
-                if zero != 0 {
-                    zero_block(block, zero, was_zero);
-                }
-                return block;
+                return finish(&*page, block.cast(), requested, zero, was_zero);
             }
         }
     }
-    alloc_slow(class, zero)
+    alloc_slow(class, requested, zero)
 }
 
-/// Zeroes `len` bytes of a block just popped; when the page's free list was
-/// known zero, only the link word needs clearing.
+/// Last steps for a block just popped from `page`: the hardened trailer,
+/// and zeroing (only the link word when the page's free list was known zero).
 ///
 /// # Safety
-/// `block` must be a freshly allocated block of at least `len` bytes.
-#[inline]
-unsafe fn zero_block(block: *mut u8, len: usize, was_zero: bool) {
-    // SAFETY: caller's contract.
+/// `block` must have just been popped from `page`, for `requested` bytes.
+#[inline(always)]
+unsafe fn finish(page: &Page, block: *mut u8, requested: usize, zero: bool, was_zero: bool) -> *mut u8 {
+    // SAFETY: caller's contract: the block is ours and fits `requested` bytes.
     unsafe {
-        if was_zero {
-            block.cast::<usize>().write(0);
-        } else {
-            ptr::write_bytes(block, 0, len);
+        secure::on_alloc(page, block, page.block_size.get(), requested, true);
+        if zero {
+            if was_zero {
+                block.cast::<usize>().write(0);
+            } else {
+                ptr::write_bytes(block, 0, requested);
+            }
         }
     }
+    block
 }
 
 /// The allocation slow path for class `class`: sets the thread up if
-/// needed, runs deferred work, finds a page with room, and zeroes the first
-/// `zero` bytes of the block. Null when out of memory.
+/// needed, runs deferred work, finds a page with room. Null when out of memory.
 #[cold]
 #[inline(never)]
-pub fn alloc_slow(class: Class, zero: usize) -> *mut u8 {
+pub fn alloc_slow(class: Class, requested: usize, zero: bool) -> *mut u8 {
     let mut heap = tls::heap();
     if heap == empty_heap() {
         heap = thread::init_thread();
@@ -138,10 +141,7 @@ pub fn alloc_slow(class: Class, zero: usize) -> *mut u8 {
         }
         let was_zero = (*page).free_is_zero.get();
         let block = (*page).pop().cast::<u8>();
-        if zero != 0 {
-            zero_block(block, zero, was_zero);
-        }
-        block
+        finish(&*page, block, requested, zero, was_zero)
     };
     purge::start_if_wanted();
     block
@@ -151,18 +151,28 @@ pub fn alloc_slow(class: Class, zero: usize) -> *mut u8 {
 #[cold]
 fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
-    let slices = size.max(1).div_ceil(SLICE_SIZE);
+    let guard = if secure::ENABLED { Os::page_size() } else { 0 };
+    let Some(needed) = size.checked_add(secure::TRAILER + guard) else {
+        return ptr::null_mut();
+    };
+    let slices = needed.max(1).div_ceil(SLICE_SIZE);
     let align_slices = (align / SLICE_SIZE).max(1);
-    if size <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, align_slices) {
+    if needed <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, align_slices) {
         let Some(span) = arena::alloc_span(slices, align_slices) else {
             return ptr::null_mut();
         };
         let start = chunk::slice_address(span.chunk, span.first);
         let page = span.page();
+        let end = slices * SLICE_SIZE - guard;
         // SAFETY: the span and its descriptor are ours alone.
         unsafe {
-            (*page).init(PageKind::Large, start, slices, slices * SLICE_SIZE, 0, span.fresh);
-            (*page).used.set(1);
+            let p = &*page;
+            p.init(PageKind::Large, start, slices, end, 0, span.fresh);
+            p.used.set(1);
+            if secure::ENABLED {
+                Os::protect(start.add(end), guard, true);
+                secure::on_alloc(p, start, end, size, false);
+            }
             if zero && !span.fresh {
                 ptr::write_bytes(start, 0, size);
             }
@@ -171,7 +181,14 @@ fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
         return start;
     }
     // A fresh mapping reads as zero.
-    huge::alloc_huge(size, align)
+    let block = huge::alloc_huge(size + secure::TRAILER, align);
+    if secure::ENABLED && !block.is_null() {
+        if let Some(page) = chunk::page_of_checked(block) {
+            // SAFETY: the huge block was just mapped for us.
+            unsafe { secure::on_alloc(&*page, block, (*page).block_size.get(), size, false) };
+        }
+    }
+    block
 }
 
 /// Follows a forwarder descriptor to the first descriptor of its span.
@@ -195,29 +212,28 @@ pub fn block_usable_size(page: &Page, ptr: *mut u8) -> Option<usize> {
     let start = page.start.get() as usize;
     let addr = ptr as usize;
     match page.kind.get() {
-        PageKind::Class => {
-            let size = page.block_size.get();
-            let offset = addr.wrapping_sub(start);
-            if offset < page.capacity.get() as usize * size && offset % size == 0 {
-                Some(size)
-            } else {
-                None
-            }
-        }
-        PageKind::Large => (addr == start).then(|| page.span_bytes()),
-        PageKind::Huge => (addr == start).then(|| page.block_size.get()),
+        PageKind::Class => page.block_index(addr).map(|_| page.block_size.get()),
+        PageKind::Large | PageKind::Huge => (addr == start).then(|| page.block_size.get()),
         _ => None,
     }
 }
 
 /// Usable size of a block given by any pointer; `None` when `ptr` is not
 /// the start of a live block of oxmalloc's (the check is exact for large
-/// and huge blocks, and for class pages it checks range and alignment).
+/// and huge blocks, and for class pages it checks range and alignment; the
+/// hardened build also checks the block's trailer, and reports the
+/// requested size, so that writing the usable size never trips a canary).
 pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
     let page = chunk::page_of_checked(ptr)?;
     let page = resolve_forward(page);
     // SAFETY: a descriptor inside a chunk header is valid memory.
-    block_usable_size(unsafe { &*page }, ptr)
+    let p = unsafe { &*page };
+    let end = block_usable_size(p, ptr)?;
+    if secure::ENABLED {
+        // SAFETY: `ptr` is a carved block of `p` with `end` usable bytes.
+        return unsafe { secure::requested_size(p, ptr, end) };
+    }
+    Some(end)
 }
 
 /// Resizes a live block to `new_size` bytes at alignment `align`, in place
@@ -231,6 +247,10 @@ pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
 pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, align: usize) -> *mut u8 {
     // SAFETY: caller's contract.
     let p = unsafe { &*page };
+    if secure::ENABLED {
+        // SAFETY: forwarded contract.
+        return unsafe { realloc_hardened(ptr, p, new_size, align) };
+    }
     let old_usable = match p.kind.get() {
         PageKind::Class => {
             let size = p.block_size.get();
@@ -240,7 +260,7 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
             size
         }
         PageKind::Large => {
-            let old = p.span_bytes();
+            let old = p.block_size.get();
             if new_size > crate::size_class::MAX_CLASS_SIZE && new_size <= LARGE_MAX {
                 let slices = new_size.div_ceil(SLICE_SIZE);
                 let old_slices = p.span_slices.get() as usize;
@@ -272,6 +292,37 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
         }
         _ => return ptr::null_mut(),
     };
+    // SAFETY: forwarded contract.
+    unsafe { move_block(ptr, page, old_usable, new_size, align) }
+}
+
+/// `realloc` in the hardened build: in place when the new size still fits
+/// the block and uses at least half of it (the pad and trailer are rewritten
+/// for the new size), otherwise a move.
+///
+/// # Safety
+/// As for [`realloc_block`].
+unsafe fn realloc_hardened(ptr: *mut u8, p: &Page, new_size: usize, align: usize) -> *mut u8 {
+    let end = p.block_size.get();
+    // SAFETY: `ptr` is a live block of `p` with `end` usable bytes.
+    let Some(old) = (unsafe { secure::requested_size(p, ptr, end) }) else {
+        crate::fatal::fatal(crate::fatal::HeapError::BufferOverflow, ptr as usize, end);
+    };
+    let needed = new_size.saturating_add(secure::TRAILER);
+    if needed <= end && needed >= end / 2 {
+        // SAFETY: the block is ours and `new_size + TRAILER` fits in it.
+        unsafe { secure::write_allocated(p, ptr, end, new_size) };
+        return ptr;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { move_block(ptr, p as *const Page as *mut Page, old, new_size, align) }
+}
+
+/// Moves a block: allocates `new_size` bytes, copies what both hold, frees the old one.
+///
+/// # Safety
+/// `ptr` must be a live block of `page` holding `old` meaningful bytes.
+unsafe fn move_block(ptr: *mut u8, page: *mut Page, old: usize, new_size: usize, align: usize) -> *mut u8 {
     let new = if align <= WORD {
         alloc(new_size, WORD)
     } else {
@@ -282,8 +333,12 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
     }
     // SAFETY: both blocks are live and distinct; we copy what both hold.
     unsafe {
-        ptr::copy_nonoverlapping(ptr, new, old_usable.min(new_size));
-        crate::free::free_resolved(ptr, page);
+        ptr::copy_nonoverlapping(ptr, new, old.min(new_size));
+        if secure::ENABLED {
+            crate::free::free_hardened(ptr, 0);
+        } else {
+            crate::free::free_resolved(ptr, page);
+        }
     }
     new
 }

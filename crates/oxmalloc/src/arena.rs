@@ -62,7 +62,8 @@ pub static ARENA: Mutex<Arena> = Mutex::new(Arena {
     chunks: 0,
 });
 
-/// Free slices that still hold physical memory (waiting for their purge).
+/// Free slices that still hold physical memory (waiting for their purge);
+/// changed only with the arena lock held.
 static DIRTY_FREE_SLICES: AtomicUsize = AtomicUsize::new(0);
 /// When the oldest pending purge falls due (`u64::MAX`: nothing pending).
 static NEXT_PURGE_DUE: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -164,6 +165,11 @@ impl Arena {
             if !options::allow_thp() {
                 Os::advise_huge_pages(mem.as_ptr(), CHUNK_SIZE, false);
             }
+            if crate::secure::ENABLED {
+                // A guard page between the header and the first blocks.
+                let page = Os::page_size();
+                Os::protect(mem.as_ptr().add(SLICE_SIZE - page), page, true);
+            }
         }
         self.all = chunk;
         self.chunks += 1;
@@ -245,6 +251,11 @@ pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
     };
     drop(arena);
     let span = Span { chunk, first, fresh };
+    if crate::secure::ENABLED {
+        // The span may have been a freed (protected) large block.
+        // SAFETY: the span is ours.
+        unsafe { Os::protect(slice_address(chunk, first), slices * SLICE_SIZE, false) };
+    }
     // Later slices forward to the first one (the caller sets up the first).
     for i in 1..slices {
         // SAFETY: the span is ours; its descriptors are inside the header.
@@ -287,6 +298,13 @@ unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
     let mask = run_mask(first, count);
     let now = Os::now_millis();
     let mut arena = ARENA.lock();
+    // The counter moves under the lock, like the masks, so that it never
+    // dips below zero when another thread reuses these slices at once.
+    let dirty = if purged_now {
+        0
+    } else {
+        DIRTY_FREE_SLICES.fetch_add(count, Ordering::Relaxed) + count
+    };
     // SAFETY: we hold the lock; the chunk is valid.
     unsafe {
         let c = &mut *chunk;
@@ -306,7 +324,6 @@ unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
     drop(arena);
     stats::span_freed(count);
     if !purged_now {
-        let dirty = DIRTY_FREE_SLICES.fetch_add(count, Ordering::Relaxed) + count;
         NEXT_PURGE_DUE.fetch_min(now + delay, Ordering::Relaxed);
         purge::note_dirty(dirty * SLICE_SIZE);
     }

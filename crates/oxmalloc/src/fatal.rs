@@ -31,6 +31,8 @@ pub enum HeapError {
     BufferOverflow,
     /// A free-list link points outside its page.
     CorruptedFreeList,
+    /// A free block was written to before it was handed out again.
+    WriteAfterFree,
 }
 
 impl HeapError {
@@ -43,6 +45,7 @@ impl HeapError {
             HeapError::SizeMismatch => "size mismatch on free of ",
             HeapError::BufferOverflow => "heap buffer overflow past the block at ",
             HeapError::CorruptedFreeList => "corrupted free list in the page of ",
+            HeapError::WriteAfterFree => "write after free of ",
         }
     }
 }
@@ -89,6 +92,20 @@ pub fn fatal(error: HeapError, addr: usize, size: usize) -> ! {
         line.str(" (size ").dec(size as u64).str(")");
     }
     line.str("\n");
+    Os::write_stderr(line.as_bytes());
+    Os::abort()
+}
+
+/// A sized free (Rust `Layout`, C++ sized delete) named the wrong size: say
+/// both sizes, then abort.
+#[cold]
+#[inline(never)]
+pub fn fatal_size_mismatch(addr: usize, given: usize, actual: usize) -> ! {
+    let mut line = Line::new();
+    line.str("oxmalloc: error: size mismatch on free of ")
+        .hex(addr)
+        .str(" (size mismatch: given ");
+    line.dec(given as u64).str(", actual ").dec(actual as u64).str(")\n");
     Os::write_stderr(line.as_bytes());
     Os::abort()
 }

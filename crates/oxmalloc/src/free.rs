@@ -10,9 +10,10 @@ use crate::alloc::{block_usable_size, resolve_forward};
 use crate::chunk::{self, MAP_HEADER_HERE};
 use crate::fatal::{report, HeapError};
 use crate::heap::Heap;
+use crate::os::{Os, Platform};
 use crate::page::{Block, Page, PageKind, NOTIFY, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
-use crate::{arena, huge, purge, tls};
+use crate::{arena, huge, purge, secure, tls};
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
 ///
@@ -20,6 +21,10 @@ use crate::{arena, huge, purge, tls};
 /// `ptr` must be a live block allocated by oxmalloc.
 #[inline(always)]
 pub unsafe fn free_trusted(ptr: *mut u8) {
+    if secure::ENABLED {
+        // SAFETY: forwarded contract.
+        return unsafe { free_hardened(ptr, 0) };
+    }
     let page = chunk::page_of_trusted(ptr);
     // SAFETY: caller's contract: the descriptor of a live block is valid.
     unsafe { free_local_or_slow(ptr, page) }
@@ -33,12 +38,72 @@ pub unsafe fn free_trusted(ptr: *mut u8) {
 /// If `ptr` is a block of oxmalloc's, it must not be used afterwards.
 #[inline(always)]
 pub unsafe fn free_checked(ptr: *mut u8) {
+    if secure::ENABLED {
+        // SAFETY: forwarded contract.
+        return unsafe { free_hardened(ptr, 0) };
+    }
     if chunk::map_entry(ptr as usize) != MAP_HEADER_HERE {
         free_unusual(ptr);
         return;
     }
     let page = chunk::page_of_trusted(ptr);
     // SAFETY: the chunk map says the header is valid.
+    unsafe { free_local_or_slow(ptr, page) }
+}
+
+/// Frees a block whose requested size the caller states (Rust's `dealloc`
+/// layout, C++ sized `delete`): the hardened build checks it against the
+/// block; the default build uses the trusted path.
+///
+/// # Safety
+/// As for [`free_trusted`].
+#[inline(always)]
+pub unsafe fn free_sized(ptr: *mut u8, size: usize) {
+    if secure::ENABLED {
+        // SAFETY: forwarded contract.
+        return unsafe { free_hardened(ptr, size) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_trusted(ptr) }
+}
+
+/// The hardened free: every pointer is validated (chunk map, page kind,
+/// exact block start), then the block's trailer is checked and marked freed
+/// (`secure.rs`), freed large blocks are made inaccessible, and the block
+/// takes the usual path. `given` is a sized free's size (0: none).
+///
+/// # Safety
+/// If `ptr` is a block of oxmalloc's, it must not be used afterwards.
+#[inline(never)]
+pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
+    if ptr.is_null() {
+        return;
+    }
+    let Some(page) = chunk::page_of_checked(ptr) else {
+        report(HeapError::InvalidFree, ptr as usize, 0, 0);
+        return;
+    };
+    let page = resolve_forward(page);
+    // SAFETY: the chunk map vouches for the header, hence the descriptor.
+    let p = unsafe { &*page };
+    if p.kind.get() == PageKind::Unused {
+        report(HeapError::DoubleFree, ptr as usize, 0, 0);
+        return;
+    }
+    let Some(end) = block_usable_size(p, ptr) else {
+        report(HeapError::InvalidFree, ptr as usize, 0, 0);
+        return;
+    };
+    let heap = tls::heap() as usize;
+    let local = p.kind.get() == PageKind::Class && p.owner.load(Ordering::Relaxed) & !OWNER_SLOW == heap;
+    // SAFETY: `ptr` is a carved block of `p` with `end` usable bytes.
+    unsafe { secure::on_free(p, ptr, end, given, !local) };
+    if p.kind.get() == PageKind::Large {
+        // Freed large blocks become inaccessible until their span is reused.
+        // SAFETY: the span is ours until it goes back to the arena below.
+        unsafe { Os::protect(p.start.get(), p.span_bytes(), true) };
+    }
+    // SAFETY: validated above.
     unsafe { free_local_or_slow(ptr, page) }
 }
 

@@ -53,7 +53,9 @@ pub fn alloc_huge(size: usize, align: usize) -> *mut u8 {
     let Some(block_bytes) = size.checked_next_multiple_of(page_size) else {
         return ptr::null_mut();
     };
-    let Some(total) = offset.checked_add(block_bytes) else {
+    // The hardened build keeps an inaccessible page after the block.
+    let guard = if crate::secure::ENABLED { page_size } else { 0 };
+    let Some(total) = offset.checked_add(block_bytes).and_then(|t| t.checked_add(guard)) else {
         return ptr::null_mut();
     };
     if total > isize::MAX as usize || !stats::may_map(total) {
@@ -66,7 +68,7 @@ pub fn alloc_huge(size: usize, align: usize) -> *mut u8 {
         }
     } else {
         // The block must be `align`-aligned with the header one chunk below.
-        let Some(reserve) = align.checked_add(block_bytes) else {
+        let Some(reserve) = align.checked_add(block_bytes + guard) else {
             return ptr::null_mut();
         };
         let Some(base) = Os::map(reserve, align) else {
@@ -95,6 +97,10 @@ pub fn alloc_huge(size: usize, align: usize) -> *mut u8 {
         page.used.set(1);
     }
     map_mapping(header as usize, total, block as usize, true);
+    if guard != 0 {
+        // SAFETY: the last page of our fresh mapping.
+        unsafe { Os::protect(block.add(block_bytes), guard, true) };
+    }
     block
 }
 
@@ -130,6 +136,10 @@ fn block_of(page: *mut Page) -> *mut u8 {
 /// # Safety
 /// `page` must be the descriptor of a live huge block owned by the caller.
 pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
+    if crate::secure::ENABLED {
+        // The guard page would have to move too: let the caller move the block.
+        return ptr::null_mut();
+    }
     let page_size = Os::page_size();
     let chunk = header_of(page);
     let block = block_of(page);

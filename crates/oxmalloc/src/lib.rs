@@ -83,7 +83,11 @@ unsafe impl GlobalAlloc for OxMalloc {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if layout.align() >= FAST_ALIGN_LIMIT {
+        if secure::ENABLED {
+            // SAFETY: the caller guarantees `ptr` is a live block of ours
+            // allocated with `layout`.
+            unsafe { free::free_sized(ptr, layout.size()) }
+        } else if layout.align() >= FAST_ALIGN_LIMIT {
             // SAFETY: the caller guarantees `ptr` is a live block of ours.
             unsafe { free::free_checked(ptr) }
         } else {
@@ -159,6 +163,12 @@ pub const TLS_MODEL: &str = tls::MODEL;
 
 /// Whether this is the hardened build (feature `secure`).
 pub const HARDENED: bool = secure::ENABLED;
+
+/// A one-way fingerprint of the hardened build's process secret (drawn from
+/// `getrandom` at start-up and again in a `fork` child); for tests.
+pub fn secret_fingerprint() -> u64 {
+    secure::secret_fingerprint()
+}
 
 #[cfg(test)]
 #[global_allocator]

@@ -49,6 +49,10 @@ pub const NOTIFY: usize = 1;
 /// local frees must take the slow path (the page is in the full queue).
 pub const OWNER_SLOW: usize = 1;
 
+/// Shift of the reciprocal in `Page::recip`: exact for offsets below 2^22
+/// (a chunk) and block sizes up to 2^16, since `offset * block_size < 2^40`.
+const RECIP_SHIFT: u32 = 40;
+
 /// What a page descriptor describes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -112,9 +116,12 @@ pub struct Page {
     pub next: Cell<*mut Page>,
     /// Queue links (owner).
     pub prev: Cell<*mut Page>,
-    /// Hardened mode: key mixed into free-list links.
+    /// Hardened mode: key mixed into free-list links and block trailers.
     pub key: Cell<usize>,
-    _pad1: [u8; 24],
+    /// `ceil(2^40 / block_size)`: turns a division by the block size into a
+    /// multiplication (see [`Page::block_index`]).
+    pub recip: Cell<u64>,
+    _pad1: [u8; 16],
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -143,7 +150,8 @@ impl Page {
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
             key: Cell::new(0),
-            _pad1: [0; 24],
+            recip: Cell::new(0),
+            _pad1: [0; 16],
         }
     }
 
@@ -173,6 +181,8 @@ impl Page {
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
         self.key.set(crate::secure::page_key());
+        self.recip
+            .set(((1u64 << RECIP_SHIFT) + block_size as u64 - 1) / block_size.max(1) as u64);
     }
 
     /// Turns the descriptor into a forwarder to the span `distance` slices back.
@@ -190,6 +200,18 @@ impl Page {
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// The index of the block starting at `addr` among the carved blocks of
+    /// this class page, or `None` when `addr` is not a carved block's start.
+    #[inline]
+    pub fn block_index(&self, addr: usize) -> Option<usize> {
+        let offset = addr.wrapping_sub(self.start.get() as usize);
+        if offset >= self.capacity.get() as usize * self.block_size.get() {
+            return None;
+        }
+        let index = ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as usize;
+        (index * self.block_size.get() == offset).then_some(index)
     }
 
     /// Bytes in the page's span.
@@ -266,13 +288,16 @@ impl Page {
         }
         let size = self.block_size.get();
         let count = (EXTEND_BYTES / size).clamp(1, reserved - capacity);
+        // (The hardened carve takes at most 2048 blocks at a time.)
+        let count = if crate::secure::ENABLED { count.min(2048) } else { count };
         let first = self.start.get().wrapping_add(capacity * size);
         // SAFETY: blocks `capacity..capacity+count` lie inside the page's
         // span and have never been handed out; we own them.
         unsafe { self.carve(first, count, size) };
         self.capacity.set((capacity + count) as u32);
         self.used.set(self.used.get() + count as u32);
-        self.free_is_zero.set(self.fresh.get());
+        // Hardened carving writes patterns into the blocks.
+        self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
         true
     }
 
@@ -283,6 +308,11 @@ impl Page {
     /// # Safety
     /// The blocks must lie in this page, be unused, and `free` must be empty.
     unsafe fn carve(&self, first: *mut u8, count: usize, size: usize) {
+        if crate::secure::ENABLED {
+            // SAFETY: forwarded contract.
+            unsafe { self.carve_shuffled(first, count, size) };
+            return;
+        }
         let mut block = first.cast::<Block>();
         for _ in 1..count {
             let next = block.cast::<u8>().wrapping_add(size).cast::<Block>();
@@ -293,6 +323,36 @@ impl Page {
         // SAFETY: as above, for the last block.
         unsafe { self.set_next(block, ptr::null_mut()) };
         self.free.set(first.cast());
+    }
+
+    /// Hardened carving: the batch is linked in a random order, and every
+    /// block gets its freed trailer and pattern.
+    ///
+    /// # Safety
+    /// As for `carve`.
+    #[cold]
+    unsafe fn carve_shuffled(&self, first: *mut u8, count: usize, size: usize) {
+        const MAX_BATCH: usize = 2048;
+        let count = count.min(MAX_BATCH);
+        let mut order = [0u16; MAX_BATCH];
+        for (i, slot) in order[..count].iter_mut().enumerate() {
+            *slot = i as u16;
+        }
+        let mut rng = crate::secure::Shuffle::new(self);
+        for i in (1..count).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        let mut next: *mut Block = ptr::null_mut();
+        for &i in order[..count].iter().rev() {
+            let block = first.wrapping_add(i as usize * size);
+            // SAFETY: a fresh block of ours.
+            unsafe {
+                crate::secure::prepare_carved(self, block, size);
+                self.set_next(block.cast(), next);
+            }
+            next = block.cast();
+        }
+        self.free.set(next);
     }
 
     /// Takes every block from `thread_free` and adds it to `local_free`;
@@ -358,5 +418,32 @@ impl Page {
 impl Default for Page {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size_class::{class_size, page_slices, CLASS_COUNT};
+
+    #[test]
+    fn block_index_agrees_with_division_for_every_class() {
+        let start = 0x7f00_0040_0000usize as *mut u8;
+        for class in 0..CLASS_COUNT {
+            let page = Page::new();
+            let size = class_size(class);
+            page.init(PageKind::Class, start, page_slices(class), size, class, true);
+            page.capacity.set(page.reserved.get());
+            let span = page.reserved.get() as usize * size;
+            for offset in (0..span + 2 * size).step_by(8) {
+                let expect = (offset < span && offset % size == 0).then(|| offset / size);
+                assert_eq!(
+                    page.block_index(start as usize + offset),
+                    expect,
+                    "class {class} offset {offset}"
+                );
+            }
+            assert_eq!(page.block_index(start as usize - 8), None);
+        }
     }
 }

@@ -18,7 +18,7 @@ pub const MAX_SIZE: usize = isize::MAX as usize;
 /// of memory or `size` is absurd. `malloc(0)` is a unique pointer.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    if size <= DIRECT_MAX {
+    if !crate::secure::ENABLED && size <= DIRECT_MAX {
         // Round to whole 16-byte units (even word counts) so every block of
         // more than 8 bytes is 16-aligned; 0 keeps the 8-byte class.
         // SAFETY: the index is at most DIRECT_MAX / 8.
@@ -58,6 +58,22 @@ pub fn aligned_alloc(size: usize, align: usize) -> *mut u8 {
 pub unsafe fn free(ptr: *mut u8) {
     // SAFETY: forwarded contract.
     unsafe { free::free_checked(ptr) }
+}
+
+/// Sized `free` (C++ sized `delete`, `free_sized`): the hardened build
+/// checks `size` against the block's requested size.
+///
+/// # Safety
+/// As for [`free`].
+#[inline]
+pub unsafe fn free_sized(ptr: *mut u8, size: usize) {
+    if crate::secure::ENABLED {
+        // SAFETY: forwarded contract.
+        unsafe { free::free_hardened(ptr, size) }
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { free::free_checked(ptr) }
+    }
 }
 
 /// `realloc` for a non-null `ptr` and `size > 0`: resizes in place when

@@ -3,10 +3,14 @@
 //! thread): the memory must still go back to the OS after the purge delay.
 
 use oxmalloc::OxMalloc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
+
+static FREED: AtomicBool = AtomicBool::new(false);
+static WATCHED: AtomicBool = AtomicBool::new(false);
 
 #[test]
 fn memory_returns_while_every_thread_is_idle() {
@@ -20,29 +24,38 @@ fn memory_returns_while_every_thread_is_idle() {
         }
         let peak = oxmalloc::resident_bytes();
         drop(blocks);
-        // Idle: no allocator call from here on (sleep does not allocate).
-        std::thread::sleep(Duration::from_millis(3000));
+        FREED.store(true, Ordering::Release);
+        // Idle: no allocator call until the main thread has watched
+        // (sleeping and atomics do not allocate).
+        while !WATCHED.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         peak
     });
     // The main thread does not allocate while it watches either:
     // resident_bytes reads /proc into a stack buffer.
-    std::thread::sleep(Duration::from_millis(200));
-    let deadline = Instant::now() + Duration::from_millis(2500);
+    while !FREED.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let freed_at = Instant::now();
     let allowed = start + (start / 10).max(8 << 20);
     let mut end = usize::MAX;
-    while Instant::now() < deadline {
+    while freed_at.elapsed() < Duration::from_millis(2500) {
         end = oxmalloc::resident_bytes();
         if end <= allowed {
             break;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let waited = freed_at.elapsed();
+    WATCHED.store(true, Ordering::Release);
     let peak = worker.join().unwrap();
     eprintln!(
-        "rss: start {} MiB, peak {} MiB, while idle {} MiB",
+        "rss: start {} MiB, peak {} MiB, {} MiB after {} ms idle",
         start >> 20,
         peak >> 20,
-        end >> 20
+        end >> 20,
+        waited.as_millis()
     );
     assert!(peak > start + TOTAL / 2, "blocks were not resident");
     assert!(
