@@ -202,7 +202,12 @@ pub fn resolve(paths: &Paths, requested: &[String]) -> Result<(Vec<Allocator>, V
             ));
         }
     }
-    names.dedup();
+    let mut seen = Vec::new();
+    names.retain(|n| {
+        let new = !seen.contains(n);
+        seen.push(n.clone());
+        new
+    });
     let glibc_worker = paths.workers.join(worker_name("glibc"));
     let mut found = Vec::new();
     let mut skipped = Vec::new();

@@ -320,18 +320,11 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     };
     let mut checksums = HashMap::new();
     for rep in 0..a.reps {
-        samples.extend(
-            runner::run_plan(&allocs, &jobs, &settings, 1, |s| {
-                pb.inc(1);
-                pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
-                note_failure(&pb, s);
-            })
-            .into_iter()
-            .map(|mut s| {
-                s.rep = rep;
-                s
-            }),
-        );
+        samples.extend(runner::run_rep(&allocs, &jobs, &settings, rep, |s| {
+            pb.inc(1);
+            pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
+            note_failure(&pb, s);
+        }));
         for prog in &programs {
             for ra in &real_allocs {
                 pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));

@@ -102,7 +102,7 @@ impl Block {
                 // SAFETY: in the glibc worker, `System` allocated this block
                 // with malloc/posix_memalign of the same library that exports
                 // `f`, and `size` is the size that was asked for.
-                unsafe { (f.call)(self.ptr.as_ptr().cast(), self.size) }
+                unsafe { f.call(self.ptr.as_ptr(), self.size) }
             }
             None => self.free(),
         }
@@ -137,54 +137,37 @@ impl Block {
     }
 }
 
-/// A C sized-free entry point found in the process (C23 `free_sized`, or
-/// jemalloc/tcmalloc's `sdallocx` with flags 0).
+/// A C sized-free entry point found in the process: C23 `free_sized`,
+/// jemalloc's `sdallocx` (flags 0), mimalloc's `mi_free_size` or tcmalloc's
+/// `tc_free_sized`.
 #[derive(Clone, Copy, Debug)]
 pub struct SizedFree {
     /// Symbol name.
     pub name: &'static str,
-    call: unsafe extern "C" fn(*mut libc::c_void, usize),
+    /// Its address.
+    addr: usize,
+    /// Whether it takes a third `flags` argument (`sdallocx`).
+    flags: bool,
 }
 
 static SIZED_FREE: OnceLock<Option<SizedFree>> = OnceLock::new();
-static SDALLOCX: OnceLock<usize> = OnceLock::new();
-
-unsafe extern "C" fn sdallocx_shim(p: *mut libc::c_void, size: usize) {
-    type Sdallocx = unsafe extern "C" fn(*mut libc::c_void, usize, libc::c_int);
-    let addr = *SDALLOCX.get().expect("sdallocx resolved");
-    // SAFETY: `addr` is the address of `sdallocx`, resolved by dlsym, whose C
-    // signature is `void sdallocx(void *, size_t, int)`.
-    let f: Sdallocx = unsafe { std::mem::transmute::<usize, Sdallocx>(addr) };
-    // SAFETY: the caller passes a live block and its size; flags 0.
-    unsafe { f(p, size, 0) }
-}
 
 /// Looks up a C sized free in the running process (used by the glibc worker,
 /// so that under `LD_PRELOAD` the `larson-sized` workload frees with the size
 /// where the preloaded library offers it). Returns its name.
 pub fn install_c_sized_free() -> Option<&'static str> {
+    const CANDIDATES: [(&std::ffi::CStr, &str, bool); 4] = [
+        (c"free_sized", "free_sized", false),
+        (c"sdallocx", "sdallocx", true),
+        (c"mi_free_size", "mi_free_size", false),
+        (c"tc_free_sized", "tc_free_sized", false),
+    ];
     let found = SIZED_FREE.get_or_init(|| {
-        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name is always
-        // safe to call; a null result means the symbol is absent.
-        let fs = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"free_sized".as_ptr()) };
-        if !fs.is_null() {
-            // SAFETY: `free_sized` has the C23 signature `void (void *, size_t)`.
-            let call =
-                unsafe { std::mem::transmute::<*mut libc::c_void, unsafe extern "C" fn(*mut libc::c_void, usize)>(fs) };
-            return Some(SizedFree {
-                name: "free_sized",
-                call,
-            });
-        }
-        // SAFETY: as above.
-        let sd = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sdallocx".as_ptr()) };
-        if sd.is_null() {
-            return None;
-        }
-        SDALLOCX.get_or_init(|| sd as usize);
-        Some(SizedFree {
-            name: "sdallocx",
-            call: sdallocx_shim,
+        CANDIDATES.iter().find_map(|&(sym, name, flags)| {
+            // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name is
+            // always safe to call; null means the symbol is absent.
+            let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) } as usize;
+            (addr != 0).then_some(SizedFree { name, addr, flags })
         })
     });
     found.map(|f| f.name)
@@ -192,6 +175,29 @@ pub fn install_c_sized_free() -> Option<&'static str> {
 
 fn c_sized_free() -> Option<SizedFree> {
     SIZED_FREE.get().copied().flatten()
+}
+
+impl SizedFree {
+    /// Frees `p` of `size` bytes.
+    ///
+    /// # Safety
+    /// `p` must be a live block of `size` requested bytes from the library
+    /// that exports this function.
+    unsafe fn call(self, p: *mut u8, size: usize) {
+        type Two = unsafe extern "C" fn(*mut libc::c_void, usize);
+        type Three = unsafe extern "C" fn(*mut libc::c_void, usize, libc::c_int);
+        if self.flags {
+            // SAFETY: `addr` is `sdallocx`, `void sdallocx(void *, size_t, int)`.
+            let f = unsafe { std::mem::transmute::<usize, Three>(self.addr) };
+            // SAFETY: the caller's contract; flags 0.
+            unsafe { f(p.cast(), size, 0) }
+        } else {
+            // SAFETY: the other candidates are `void f(void *, size_t)`.
+            let f = unsafe { std::mem::transmute::<usize, Two>(self.addr) };
+            // SAFETY: the caller's contract.
+            unsafe { f(p.cast(), size) }
+        }
+    }
 }
 
 /// Name of the free used by [`Block::free_sized`].

@@ -258,24 +258,22 @@ pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
     sample
 }
 
-/// Runs every job with every allocator, `reps` times, interleaved
-/// (A B C A B C ...): repetition-major, then job, then allocator.
+/// Runs repetition `rep` of every job with every allocator, interleaved:
+/// job by job, each allocator in turn (A B C A B C ... across repetitions).
 /// `progress` is called after each run with the sample.
-pub fn run_plan(
+pub fn run_rep(
     allocs: &[Allocator],
     jobs: &[Job],
     s: &Settings,
-    reps: usize,
+    rep: usize,
     mut progress: impl FnMut(&Sample),
 ) -> Vec<Sample> {
-    let mut samples = Vec::with_capacity(allocs.len() * jobs.len() * reps);
-    for rep in 0..reps {
-        for job in jobs {
-            for a in allocs {
-                let sample = run_one(a, job, s, rep);
-                progress(&sample);
-                samples.push(sample);
-            }
+    let mut samples = Vec::with_capacity(allocs.len() * jobs.len());
+    for job in jobs {
+        for a in allocs {
+            let sample = run_one(a, job, s, rep);
+            progress(&sample);
+            samples.push(sample);
         }
     }
     samples

@@ -41,7 +41,8 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
 }
 
 /// larson-sized: in the glibc/LD_PRELOAD worker, frees through the C sized
-/// free (`free_sized` or `sdallocx`) when the library exports one. Rust's
+/// free (`free_sized`, `sdallocx`, `mi_free_size`, `tc_free_sized`) when
+/// the library exports one. Rust's
 /// `GlobalAlloc::dealloc` always receives the size, so in the
 /// `#[global_allocator]` workers both variants free the same way.
 pub fn run_sized(p: &Params) -> Result<Outcome, Corruption> {
