@@ -168,3 +168,50 @@ fn list_names_workloads_and_allocators() {
     }
     assert!(text.contains("oxmalloc") && text.contains("glibc"));
 }
+
+#[test]
+fn real_programs_run_or_are_skipped_with_a_reason() {
+    let out = tmp("real");
+    let st = oxbench()
+        .args([
+            "run",
+            "--no-build",
+            "--quiet",
+            "--bench",
+            "real",
+            "--reps",
+            "1",
+            "--scale",
+            "0.01",
+        ])
+        .args(["--alloc", "glibc,jemalloc-deb"])
+        .arg("--worker-dir")
+        .arg(worker_dir())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let r = Report::load(&out.join("report.json")).unwrap();
+    assert!(
+        st.status.success(),
+        "{:?}",
+        r.samples.iter().filter(|s| !s.ok).collect::<Vec<_>>()
+    );
+    for p in oxbench::real::PROGRAMS {
+        let ran = r.samples.iter().any(|s| s.bench == p.name);
+        let skipped = r
+            .skipped
+            .iter()
+            .any(|s| s.name == p.name && s.reason.contains("apt-get install"));
+        assert!(ran != skipped, "{}: ran {ran}, skipped {skipped}", p.name);
+        if ran {
+            let glibc = r
+                .samples
+                .iter()
+                .find(|s| s.bench == p.name && s.alloc == "glibc")
+                .unwrap();
+            assert!(glibc.max_rss_kib > 0 && glibc.wall_s > 0.0, "{glibc:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
