@@ -3,12 +3,11 @@
 //! empty slot gets a new block of 9–1024 B (each doubling of the size half
 //! as likely), fully written; a full slot's block is fully read and freed.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::Outcome;
 use crate::raw::Block;
-use std::thread;
 use std::time::Instant;
 
 const NAME: &str = "alloc-test";
@@ -48,15 +47,6 @@ fn worker(p: &Params, tid: usize) -> Result<u64, Corruption> {
 /// Runs alloc-test with `p.threads` threads.
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let start = Instant::now();
-    let results: Vec<_> = thread::scope(|s| {
-        let hs: Vec<_> = (0..p.threads).map(|tid| s.spawn(move || worker(p, tid))).collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("alloc-test thread panicked"))
-            .collect()
-    });
-    let mut ops = 0;
-    for r in results {
-        ops += r?;
-    }
+    let ops = on_threads(p.threads, |tid| worker(p, tid))?.iter().sum();
     Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "steps/s"))
 }

@@ -8,11 +8,11 @@
 //!
 //! cache-thrash (active): the same without the hand-off.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::Corruption;
 use crate::outcome::Outcome;
 use crate::raw::Block;
-use std::thread;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Writes per thread at scale 1.
@@ -46,11 +46,8 @@ fn churn(p: &Params, name: &str, tid: usize) -> Result<u64, Corruption> {
     Ok(iterations * reps)
 }
 
-fn finish(results: Vec<Result<u64, Corruption>>, start: Instant) -> Result<Outcome, Corruption> {
-    let mut ops = 0;
-    for r in results {
-        ops += r?;
-    }
+fn finish(writes: Vec<u64>, start: Instant) -> Result<Outcome, Corruption> {
+    let ops = writes.iter().sum();
     Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "writes/s"))
 }
 
@@ -58,47 +55,35 @@ fn finish(results: Vec<Result<u64, Corruption>>, start: Instant) -> Result<Outco
 pub fn run_scratch(p: &Params) -> Result<Outcome, Corruption> {
     const NAME: &str = "cache-scratch";
     let start = Instant::now();
-    let handed: Vec<Block> = (0..p.threads)
+    // Consecutive 1-byte blocks: likely neighbours in one cache line.
+    let handed: Vec<Mutex<Option<Block>>> = (0..p.threads)
         .map(|tid| {
             let mut b = Block::new(1, 1);
             b.bytes_mut()[0] = tid as u8;
-            b
+            Mutex::new(Some(b))
         })
         .collect();
-    let results = thread::scope(|s| {
-        let hs: Vec<_> = handed
-            .into_iter()
-            .enumerate()
-            .map(|(tid, b)| {
-                s.spawn(move || {
-                    if b.bytes()[0] != tid as u8 {
-                        return Err(Corruption::new(
-                            NAME,
-                            format!("handed-off block {:#x} lost its byte", b.addr()),
-                        ));
-                    }
-                    b.free();
-                    churn(p, NAME, tid)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("cache-scratch thread panicked"))
-            .collect()
-    });
-    finish(results, start)
+    let writes = on_threads(p.threads, |tid| {
+        let b = handed[tid]
+            .lock()
+            .expect("hand-off lock")
+            .take()
+            .expect("one block per thread");
+        if b.bytes()[0] != tid as u8 {
+            return Err(Corruption::new(
+                NAME,
+                format!("handed-off block {:#x} lost its byte", b.addr()),
+            ));
+        }
+        b.free();
+        churn(p, NAME, tid)
+    })?;
+    finish(writes, start)
 }
 
 /// cache-thrash with `p.threads` threads.
 pub fn run_thrash(p: &Params) -> Result<Outcome, Corruption> {
     let start = Instant::now();
-    let results = thread::scope(|s| {
-        let hs: Vec<_> = (0..p.threads)
-            .map(|tid| s.spawn(move || churn(p, "cache-thrash", tid)))
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("cache-thrash thread panicked"))
-            .collect()
-    });
-    finish(results, start)
+    let writes = on_threads(p.threads, |tid| churn(p, "cache-thrash", tid))?;
+    finish(writes, start)
 }

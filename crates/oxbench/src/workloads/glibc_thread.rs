@@ -2,12 +2,11 @@
 //! time, frees a random slot and allocates 4–32,768 B (density ∝ size^-2),
 //! writing every byte. Reports iterations per second.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::Outcome;
 use crate::raw::Block;
-use std::thread;
 use std::time::Instant;
 
 const NAME: &str = "glibc-thread";
@@ -49,17 +48,6 @@ fn worker(p: &Params, tid: usize, deadline: Instant) -> Result<u64, Corruption> 
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let start = Instant::now();
     let deadline = start + p.scaled_secs(1.5);
-    let results: Vec<_> = thread::scope(|s| {
-        let hs: Vec<_> = (0..p.threads)
-            .map(|tid| s.spawn(move || worker(p, tid, deadline)))
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("glibc-thread panicked"))
-            .collect()
-    });
-    let mut ops = 0;
-    for r in results {
-        ops += r?;
-    }
+    let ops = on_threads(p.threads, |tid| worker(p, tid, deadline))?.iter().sum();
     Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "iterations/s"))
 }

@@ -8,7 +8,7 @@
 //! scheduled start (so a stall delays the requests behind it, as it would
 //! in a server). Reports percentiles from HDR histograms.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::{Outcome, Percentiles};
@@ -138,25 +138,14 @@ fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u6
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let shared: Vec<AtomicPtr<u8>> = (0..SHARED).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
     let start = Instant::now();
-    let results: Vec<_> = thread::scope(|s| {
-        let hs: Vec<_> = (0..p.threads)
-            .map(|tid| {
-                let shared = &shared;
-                s.spawn(move || worker(p, tid, shared))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("latency thread panicked"))
-            .collect()
-    });
+    let results = on_threads(p.threads, |tid| worker(p, tid, &shared));
     let elapsed = start.elapsed().as_secs_f64();
     for slot in &shared {
         free_shared(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
     }
     let mut total = Hists::new();
     let mut ops = 0;
-    for r in results {
-        let (h, n) = r?;
+    for (h, n) in results? {
         total.add(&h);
         ops += n;
     }

@@ -4,14 +4,13 @@
 //! exits. Memory must not grow with the number of threads: the outcome
 //! reports RSS after the first 10% of rounds and at the end.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::{self, Corruption};
 use crate::dist;
 use crate::outcome::Outcome;
 use crate::raw::{self, Block};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::thread;
 use std::time::Instant;
 
 const NAME: &str = "mleak";
@@ -50,20 +49,7 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let start = Instant::now();
     let mut rss_early = 0;
     for round in 0..rounds {
-        let results: Vec<_> = thread::scope(|s| {
-            let hs: Vec<_> = (0..THREADS_PER_ROUND)
-                .map(|t| {
-                    let shared = &shared;
-                    s.spawn(move || short_thread(p, shared, round, t))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("mleak thread panicked"))
-                .collect()
-        });
-        for r in results {
-            r?;
-        }
+        on_threads(THREADS_PER_ROUND, |t| short_thread(p, &shared, round, t))?;
         if round == rounds / 10 {
             rss_early = raw::rss_kib();
         }

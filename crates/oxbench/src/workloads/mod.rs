@@ -131,6 +131,20 @@ impl Workload {
     }
 }
 
+/// Runs `f(tid)` for `tid` in `0..n` on scoped threads; returns the results
+/// in thread order, or the first error once every thread has finished.
+pub fn on_threads<T: Send>(n: usize, f: impl Fn(usize) -> Result<T, Corruption> + Sync) -> Result<Vec<T>, Corruption> {
+    let results: Vec<Result<T, Corruption>> = std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).map(|tid| s.spawn(move || f(tid))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("workload thread panicked"))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
 /// Every workload, in report order.
 pub fn all() -> &'static [Workload] {
     use Metric::*;

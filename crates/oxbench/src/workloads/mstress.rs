@@ -8,7 +8,7 @@
 //! Blocks are self-describing (size and address hash in the first word, a
 //! pattern in the rest) and checked when freed.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::{self, Corruption};
 use crate::dist;
 use crate::outcome::Outcome;
@@ -16,7 +16,6 @@ use crate::raw::Block;
 use rand::rngs::SmallRng;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::thread;
 use std::time::Instant;
 
 const NAME: &str = "mstress";
@@ -85,20 +84,9 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let start = Instant::now();
     let mut ops = 0;
     for round in 0..rounds {
-        let results: Vec<_> = thread::scope(|s| {
-            let hs: Vec<_> = (0..p.threads)
-                .map(|tid| {
-                    let shared = &shared;
-                    s.spawn(move || worker(p, tid, round, shared))
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("mstress thread panicked"))
-                .collect()
-        });
-        for r in results {
-            ops += r?;
-        }
+        ops += on_threads(p.threads, |tid| worker(p, tid, round, &shared))?
+            .iter()
+            .sum::<u64>();
         // Half the shared array dies on the main thread; the rest survives.
         for slot in &shared {
             if dist::chance(&mut rng, 0.5) {

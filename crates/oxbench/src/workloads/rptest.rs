@@ -4,13 +4,12 @@
 //! Every other loop a batch of 32 blocks goes to the next thread, which
 //! checks and frees it. Reports operations per CPU second.
 
-use super::Params;
+use super::{on_threads, Params};
 use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::Outcome;
 use crate::raw::{self, Block};
 use std::sync::{Barrier, Mutex};
-use std::thread;
 use std::time::Instant;
 
 const NAME: &str = "rptest";
@@ -95,23 +94,10 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let barrier = Barrier::new(p.threads);
     let cpu0 = raw::cpu_seconds();
     let start = Instant::now();
-    let results: Vec<_> = thread::scope(|s| {
-        let hs: Vec<_> = (0..p.threads)
-            .map(|tid| {
-                let (inboxes, barrier) = (&inboxes, &barrier);
-                s.spawn(move || worker(p, tid, inboxes, barrier))
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().expect("rptest thread panicked"))
-            .collect()
-    });
+    let results = on_threads(p.threads, |tid| worker(p, tid, &inboxes, &barrier));
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = (raw::cpu_seconds() - cpu0).max(1e-6);
-    let mut ops = 0;
-    for r in results {
-        ops += r?;
-    }
+    let ops: u64 = results?.iter().sum();
     let mut o = Outcome::per_second(ops, elapsed, "ops/cpu-s");
     o.throughput = ops as f64 / cpu;
     Ok(o.with("cpu_s", cpu))
