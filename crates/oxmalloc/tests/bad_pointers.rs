@@ -1,0 +1,100 @@
+//! What the default build does with bad pointers (CHECKLIST B, "default
+//! mode must at least not corrupt silently where the check is free"):
+//! pointers that are not oxmalloc's, and bad pointers into large blocks, are
+//! reported (counted in `stats().errors`), ignored, never written through;
+//! the heap goes on working. The hardened build aborts instead: see
+//! `tests/hardened.rs`.
+
+#![cfg(not(feature = "secure"))]
+
+use oxmalloc::raw;
+
+#[global_allocator]
+static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
+
+static mut STATIC_BUFFER: [u8; 256] = [0x77; 256];
+
+/// The heap still hands out distinct, intact blocks.
+fn heap_still_works() {
+    let blocks: Vec<Vec<u64>> = (0..2000).map(|i| vec![i as u64; 1 + i % 300]).collect();
+    for (i, b) in blocks.iter().enumerate() {
+        assert!(b.iter().all(|&x| x == i as u64), "block {i} corrupted");
+    }
+}
+
+/// The error counter is process-wide: the tests of this file run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `bad` and asserts that exactly one error was counted.
+fn reported_once(what: &str, bad: impl FnOnce()) {
+    let before = oxmalloc::stats().errors;
+    bad();
+    let after = oxmalloc::stats().errors;
+    assert_eq!(after - before, 1, "{what}: expected exactly one reported error");
+}
+
+#[test]
+fn foreign_pointers_are_reported_ignored_and_never_written() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = [0x55u8; 64];
+    // SAFETY: mapping fresh anonymous memory.
+    let mapping = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            1 << 16,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(mapping, libc::MAP_FAILED);
+    let near = raw::malloc(64);
+    let pointers: [(&str, *mut u8); 6] = [
+        ("(void*)1", 1 as *mut u8),
+        ("wild", 0x5a5a_5a5a_5000 as *mut u8),
+        ("stack", stack.as_ptr().cast_mut()),
+        ("static", (&raw mut STATIC_BUFFER).cast()),
+        // Read-only: a write through it would fault the test.
+        ("foreign read-only mmap", mapping.cast::<u8>().wrapping_add(64)),
+        ("far (+1 GiB)", near.wrapping_add(1 << 30)),
+    ];
+    for (what, p) in pointers {
+        // SAFETY: deliberate invalid free; the engine must only report it.
+        reported_once(what, || unsafe { raw::free(p) });
+        // SAFETY: as above, for realloc.
+        reported_once(what, || assert!(unsafe { raw::realloc(p, 100) }.is_null()));
+        reported_once(what, || assert_eq!(oxmalloc::usable_size(p), 0));
+    }
+    assert!(stack.iter().all(|&b| b == 0x55), "the stack buffer was written");
+    // SAFETY: reading the static after the bad calls.
+    assert!(unsafe { STATIC_BUFFER }.iter().all(|&b| b == 0x77), "the static was written");
+    // SAFETY: a live block of ours, and our mapping.
+    unsafe {
+        raw::free(near);
+        libc::munmap(mapping, 1 << 16);
+    }
+    heap_still_works();
+}
+
+#[test]
+fn bad_pointers_into_large_blocks_are_reported_and_ignored() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let size = 256 * 1024;
+    let p = raw::malloc(size);
+    // SAFETY: the block is `size` bytes.
+    unsafe { p.write_bytes(0x42, size) };
+    for offset in [1, 8, 16, 4096] {
+        // SAFETY: deliberate invalid free of an interior pointer.
+        reported_once("interior of a large block", || unsafe { raw::free(p.add(offset)) });
+    }
+    // SAFETY: the block is still live and intact.
+    unsafe {
+        assert!(std::slice::from_raw_parts(p, size).iter().all(|&b| b == 0x42));
+        raw::free(p);
+    }
+    // Double free of a large block: its span is back in the arena.
+    // SAFETY: deliberate double free.
+    reported_once("large double free", || unsafe { raw::free(p) });
+    heap_still_works();
+}
