@@ -13,10 +13,12 @@ linked), mimalloc (Debian's libmimalloc.so.2) and oxmalloc
 (target/release/liboxmalloc.so).
 
 Usage: scripts/capi/redis-bench.py [--rounds 5] [--requests 100000]
-       [--clients 50] [--size 256] [--keyspace 100000] [--tests set,get,...]
+       [--clients 50] [--size 256] [--keyspace 100000] [--pipeline 1]
+       [--tests set,get,...]
 """
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -51,11 +53,18 @@ def peak_rss_kib(pid):
     return 0
 
 
+def pin(args, cpu):
+    """taskset prefix: server and client on different CPUs (less variance)."""
+    if args.no_pin or (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
 def one_run(lib, args):
     port = free_port()
     env = dict(os.environ, LD_PRELOAD=lib)
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        pin(args, 1) + ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--daemonize", "no", "--dir", "/tmp"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -65,8 +74,9 @@ def one_run(lib, args):
                 raise RuntimeError(f"redis-server with {lib} did not start")
             time.sleep(0.05)
         bench = subprocess.run(
-            ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(args.requests),
-             "-c", str(args.clients), "-d", str(args.size), "-r", str(args.keyspace), "-t", args.tests, "--csv"],
+            pin(args, 0) + ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", str(args.requests),
+             "-c", str(args.clients), "-d", str(args.size), "-r", str(args.keyspace), "-P", str(args.pipeline),
+             "-t", args.tests, "--csv"],
             capture_output=True, text=True, timeout=600)
         rps = {}
         for line in bench.stdout.splitlines():
@@ -90,6 +100,9 @@ def main():
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--keyspace", type=int, default=100000)
+    p.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 1 and the client to CPU 0")
+    p.add_argument("--pipeline", type=int, default=1,
+                   help="requests per round trip (-P); with 1 the single-threaded client is often the bottleneck")
     p.add_argument("--tests", default="set,get,incr,lpush,lpop,sadd,hset,zadd,lrange_100")
     args = p.parse_args()
 
@@ -107,7 +120,8 @@ def main():
 
     tests = list(results[allocators[0][0]][0][0].keys())
     names = [n for n, _ in allocators]
-    print(f"redis-benchmark -n {args.requests} -c {args.clients} -d {args.size} -r {args.keyspace}; "
+    print(f"redis-benchmark -n {args.requests} -c {args.clients} -d {args.size} -r {args.keyspace} "
+          f"-P {args.pipeline}; "
           f"median of {args.rounds} interleaved runs (requests/s)")
     print(f"{'test':<24}" + "".join(f"{n:>12}" for n in names))
     for t in tests:

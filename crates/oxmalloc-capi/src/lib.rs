@@ -109,6 +109,29 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
 }
 
+// Without LTO (the dev profile), the precompiled `core` keeps references to
+// the unwinding personality routine, which only `std` defines: the shared
+// library would then fail to load ("undefined symbol: rust_eh_personality").
+// Nothing here ever unwinds (panic = "abort", and C++ exceptions only cross
+// the assembly frames of `cxx`), so a hidden routine that aborts satisfies
+// the reference without exporting anything.
+core::arch::global_asm!(
+    ".pushsection .text.rust_eh_personality,\"ax\",@progbits",
+    ".globl rust_eh_personality",
+    ".hidden rust_eh_personality",
+    ".type rust_eh_personality,@function",
+    "rust_eh_personality:",
+    "jmp {abort}",
+    ".size rust_eh_personality, . - rust_eh_personality",
+    ".popsection",
+    abort = sym personality_called,
+);
+
+/// Reached only if something tries to unwind through Rust frames.
+extern "C" fn personality_called() -> ! {
+    die(&[b"oxmalloc: fatal: an exception tried to unwind through oxmalloc\n"])
+}
+
 /// Library constructor: process-wide set-up (options from the environment,
 /// the thread-exit key, `fork` handlers) at load time, so that `fork`
 /// handlers are in place even if the program forks before it allocates.
