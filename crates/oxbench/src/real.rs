@@ -260,20 +260,7 @@ fn command(prog: &Program, s: &RealSettings) -> std::io::Result<Command> {
 }
 
 fn blank(a: &Allocator, prog: &Program, rep: usize) -> Sample {
-    Sample {
-        alloc: a.name.clone(),
-        bench: prog.name.to_string(),
-        threads: 1,
-        rep,
-        ok: false,
-        error: None,
-        wall_s: f64::NAN,
-        user_s: f64::NAN,
-        sys_s: f64::NAN,
-        max_rss_kib: 0,
-        outcome: None,
-        command: String::new(),
-    }
+    Sample::new(&a.name, prog.name, 1, rep)
 }
 
 /// Runs `prog` once with allocator `a` (its preload, if any).

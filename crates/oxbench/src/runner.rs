@@ -220,20 +220,9 @@ pub fn worker_command(a: &Allocator, job: &Job, s: &Settings) -> Command {
 pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
     let mut cmd = worker_command(a, job, s);
     let command = shell_line(&cmd);
-    let mut sample = Sample {
-        alloc: a.name.clone(),
-        bench: job.workload.name.to_string(),
-        threads: job.threads,
-        rep,
-        ok: false,
-        error: None,
-        wall_s: f64::NAN,
-        user_s: f64::NAN,
-        sys_s: f64::NAN,
-        max_rss_kib: 0,
-        outcome: None,
-        command,
-    };
+    let mut sample = Sample::new(&a.name, job.workload.name, job.threads, rep);
+    sample.command = command;
+
     match measure(&mut cmd, s.timeout, |_| {}) {
         Err(e) => sample.error = Some(format!("could not start: {e}")),
         Ok(m) => {

@@ -78,6 +78,26 @@ pub struct Sample {
     pub command: String,
 }
 
+impl Sample {
+    /// A sample not yet measured: not ok, times NaN, no outcome.
+    pub fn new(alloc: &str, bench: &str, threads: usize, rep: usize) -> Sample {
+        Sample {
+            alloc: alloc.to_string(),
+            bench: bench.to_string(),
+            threads,
+            rep,
+            ok: false,
+            error: None,
+            wall_s: f64::NAN,
+            user_s: f64::NAN,
+            sys_s: f64::NAN,
+            max_rss_kib: 0,
+            outcome: None,
+            command: String::new(),
+        }
+    }
+}
+
 /// Settings of a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meta {

@@ -8,7 +8,7 @@
 //! scheduled start (so a stall delays the requests behind it, as it would
 //! in a server). Reports percentiles from HDR histograms.
 
-use super::{on_threads, Params};
+use super::{free_tagged, on_threads, Params};
 use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::{Outcome, Percentiles};
@@ -61,20 +61,6 @@ fn timed_free(p: &Params, h: &mut Hists, (mut b, tag): (Block, u64)) -> Result<(
     Ok(())
 }
 
-fn free_shared(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
-    if ptr.is_null() {
-        return Ok(());
-    }
-    // SAFETY: non-null shared slots hold self-describing blocks made below.
-    let size = unsafe { check::tagged_size(NAME, ptr, MAX_SIZE)? };
-    // SAFETY: the header gave the block's size.
-    let mut b = unsafe { Block::from_raw(ptr, size, 8) };
-    p.fault.strike(b.bytes_mut());
-    check::verify_tagged(NAME, b.bytes())?;
-    b.free();
-    Ok(())
-}
-
 fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u64), Corruption> {
     let mut rng = dist::rng(p.seed, tid);
     let mut h = Hists::new();
@@ -108,7 +94,7 @@ fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u6
             if dist::index(&mut rng, 20) == 0 {
                 check::fill_tagged(b.bytes_mut());
                 let k = dist::index(&mut rng, SHARED);
-                free_shared(p, shared[k].swap(b.into_raw(), Ordering::AcqRel))?;
+                free_tagged(NAME, p, shared[k].swap(b.into_raw(), Ordering::AcqRel), MAX_SIZE)?;
                 continue;
             }
             let tag = check::tag_of(b.addr(), size, counter);
@@ -141,7 +127,7 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let results = on_threads(p.threads, |tid| worker(p, tid, &shared));
     let elapsed = start.elapsed().as_secs_f64();
     for slot in &shared {
-        free_shared(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+        free_tagged(NAME, p, slot.swap(ptr::null_mut(), Ordering::AcqRel), MAX_SIZE)?;
     }
     let mut total = Hists::new();
     let mut ops = 0;

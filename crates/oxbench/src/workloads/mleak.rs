@@ -4,7 +4,7 @@
 //! exits. Memory must not grow with the number of threads: the outcome
 //! reports RSS after the first 10% of rounds and at the end.
 
-use super::{on_threads, Params};
+use super::{free_tagged, on_threads, Params};
 use crate::check::{self, Corruption};
 use crate::dist;
 use crate::outcome::Outcome;
@@ -18,20 +18,6 @@ const SHARED: usize = 1_000;
 const THREADS_PER_ROUND: usize = 10;
 const SIZE: usize = 128;
 
-fn free_item(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
-    if ptr.is_null() {
-        return Ok(());
-    }
-    // SAFETY: non-null slots hold blocks of SIZE bytes made below.
-    let size = unsafe { check::tagged_size(NAME, ptr, SIZE)? };
-    // SAFETY: the header confirmed the size.
-    let mut b = unsafe { Block::from_raw(ptr, size, 8) };
-    p.fault.strike(b.bytes_mut());
-    check::verify_tagged(NAME, b.bytes())?;
-    b.free();
-    Ok(())
-}
-
 fn short_thread(p: &Params, shared: &[AtomicPtr<u8>], round: usize, t: usize) -> Result<(), Corruption> {
     let mut rng = dist::rng(p.seed ^ round as u64, t);
     let mut b = Block::zeroed(SIZE, 8);
@@ -39,7 +25,7 @@ fn short_thread(p: &Params, shared: &[AtomicPtr<u8>], round: usize, t: usize) ->
     check::fill_tagged(b.bytes_mut());
     let k = dist::index(&mut rng, SHARED);
     let evicted = shared[k].swap(b.into_raw(), Ordering::AcqRel);
-    free_item(p, evicted)
+    free_tagged(NAME, p, evicted, SIZE)
 }
 
 /// Runs mleak (10 threads per round; the thread count is not used).
@@ -56,7 +42,7 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     }
     let rss_end = raw::rss_kib();
     for slot in &shared {
-        free_item(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+        free_tagged(NAME, p, slot.swap(ptr::null_mut(), Ordering::AcqRel), SIZE)?;
     }
     let threads = (rounds * THREADS_PER_ROUND) as u64;
     let o = Outcome::per_second(threads, start.elapsed().as_secs_f64(), "threads/s");

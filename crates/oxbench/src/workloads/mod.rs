@@ -131,6 +131,26 @@ impl Workload {
     }
 }
 
+/// Checks and frees a self-describing block (see
+/// [`check::fill_tagged`](crate::check::fill_tagged)) taken out of a shared
+/// pointer slot; null is an empty slot. `ptr` must be null or such a block,
+/// 8-byte aligned, owned by the caller, as every slot of the workloads'
+/// shared arrays is.
+fn free_tagged(workload: &str, p: &Params, ptr: *mut u8, max_size: usize) -> Result<(), Corruption> {
+    if ptr.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a self-describing block has at least 8 bytes (contract above).
+    let size = unsafe { crate::check::tagged_size(workload, ptr, max_size)? };
+    // SAFETY: the header check confirmed the size the block was made with;
+    // the caller owns it.
+    let mut b = unsafe { crate::raw::Block::from_raw(ptr, size, 8) };
+    p.fault.strike(b.bytes_mut());
+    crate::check::verify_tagged(workload, b.bytes())?;
+    b.free();
+    Ok(())
+}
+
 /// Runs `f(tid)` for `tid` in `0..n` on scoped threads; returns the results
 /// in thread order, or the first error once every thread has finished.
 pub fn on_threads<T: Send>(n: usize, f: impl Fn(usize) -> Result<T, Corruption> + Sync) -> Result<Vec<T>, Corruption> {

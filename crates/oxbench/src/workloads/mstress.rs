@@ -8,7 +8,7 @@
 //! Blocks are self-describing (size and address hash in the first word, a
 //! pattern in the rest) and checked when freed.
 
-use super::{on_threads, Params};
+use super::{free_tagged, on_threads, Params};
 use crate::check::{self, Corruption};
 use crate::dist;
 use crate::outcome::Outcome;
@@ -37,32 +37,17 @@ fn alloc_item(rng: &mut SmallRng) -> *mut u8 {
     b.into_raw()
 }
 
-fn free_item(p: &Params, ptr: *mut u8) -> Result<(), Corruption> {
-    if ptr.is_null() {
-        return Ok(());
-    }
-    // SAFETY: every non-null pointer in the arrays came from `alloc_item`
-    // (at least 8 bytes) and is owned by exactly one slot.
-    let size = unsafe { check::tagged_size(NAME, ptr, MAX_SIZE)? };
-    // SAFETY: the header check gave the size `alloc_item` used.
-    let mut b = unsafe { Block::from_raw(ptr, size, 8) };
-    p.fault.strike(b.bytes_mut());
-    check::verify_tagged(NAME, b.bytes())?;
-    b.free();
-    Ok(())
-}
-
 fn worker(p: &Params, tid: usize, round: usize, shared: &[AtomicPtr<u8>]) -> Result<u64, Corruption> {
     let mut rng = dist::rng(p.seed ^ round as u64, tid);
     let steps = (p.scaled(100.0 * 1_500.0, 4) as usize) * (tid % 8 + 1);
     let mut local: Vec<*mut u8> = vec![ptr::null_mut(); (steps / 2).max(1)];
     for _ in 0..steps {
         let i = dist::index(&mut rng, local.len());
-        free_item(p, local[i])?;
+        free_tagged(NAME, p, local[i], MAX_SIZE)?;
         local[i] = alloc_item(&mut rng);
         if dist::chance(&mut rng, 2.0 / 3.0) {
             let j = dist::index(&mut rng, local.len());
-            free_item(p, std::mem::replace(&mut local[j], ptr::null_mut()))?;
+            free_tagged(NAME, p, std::mem::replace(&mut local[j], ptr::null_mut()), MAX_SIZE)?;
         }
         if dist::chance(&mut rng, 0.25) {
             let j = dist::index(&mut rng, local.len());
@@ -71,7 +56,7 @@ fn worker(p: &Params, tid: usize, round: usize, shared: &[AtomicPtr<u8>]) -> Res
         }
     }
     for q in local {
-        free_item(p, q)?;
+        free_tagged(NAME, p, q, MAX_SIZE)?;
     }
     Ok(steps as u64)
 }
@@ -90,12 +75,12 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
         // Half the shared array dies on the main thread; the rest survives.
         for slot in &shared {
             if dist::chance(&mut rng, 0.5) {
-                free_item(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+                free_tagged(NAME, p, slot.swap(ptr::null_mut(), Ordering::AcqRel), MAX_SIZE)?;
             }
         }
     }
     for slot in &shared {
-        free_item(p, slot.swap(ptr::null_mut(), Ordering::AcqRel))?;
+        free_tagged(NAME, p, slot.swap(ptr::null_mut(), Ordering::AcqRel), MAX_SIZE)?;
     }
     Ok(Outcome::per_second(ops, start.elapsed().as_secs_f64(), "allocs/s"))
 }
