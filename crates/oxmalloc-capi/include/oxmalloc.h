@@ -67,19 +67,18 @@ void ox_stats_print(void);
 
 /* A snapshot of the statistics (bytes unless noted). */
 typedef struct ox_stats_s {
-    uint64_t mapped;        /* address space mapped from the OS now */
-    uint64_t mapped_peak;
     uint64_t in_spans;      /* chunk memory handed to pages and large blocks */
     uint64_t in_spans_peak;
     uint64_t huge;          /* bytes in huge blocks (own mappings) */
     uint64_t huge_peak;
     uint64_t threads;       /* threads with a heap (count) */
     uint64_t threads_peak;
-    uint64_t dirty_free;    /* free memory waiting for its purge */
+    uint64_t chunks;        /* regular chunks mapped (count) */
     uint64_t purged;        /* bytes given back to the OS so far */
     uint64_t mmap_calls;    /* count */
-    uint64_t errors;        /* heap errors detected (invalid frees, ...) */
-    uint64_t resident;      /* resident set size of the process */
+    uint64_t munmap_calls;  /* count */
+    uint64_t errors;        /* heap errors detected (count) */
+    uint64_t rss;           /* resident set size of the process */
 } ox_stats_t;
 
 void ox_stats_get(ox_stats_t *out);

@@ -34,7 +34,7 @@ pub extern "C" fn mallopt(param: c_int, _value: c_int) -> c_int {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MallInfo2 {
-    /// Bytes mapped in chunks (everything but huge blocks).
+    /// Bytes of chunk memory handed to pages and large blocks.
     pub arena: usize,
     /// Number of free chunks (not tracked: 0).
     pub ordblks: usize,
@@ -48,11 +48,12 @@ pub struct MallInfo2 {
     pub usmblks: usize,
     /// Bytes in free fastbin blocks (none: 0).
     pub fsmblks: usize,
-    /// Bytes in use: pages and large blocks handed out, plus huge blocks.
+    /// Bytes in use: `arena + hblkhd` (pages count whole, free blocks in
+    /// them included).
     pub uordblks: usize,
-    /// Bytes mapped in chunks but not in use.
+    /// Free bytes (not tracked: 0).
     pub fordblks: usize,
-    /// Free memory that trimming would give back now.
+    /// Free memory that trimming would give back (not tracked: 0).
     pub keepcost: usize,
 }
 
@@ -83,17 +84,15 @@ pub struct MallInfo {
 }
 
 fn info2() -> MallInfo2 {
+    // Only the statistics every engine version has: memory in spans (pages
+    // and large blocks handed out) and in huge blocks.
     let s = engine::stats();
-    let mapped = s.mapped.current as usize;
     let huge = s.huge.current as usize;
     let spans = s.spans.current as usize;
-    let arena = mapped.saturating_sub(huge);
     MallInfo2 {
-        arena,
+        arena: spans,
         hblkhd: huge,
         uordblks: spans + huge,
-        fordblks: arena.saturating_sub(spans),
-        keepcost: s.dirty_free as usize,
         ..MallInfo2::default()
     }
 }

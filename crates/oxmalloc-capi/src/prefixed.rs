@@ -103,32 +103,30 @@ pub extern "C" fn ox_stats_print() {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OxStats {
-    /// Address space mapped from the OS now.
-    pub mapped: u64,
-    /// Peak of `mapped`.
-    pub mapped_peak: u64,
     /// Bytes of chunk slices handed to pages and large blocks now.
     pub in_spans: u64,
     /// Peak of `in_spans`.
     pub in_spans_peak: u64,
-    /// Bytes in huge blocks now.
+    /// Bytes in huge blocks (mappings of their own) now.
     pub huge: u64,
     /// Peak of `huge`.
     pub huge_peak: u64,
-    /// Threads with a heap now.
+    /// Threads with a heap now (count).
     pub threads: u64,
     /// Peak of `threads`.
     pub threads_peak: u64,
-    /// Free memory waiting for its purge.
-    pub dirty_free: u64,
-    /// Bytes purged back to the OS so far.
+    /// Regular chunks mapped now (count).
+    pub chunks: u64,
+    /// Bytes given back to the OS so far.
     pub purged: u64,
-    /// `mmap` calls so far.
+    /// `mmap` calls so far (count).
     pub mmap_calls: u64,
-    /// Heap errors detected (invalid frees and the like).
+    /// `munmap` calls so far (count).
+    pub munmap_calls: u64,
+    /// Heap errors detected (invalid frees and the like; count).
     pub errors: u64,
-    /// Resident set size of the process.
-    pub resident: u64,
+    /// Resident set size of the process now.
+    pub rss: u64,
 }
 
 /// `ox_stats_get`: fills `*out` (ignored when NULL).
@@ -142,19 +140,18 @@ pub unsafe extern "C" fn ox_stats_get(out: *mut OxStats) {
     }
     let s = engine::stats();
     let stats = OxStats {
-        mapped: s.mapped.current,
-        mapped_peak: s.mapped.peak,
         in_spans: s.spans.current,
         in_spans_peak: s.spans.peak,
         huge: s.huge.current,
         huge_peak: s.huge.peak,
         threads: s.threads.current,
         threads_peak: s.threads.peak,
-        dirty_free: s.dirty_free,
+        chunks: s.chunks,
         purged: s.purged_bytes,
         mmap_calls: s.mmap_calls,
+        munmap_calls: s.munmap_calls,
         errors: s.errors,
-        resident: s.resident,
+        rss: engine::resident_bytes() as u64,
     };
     // SAFETY: caller's contract.
     unsafe { out.write(stats) };
