@@ -60,9 +60,9 @@ fn main() {
         mib(rss_end)
     );
     println!(
-        "  mapped now {:.1} MiB (peak {:.1} MiB); purged {:.1} MiB in {} calls; pages abandoned {}, reclaimed {}",
-        mib(s.mapped.current),
-        mib(s.mapped.peak),
+        "  reserved now {:.1} MiB (peak {:.1} MiB); purged {:.1} MiB in {} calls; pages abandoned {}, reclaimed {}",
+        mib(s.reserved.current),
+        mib(s.reserved.peak),
         mib(s.purged_bytes),
         s.purge_calls,
         s.pages_abandoned,

@@ -11,7 +11,7 @@ use crate::heap::{empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
-use crate::{arena, chunk, huge, init, purge, secure, thread, tls};
+use crate::{arena, chunk, huge, init, purge, secure, stats, thread, tls};
 use core::ptr;
 
 /// Largest request served by a large block (a span inside a chunk); above
@@ -26,21 +26,32 @@ const CHUNK_ALIGN_MAX: usize = CHUNK_SIZE / 2;
 /// 16 when `words` is even. Not used by the hardened build.
 ///
 /// # Safety
-/// `words <= DIRECT_MAX / WORD`.
+/// `words <= DIRECT_MAX / WORD`; `heap` is the calling thread's default
+/// heap (or the empty heap) or one of its first-class heaps.
 #[inline(always)]
-pub unsafe fn alloc_direct(words: usize) -> *mut u8 {
-    let heap = tls::heap();
-    // SAFETY: the heap pointer is always valid (the empty heap at worst);
-    // `words` is in range by contract; direct entries always point at a
-    // valid page (the empty page at worst) owned by this thread.
+pub unsafe fn alloc_direct_in(heap: *mut Heap, words: usize) -> *mut u8 {
+    // SAFETY: the heap pointer is valid (the empty heap at worst); `words`
+    // is in range by contract; direct entries always point at a valid page
+    // (the empty page at worst) owned by this thread.
     unsafe {
         let page = (*heap).direct.get_unchecked(words).get();
         let block = (*page).pop();
         if !block.is_null() {
+            stats::bump((*heap).counters.direct_allocs.get_unchecked(words));
             return block.cast();
         }
-        alloc_slow(*DIRECT_CLASS.get_unchecked(words) as usize, words * WORD, false)
+        alloc_slow(heap, *DIRECT_CLASS.get_unchecked(words) as usize, words * WORD, false)
     }
+}
+
+/// [`alloc_direct_in`] on the calling thread's default heap.
+///
+/// # Safety
+/// `words <= DIRECT_MAX / WORD`.
+#[inline(always)]
+pub unsafe fn alloc_direct(words: usize) -> *mut u8 {
+    // SAFETY: forwarded contract; the thread's own heap.
+    unsafe { alloc_direct_in(tls::heap(), words) }
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two); null when
@@ -61,35 +72,62 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     alloc_generic(size, align, true)
 }
 
-/// Every allocation that is not a word-aligned direct-table hit.
+/// Every allocation that is not a word-aligned direct-table hit, from the
+/// calling thread's default heap.
 #[inline]
 pub fn alloc_generic(size: usize, align: usize, zero: bool) -> *mut u8 {
+    // SAFETY: the thread's own heap.
+    unsafe { alloc_in(tls::heap(), size, align, zero) }
+}
+
+/// Allocates `size` bytes aligned to `align` from `heap`, zeroed if asked.
+///
+/// # Safety
+/// `heap` must be the calling thread's default heap (or the empty heap) or
+/// one of its first-class heaps.
+#[inline]
+pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(with_trailer) = size.checked_add(secure::TRAILER) else {
         return ptr::null_mut();
     };
     if let Some(class) = class_for_aligned(with_trailer, align) {
-        return alloc_class(class, size, zero);
+        // SAFETY: forwarded contract.
+        return unsafe { alloc_class(heap, class, size, zero) };
     }
-    alloc_big(size, align, zero)
+    // SAFETY: forwarded contract.
+    alloc_big(unsafe { big_owner(heap) }, size, align, zero)
 }
 
-/// Allocates from class `class` for `requested` bytes, zeroed if asked.
+/// The first-class heap that should track a big block, if any.
+///
+/// # Safety
+/// `heap` must be valid.
 #[inline]
-fn alloc_class(class: Class, requested: usize, zero: bool) -> *mut u8 {
-    let heap = tls::heap();
-    // SAFETY: the heap pointer is always valid; its bins' first pages are
-    // ours; `class` < CLASS_COUNT.
+unsafe fn big_owner<'a>(heap: *mut Heap) -> Option<&'a Heap> {
+    // SAFETY: caller's contract.
+    unsafe { (*heap).first_class.get().then(|| &*heap) }
+}
+
+/// Allocates from class `class` of `heap` for `requested` bytes, zeroed if asked.
+///
+/// # Safety
+/// As for [`alloc_in`].
+#[inline]
+unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: bool) -> *mut u8 {
+    // SAFETY: the heap pointer is valid; its bins' first pages are ours;
+    // `class` < CLASS_COUNT.
     unsafe {
         let page = (*heap).bins.get_unchecked(class).first.get();
         if !page.is_null() {
             let was_zero = (*page).free_is_zero.get();
             let block = (*page).pop();
             if !block.is_null() {
+                stats::bump((*heap).counters.allocs.get_unchecked(class));
                 return finish(&*page, block.cast(), requested, zero, was_zero);
             }
         }
     }
-    alloc_slow(class, requested, zero)
+    alloc_slow(heap, class, requested, zero)
 }
 
 /// Last steps for a block just popped from `page`: the hardened trailer,
@@ -113,24 +151,25 @@ unsafe fn finish(page: &Page, block: *mut u8, requested: usize, zero: bool, was_
     block
 }
 
-/// The allocation slow path for class `class`: sets the thread up if
-/// needed, runs deferred work, finds a page with room. Null when out of memory.
+/// The allocation slow path for class `class` of `heap`: sets the thread
+/// up if `heap` is the empty heap, runs deferred work, finds a page with
+/// room. Null when out of memory.
 #[cold]
 #[inline(never)]
-pub fn alloc_slow(class: Class, requested: usize, zero: bool) -> *mut u8 {
-    let mut heap = tls::heap();
+pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: bool) -> *mut u8 {
     if heap == empty_heap() {
         heap = thread::init_thread();
         if heap.is_null() {
             return ptr::null_mut();
         }
     }
-    // SAFETY: `heap` is this thread's heap.
+    // SAFETY: `heap` is a heap of this thread (caller's contract).
     let heap: &Heap = unsafe { &*heap };
     let calls = heap.slow_calls.get() + 1;
     heap.slow_calls.set(calls);
     if calls % 64 == 0 {
         purge::tick();
+        stats::report_all(heap);
     }
     // SAFETY: owner-only operations on our own heap.
     let block = unsafe {
@@ -141,15 +180,18 @@ pub fn alloc_slow(class: Class, requested: usize, zero: bool) -> *mut u8 {
         }
         let was_zero = (*page).free_is_zero.get();
         let block = (*page).pop().cast::<u8>();
+        stats::bump(&heap.counters.allocs[class]);
         finish(&*page, block, requested, zero, was_zero)
     };
+    stats::report_class(heap, class);
     purge::start_if_wanted();
     block
 }
 
-/// Large and huge requests, and alignments no class can serve.
+/// Large and huge requests, and alignments no class can serve. A
+/// first-class `owner` heap tracks the block (for `destroy`).
 #[cold]
-fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
+fn alloc_big(owner: Option<&Heap>, size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
     let guard = if secure::ENABLED { Os::page_size() } else { 0 };
     let Some(needed) = size.checked_add(secure::TRAILER + guard) else {
@@ -176,16 +218,27 @@ fn alloc_big(size: usize, align: usize, zero: bool) -> *mut u8 {
             if zero && !span.fresh {
                 ptr::write_bytes(start, 0, size);
             }
+            if let Some(heap) = owner {
+                heap.track_large(page);
+            }
         }
+        stats::big_allocated(end);
         purge::start_if_wanted();
         return start;
     }
     // A fresh mapping reads as zero.
     let block = huge::alloc_huge(size + secure::TRAILER, align);
-    if secure::ENABLED && !block.is_null() {
+    if !block.is_null() {
         if let Some(page) = chunk::page_of_checked(block) {
             // SAFETY: the huge block was just mapped for us.
-            unsafe { secure::on_alloc(&*page, block, (*page).block_size.get(), size, false) };
+            unsafe {
+                let end = (*page).block_size.get();
+                secure::on_alloc(&*page, block, end, size, false);
+                stats::big_allocated(end);
+                if let Some(heap) = owner {
+                    heap.track_large(page);
+                }
+            }
         }
     }
     block
@@ -245,11 +298,26 @@ pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
 /// `ptr` must be a live block allocated by oxmalloc with alignment `align`,
 /// and `page` its descriptor (first of its span); `new_size > 0`.
 pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, align: usize) -> *mut u8 {
+    // SAFETY: forwarded contract; the thread's own heap serves a move.
+    unsafe { realloc_block_in(tls::heap(), ptr, page, new_size, align) }
+}
+
+/// [`realloc_block`], moving the block (when it must move) into `heap`.
+///
+/// # Safety
+/// As for [`realloc_block`]; `heap` as for [`alloc_in`].
+pub unsafe fn realloc_block_in(
+    heap: *mut Heap,
+    ptr: *mut u8,
+    page: *mut Page,
+    new_size: usize,
+    align: usize,
+) -> *mut u8 {
     // SAFETY: caller's contract.
     let p = unsafe { &*page };
     if secure::ENABLED {
         // SAFETY: forwarded contract.
-        return unsafe { realloc_hardened(ptr, p, new_size, align) };
+        return unsafe { realloc_hardened(heap, ptr, p, new_size, align) };
     }
     let old_usable = match p.kind.get() {
         PageKind::Class => {
@@ -268,12 +336,14 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
                     // SAFETY: our large block; shrinking frees the tail.
                     unsafe { arena::shrink_span(page, slices) };
                     p.block_size.set(slices * SLICE_SIZE);
+                    stats::big_resized(old, slices * SLICE_SIZE);
                     purge::start_if_wanted();
                     return ptr;
                 }
                 // SAFETY: our large block.
                 if unsafe { arena::grow_span(page, slices) } {
                     p.block_size.set(slices * SLICE_SIZE);
+                    stats::big_resized(old, slices * SLICE_SIZE);
                     return ptr;
                 }
             }
@@ -285,6 +355,10 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
                 // SAFETY: our huge block.
                 let moved = unsafe { huge::realloc_huge(page, new_size) };
                 if !moved.is_null() {
+                    if let Some(page) = chunk::page_of_checked(moved) {
+                        // SAFETY: the (possibly moved) header of our block.
+                        stats::big_resized(old, unsafe { (*page).block_size.get() });
+                    }
                     return moved;
                 }
             }
@@ -293,7 +367,7 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
         _ => return ptr::null_mut(),
     };
     // SAFETY: forwarded contract.
-    unsafe { move_block(ptr, page, old_usable, new_size, align) }
+    unsafe { move_block(heap, ptr, page, old_usable, new_size, align) }
 }
 
 /// `realloc` in the hardened build: in place when the new size still fits
@@ -302,7 +376,7 @@ pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, alig
 ///
 /// # Safety
 /// As for [`realloc_block`].
-unsafe fn realloc_hardened(ptr: *mut u8, p: &Page, new_size: usize, align: usize) -> *mut u8 {
+unsafe fn realloc_hardened(heap: *mut Heap, ptr: *mut u8, p: &Page, new_size: usize, align: usize) -> *mut u8 {
     let end = p.block_size.get();
     // SAFETY: `ptr` is a live block of `p` with `end` usable bytes.
     let Some(old) = (unsafe { secure::requested_size(p, ptr, end) }) else {
@@ -315,19 +389,24 @@ unsafe fn realloc_hardened(ptr: *mut u8, p: &Page, new_size: usize, align: usize
         return ptr;
     }
     // SAFETY: forwarded contract.
-    unsafe { move_block(ptr, p as *const Page as *mut Page, old, new_size, align) }
+    unsafe { move_block(heap, ptr, p as *const Page as *mut Page, old, new_size, align) }
 }
 
 /// Moves a block: allocates `new_size` bytes, copies what both hold, frees the old one.
 ///
 /// # Safety
-/// `ptr` must be a live block of `page` holding `old` meaningful bytes.
-unsafe fn move_block(ptr: *mut u8, page: *mut Page, old: usize, new_size: usize, align: usize) -> *mut u8 {
-    let new = if align <= WORD {
-        alloc(new_size, WORD)
-    } else {
-        alloc_generic(new_size, align, false)
-    };
+/// `ptr` must be a live block of `page` holding `old` meaningful bytes;
+/// `heap` as for [`alloc_in`].
+unsafe fn move_block(
+    heap: *mut Heap,
+    ptr: *mut u8,
+    page: *mut Page,
+    old: usize,
+    new_size: usize,
+    align: usize,
+) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    let new = unsafe { alloc_in(heap, new_size, align, false) };
     if new.is_null() {
         return new;
     }

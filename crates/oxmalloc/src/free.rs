@@ -9,11 +9,11 @@
 use crate::alloc::{block_usable_size, resolve_forward};
 use crate::chunk::{self, MAP_HEADER_HERE};
 use crate::fatal::{report, HeapError};
-use crate::heap::Heap;
+use crate::heap::{empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Block, Page, PageKind, NOTIFY, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
-use crate::{arena, huge, purge, secure, tls};
+use crate::{purge, secure, stats, tls};
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
 ///
@@ -67,6 +67,21 @@ pub unsafe fn free_sized(ptr: *mut u8, size: usize) {
     unsafe { free_trusted(ptr) }
 }
 
+/// Frees any pointer with a stated size (the checked path: every
+/// alignment, foreign pointers reported); the hardened build checks the size.
+///
+/// # Safety
+/// As for [`free_checked`].
+#[inline]
+pub unsafe fn free_sized_checked(ptr: *mut u8, size: usize) {
+    if secure::ENABLED {
+        // SAFETY: forwarded contract.
+        return unsafe { free_hardened(ptr, size) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_checked(ptr) }
+}
+
 /// The hardened free: every pointer is validated (chunk map, page kind,
 /// exact block start), then the block's trailer is checked and marked freed
 /// (`secure.rs`), freed large blocks are made inaccessible, and the block
@@ -115,16 +130,30 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
 unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
     let heap = tls::heap();
     // SAFETY: caller's contract; an owner match means this thread owns the
-    // page, so its Cell fields are ours to touch.
+    // page, so its Cell fields and `heap`'s counters are ours to touch.
     unsafe {
         if (*page).owner.load(Ordering::Relaxed) == heap as usize {
+            stats::bump((*heap).counters.frees.get_unchecked((*page).class.get() as usize));
             if (*page).push_local(ptr.cast()) {
-                (*heap).page_emptied(page);
+                page_emptied(page);
             }
             return;
         }
         free_slow(ptr, page);
     }
+}
+
+/// A local free emptied `page`: its heap (the thread's default heap or one
+/// of its first-class heaps) decides whether to keep it.
+///
+/// # Safety
+/// `page` must be an empty class page owned by the calling thread.
+#[cold]
+#[inline(never)]
+unsafe fn page_emptied(page: *mut Page) {
+    // SAFETY: caller's contract: the page's heap is one of ours.
+    unsafe { (*(*page).heap.load(Ordering::Relaxed)).page_emptied(page) };
+    purge::start_if_wanted();
 }
 
 /// Null, huge blocks aligned to the chunk size, and pointers that are not ours.
@@ -166,26 +195,30 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 return;
             }
             let heap = tls::heap();
+            let class = p.class.get() as usize;
             let owner = p.owner.load(Ordering::Relaxed);
-            if owner == heap as usize | OWNER_SLOW {
-                // One of our full pages: it has room again.
-                // SAFETY: we own the page; it is on our full queue.
+            if owner & !OWNER_SLOW == heap as usize {
+                // SAFETY: we own the page, so `heap` is our default heap and
+                // the page's heap one of ours.
                 unsafe {
-                    let heap: &Heap = &*heap;
-                    heap.unpark_full(page);
-                    if p.push_local(ptr.cast()) {
-                        heap.page_emptied(page);
+                    stats::bump(&(*heap).counters.frees[class]);
+                    let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
+                    if owner & OWNER_SLOW != 0 {
+                        // One of our full pages: it has room again.
+                        page_heap.unpark_full(page);
                     }
-                }
-            } else if owner == heap as usize {
-                // Reached through a forwarder: a plain local free.
-                // SAFETY: we own the page.
-                unsafe {
+                    // (Otherwise reached through a forwarder: a plain local free.)
                     if p.push_local(ptr.cast()) {
-                        (*heap).page_emptied(page);
+                        page_heap.page_emptied(page);
                     }
                 }
             } else {
+                if heap == empty_heap() {
+                    stats::unowned_free(class);
+                } else {
+                    // SAFETY: the calling thread's own default heap.
+                    unsafe { stats::bump(&(*heap).counters.frees[class]) };
+                }
                 // SAFETY: a valid block of a class page owned by another
                 // thread, or by none.
                 unsafe { free_remote(p, ptr.cast()) };
@@ -197,7 +230,10 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 return;
             }
             // SAFETY: a live large block: its span goes back to the arena.
-            unsafe { arena::free_page_span(page) };
+            unsafe {
+                Heap::untrack_large(page);
+                free_big_block(page);
+            }
         }
         PageKind::Huge => {
             if ptr != p.start.get() {
@@ -205,7 +241,10 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 return;
             }
             // SAFETY: a live huge block.
-            unsafe { huge::free_huge(page) };
+            unsafe {
+                Heap::untrack_large(page);
+                free_big_block(page);
+            }
         }
         PageKind::Forward => {
             // SAFETY: a forwarder points at the valid first descriptor of its span.

@@ -1,33 +1,50 @@
-//! Thread-local heaps: per size class, the queue of pages allocation pops
-//! from, and the direct table that makes small allocation one lookup.
+//! Heaps: per size class, the queue of pages allocation pops from, and the
+//! direct table that makes small allocation one lookup.
 //!
-//! Every thread starts on [`EMPTY_HEAP`], a static heap whose direct entries
-//! all point at [`EMPTY_PAGE`] (a page whose free list is always empty). The
-//! fast path therefore needs no "is this thread set up?" test: the first
-//! allocation fails to pop, falls into the slow path, which notices the
-//! empty heap and sets the thread up (`thread::init_thread`).
+//! Every thread has a *default heap*, used by `malloc` and the global
+//! allocator. Every thread starts on [`EMPTY_HEAP`], a static heap whose
+//! direct entries all point at [`EMPTY_PAGE`] (a page whose free list is
+//! always empty). The fast path therefore needs no "is this thread set up?"
+//! test: the first allocation fails to pop, falls into the slow path, which
+//! notices the empty heap and sets the thread up (`thread::init_thread`).
 //!
-//! Only the owning thread touches a heap, except `notify`, which other
-//! threads set when they free into one of its full pages.
+//! A thread may also create *first-class heaps* (`oxmalloc::Heap`, the
+//! `ox_heap_*` C API): same structure, allocated from by the creating thread
+//! only, destroyed at once or merged back into the default heap. Their pages
+//! carry the same owner key as the thread's default heap, so the owner's
+//! frees are local frees whichever heap the block came from.
+//!
+//! Only the owning thread touches a heap, except `notify` (set by remote
+//! frees into its full pages), `large` (locked) and the statistics counters
+//! (read by `stats`).
 
 use crate::arena;
 use crate::chunk::slice_address;
 use crate::page::{Page, PageKind, NOTIFY, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD};
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::stats::HeapCounters;
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
-use crate::{abandon, stats};
+use crate::{abandon, huge, stats};
 use core::cell::Cell;
 use core::ptr;
 
-/// A thread's heap.
+/// The large and huge blocks of a first-class heap (which `destroy` must
+/// find), linked through `Page::next`/`prev`. Blocks are freed from any
+/// thread, hence the lock around it.
+pub struct LargeBlocks(PageQueue);
+// SAFETY: the queue's raw pointers are only followed with the lock held.
+unsafe impl Send for LargeBlocks {}
+
+/// A heap.
 ///
 /// Invariants: `direct[w]` is the first page of `bins[class of w*8]`, or
 /// [`EMPTY_PAGE`] when that queue is empty; pages on `bins[c]` and `full[c]`
-/// are class-`c` pages whose `owner` is this heap (with [`OWNER_SLOW`] set
-/// exactly for the pages on `full`, whose `thread_free` then carries
-/// [`NOTIFY`] until a remote free clears it).
+/// are class-`c` pages whose `heap` is this heap and whose `owner` is
+/// `owner_key` (with [`OWNER_SLOW`] set exactly for the pages on `full`,
+/// whose `thread_free` then carries [`NOTIFY`] until a remote free clears
+/// it). `owner_key` is the address of the owning thread's default heap.
 #[repr(C)]
 pub struct Heap {
     /// Current page for each request size up to 1 KiB, indexed by `(size + 7) / 8`.
@@ -38,12 +55,27 @@ pub struct Heap {
     pub full: [PageQueue; CLASS_COUNT],
     /// Bit `c` set: a remote free hit a full page of class `c`.
     pub notify: [AtomicU64; 2],
+    /// The owner key of this heap's pages: the owning thread's default heap.
+    pub owner_key: Cell<usize>,
+    /// Whether this is a first-class heap (not a thread's default heap).
+    pub first_class: Cell<bool>,
+    /// Default heap: the first of its thread's first-class heaps. First-class
+    /// heap: the default heap of its thread.
+    pub family: Cell<*mut Heap>,
+    /// Links in the list of a thread's first-class heaps.
+    pub sibling_next: Cell<*mut Heap>,
+    /// See `sibling_next`.
+    pub sibling_prev: Cell<*mut Heap>,
+    /// First-class heaps: their large and huge blocks.
+    pub large: Mutex<LargeBlocks>,
     /// Slow-path calls so far (paces deferred work).
     pub slow_calls: Cell<u64>,
     /// Link in the heap pool's free list.
     pub pool_next: Cell<*mut Heap>,
-    /// Per-thread statistics, merged on read.
-    pub stats: stats::ThreadStats,
+    /// Link in the list of every heap ever made (never changes once set).
+    pub registry_next: AtomicPtr<Heap>,
+    /// Allocation and free counters, merged on read by `stats`.
+    pub counters: HeapCounters,
 }
 
 /// A `Sync` wrapper for the static sentinels (they are never written).
@@ -83,16 +115,73 @@ impl Heap {
             bins: [const { PageQueue::new() }; CLASS_COUNT],
             full: [const { PageQueue::new() }; CLASS_COUNT],
             notify: [const { AtomicU64::new(0) }; 2],
+            owner_key: Cell::new(0),
+            first_class: Cell::new(false),
+            family: Cell::new(ptr::null_mut()),
+            sibling_next: Cell::new(ptr::null_mut()),
+            sibling_prev: Cell::new(ptr::null_mut()),
+            large: Mutex::new(LargeBlocks(PageQueue::new())),
             slow_calls: Cell::new(0),
             pool_next: Cell::new(ptr::null_mut()),
-            stats: stats::ThreadStats::new(),
+            registry_next: AtomicPtr::new(ptr::null_mut()),
+            counters: HeapCounters::new(),
         }
     }
 
-    /// The value that `Page::owner` holds for pages of this heap.
+    /// The value that `Page::owner` holds for pages of this heap (the
+    /// owning thread's default heap).
     #[inline(always)]
     pub fn key(&self) -> usize {
-        self as *const Heap as usize
+        self.owner_key.get()
+    }
+
+    /// Sets up a pool heap as the calling thread's default heap.
+    pub fn init_default(&self) {
+        self.owner_key.set(self as *const Heap as usize);
+        self.first_class.set(false);
+        self.family.set(ptr::null_mut());
+    }
+
+    /// Sets up a pool heap as a first-class heap of the thread whose
+    /// default heap is `default`.
+    ///
+    /// # Safety
+    /// Only the thread owning `default` may call this.
+    pub unsafe fn init_first_class(&self, default: &Heap) {
+        self.owner_key.set(default.key());
+        self.first_class.set(true);
+        self.family.set(default as *const Heap as *mut Heap);
+        let head = default.family.get();
+        self.sibling_prev.set(ptr::null_mut());
+        self.sibling_next.set(head);
+        if !head.is_null() {
+            // SAFETY: the thread's first-class heaps are valid and ours.
+            unsafe { (*head).sibling_prev.set(self as *const Heap as *mut Heap) };
+        }
+        default.family.set(self as *const Heap as *mut Heap);
+    }
+
+    /// Unlinks a first-class heap from its thread's list.
+    fn unlink_from_family(&self) {
+        let default = self.family.get();
+        let (prev, next) = (self.sibling_prev.get(), self.sibling_next.get());
+        // SAFETY: the family links of a live first-class heap point at valid
+        // heaps of the same thread (the caller's).
+        unsafe {
+            if prev.is_null() {
+                if !default.is_null() {
+                    (*default).family.set(next);
+                }
+            } else {
+                (*prev).sibling_next.set(next);
+            }
+            if !next.is_null() {
+                (*next).sibling_prev.set(prev);
+            }
+        }
+        self.sibling_next.set(ptr::null_mut());
+        self.sibling_prev.set(ptr::null_mut());
+        self.family.set(ptr::null_mut());
     }
 
     /// Points the direct entries of `class` at the first page of its bin.
@@ -179,7 +268,7 @@ impl Heap {
         );
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
         p.owner.store(self.key(), Ordering::Relaxed);
-        self.stats.pages_allocated.set(self.stats.pages_allocated.get() + 1);
+        stats::bump(&self.counters.pages_allocated);
         page
     }
 
@@ -284,7 +373,7 @@ impl Heap {
         // SAFETY: caller's contract.
         unsafe { self.bins[class].remove(page) };
         self.update_direct(class);
-        self.stats.pages_freed.set(self.stats.pages_freed.get() + 1);
+        stats::bump(&self.counters.pages_freed);
         // SAFETY: the page is ours, empty and off every queue.
         unsafe { arena::free_page_span(page) };
     }
@@ -336,6 +425,266 @@ impl Heap {
             self.update_direct(class);
         }
     }
+}
+
+impl Heap {
+    /// Gives up every page of a thread at its exit: those of its
+    /// first-class heaps (which become orphans: their handles must not be
+    /// used any more) and those of its default heap (`self`).
+    ///
+    /// # Safety
+    /// Only the owning thread may call this, once, at its exit.
+    pub unsafe fn abandon_thread(&self) {
+        let mut heap = self.family.get();
+        while !heap.is_null() {
+            // SAFETY: the thread's first-class heaps are valid and ours.
+            unsafe {
+                let next = (*heap).sibling_next.get();
+                (*heap).abandon_all();
+                (*heap).forget_large();
+                (*heap).family.set(ptr::null_mut());
+                (*heap).owner_key.set(0);
+                stats::report_all(&*heap);
+                stats::retire_counters(&(*heap).counters);
+                heap = next;
+            }
+        }
+        self.family.set(ptr::null_mut());
+        // SAFETY: forwarded contract.
+        unsafe { self.abandon_all() };
+    }
+
+    /// Records a large or huge block of a first-class heap (so that
+    /// `destroy` can free it). No-op for default heaps.
+    ///
+    /// # Safety
+    /// `page` must be the descriptor of a live large or huge block on no list.
+    pub unsafe fn track_large(&self, page: *mut Page) {
+        if !self.first_class.get() {
+            return;
+        }
+        // SAFETY: caller's contract.
+        unsafe { (*page).heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed) };
+        let list = self.large.lock();
+        // SAFETY: we hold the lock; the page is on no list.
+        unsafe { list.0.push_back(page) };
+    }
+
+    /// Forgets a large or huge block that is being freed (any thread).
+    ///
+    /// # Safety
+    /// `page` must be the descriptor of a live large or huge block.
+    pub unsafe fn untrack_large(page: *mut Page) {
+        // SAFETY: caller's contract.
+        let heap = unsafe { (*page).heap.load(Ordering::Relaxed) };
+        if heap.is_null() {
+            return;
+        }
+        // SAFETY: heaps are never unmapped.
+        let list = unsafe { (*heap).large.lock() };
+        // SAFETY: a tracked block is on its heap's list (we hold its lock).
+        unsafe {
+            if (*page).heap.load(Ordering::Relaxed) == heap {
+                list.0.remove(page);
+                (*page).heap.store(ptr::null_mut(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Stops tracking every large block (they become ordinary blocks that
+    /// any thread frees as usual).
+    fn forget_large(&self) {
+        let list = self.large.lock();
+        loop {
+            // SAFETY: we hold the lock.
+            let page = unsafe { list.0.pop_front() };
+            if page.is_null() {
+                break;
+            }
+            // SAFETY: tracked blocks are live large or huge blocks.
+            unsafe { (*page).heap.store(ptr::null_mut(), Ordering::Relaxed) };
+        }
+    }
+
+    /// Frees every block of a first-class heap at once and gives the heap
+    /// back to the pool.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this; no block of the heap may be
+    /// used (or freed) afterwards, by any thread.
+    pub unsafe fn destroy(&self) {
+        for class in 0..CLASS_COUNT {
+            for queue in [&self.bins[class], &self.full[class]] {
+                loop {
+                    // SAFETY: our own queue.
+                    let page = unsafe { queue.pop_front() };
+                    if page.is_null() {
+                        break;
+                    }
+                    // SAFETY: our page, off every queue; its blocks die with it.
+                    unsafe {
+                        let live = live_blocks(&*page);
+                        stats::add(&self.counters.frees[class], live as u64);
+                        stats::bump(&self.counters.pages_freed);
+                        arena::free_page_span(page);
+                    }
+                }
+            }
+            self.update_direct(class);
+        }
+        let list = self.large.lock();
+        loop {
+            // SAFETY: we hold the lock.
+            let page = unsafe { list.0.pop_front() };
+            if page.is_null() {
+                break;
+            }
+            // SAFETY: tracked blocks are live large or huge blocks of ours.
+            unsafe {
+                (*page).heap.store(ptr::null_mut(), Ordering::Relaxed);
+                free_big_block(page);
+            }
+        }
+        drop(list);
+        self.unlink_from_family();
+        // SAFETY: the heap holds nothing any more and the caller drops it.
+        unsafe { heap_release(self as *const Heap as *mut Heap) };
+    }
+
+    /// Hands every page and block of a first-class heap to its thread's
+    /// default heap (the blocks stay valid) and gives the heap back to the pool.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this, and not use the heap afterwards.
+    pub unsafe fn delete(&self) {
+        let default = self.family.get();
+        if default.is_null() {
+            return;
+        }
+        // SAFETY: the family link of a live first-class heap is the thread's
+        // default heap, which the calling thread owns.
+        let default = unsafe { &*default };
+        for class in 0..CLASS_COUNT {
+            for queue in [&self.bins[class], &self.full[class]] {
+                loop {
+                    // SAFETY: our own queue.
+                    let page = unsafe { queue.pop_front() };
+                    if page.is_null() {
+                        break;
+                    }
+                    // SAFETY: our page moves to another heap of the same thread.
+                    unsafe {
+                        let p = &*page;
+                        let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
+                        p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
+                        p.owner.store(default.key(), Ordering::Relaxed);
+                        default.bins[class].push_back(page);
+                    }
+                }
+            }
+            self.update_direct(class);
+            default.update_direct(class);
+        }
+        self.forget_large();
+        self.unlink_from_family();
+        // SAFETY: the heap holds nothing any more.
+        unsafe { heap_release(self as *const Heap as *mut Heap) };
+    }
+
+    /// Calls `visit(block, usable_size)` for every live block of this heap
+    /// (class pages; and large and huge blocks of first-class heaps). Stops
+    /// early when `visit` returns `false`. Returns whether it visited all.
+    ///
+    /// # Safety
+    /// Only the owning thread may call this; `visit` must not allocate from
+    /// or free into this heap.
+    pub unsafe fn walk(&self, visit: &mut dyn FnMut(*mut u8, usize) -> bool) -> bool {
+        for class in 0..CLASS_COUNT {
+            for queue in [&self.bins[class], &self.full[class]] {
+                let mut page = queue.first.get();
+                while !page.is_null() {
+                    // SAFETY: pages on our queues are ours.
+                    let p = unsafe { &*page };
+                    // SAFETY: as above.
+                    if !unsafe { walk_page(p, visit) } {
+                        return false;
+                    }
+                    page = p.next.get();
+                }
+            }
+        }
+        let list = self.large.lock();
+        let mut page = list.0.first.get();
+        while !page.is_null() {
+            // SAFETY: tracked blocks are live; we hold the lock.
+            let p = unsafe { &*page };
+            if !visit(p.start.get(), p.block_size.get() - crate::secure::TRAILER) {
+                return false;
+            }
+            page = p.next.get();
+        }
+        true
+    }
+}
+
+/// Frees a large or huge block (also used by `destroy`).
+///
+/// # Safety
+/// `page` must be the descriptor of a live large or huge block, untracked.
+pub unsafe fn free_big_block(page: *mut Page) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if (*page).kind.get() == PageKind::Huge {
+            stats::big_freed((*page).block_size.get());
+            huge::free_huge(page);
+        } else {
+            stats::big_freed((*page).block_size.get());
+            arena::free_page_span(page);
+        }
+    }
+}
+
+/// Live (allocated) blocks of a class page: `used` minus what waits on
+/// `free` and `thread_free` (collected first).
+///
+/// # Safety
+/// The caller must own the page.
+unsafe fn live_blocks(page: &Page) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { page.collect_thread_free() };
+    page.used.get() as usize - count_list(page)
+}
+
+/// Visits the live blocks of one class page: every carved block that is on
+/// none of its free lists.
+///
+/// # Safety
+/// The caller must own the page.
+unsafe fn walk_page(page: &Page, visit: &mut dyn FnMut(*mut u8, usize) -> bool) -> bool {
+    const MAX_BLOCKS: usize = crate::chunk::SLICE_SIZE * crate::size_class::MEDIUM_PAGE_SLICES / WORD / 8;
+    let mut free_bits = [0u64; MAX_BLOCKS / 64 + 1];
+    // SAFETY: owner-only.
+    unsafe { page.collect_thread_free() };
+    for list in [page.free.get(), page.local_free.get()] {
+        let mut block = list;
+        while !block.is_null() {
+            if let Some(index) = page.block_index(block as usize) {
+                free_bits[index / 64] |= 1 << (index % 64);
+            }
+            // SAFETY: blocks on our lists are free blocks of the page.
+            block = unsafe { page.next_of(block) };
+        }
+    }
+    let size = page.block_size.get();
+    for index in 0..page.capacity.get() as usize {
+        if free_bits[index / 64] & (1 << (index % 64)) == 0 {
+            let block = page.start.get().wrapping_add(index * size);
+            if !visit(block, size - crate::secure::TRAILER) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl Default for Heap {
@@ -390,6 +739,7 @@ pub fn heap_acquire() -> *mut Heap {
             unsafe {
                 heap.write(Heap::new());
                 (*heap).pool_next.set(pool.free);
+                register(heap);
             }
             pool.free = heap;
         }
@@ -412,8 +762,43 @@ pub unsafe fn heap_release(heap: *mut Heap) {
         (*heap).notify[0].store(0, Ordering::Relaxed);
         (*heap).notify[1].store(0, Ordering::Relaxed);
         (*heap).slow_calls.set(0);
-        (*heap).stats.reset();
+        (*heap).owner_key.set(0);
+        (*heap).first_class.set(false);
+        stats::report_all(&*heap);
+        stats::retire_counters(&(*heap).counters);
         (*heap).pool_next.set(pool.free);
     }
     pool.free = heap;
+}
+
+/// Every heap ever made, newest first (heaps are never unmapped).
+static REGISTRY: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+
+/// Adds a new heap to the registry.
+///
+/// # Safety
+/// `heap` must be valid forever and not registered yet.
+unsafe fn register(heap: *mut Heap) {
+    let mut head = REGISTRY.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: caller's contract.
+        unsafe { (*heap).registry_next.store(head, Ordering::Relaxed) };
+        match REGISTRY.compare_exchange_weak(head, heap, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(current) => head = current,
+        }
+    }
+}
+
+/// Calls `f` on the counters of every heap ever made (for statistics).
+pub fn for_each_heap_counters(mut f: impl FnMut(&HeapCounters)) {
+    let mut heap = REGISTRY.load(Ordering::Acquire);
+    while !heap.is_null() {
+        // SAFETY: registered heaps are valid forever; we touch only their
+        // counters (atomics) and their registry link, which never changes.
+        unsafe {
+            f(&(*heap).counters);
+            heap = (*heap).registry_next.load(Ordering::Acquire);
+        }
+    }
 }

@@ -191,8 +191,10 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
     if unsafe { Os::remap_in_place(header, old_total, new_total) } {
         return update(header);
     }
-    if offset == CHUNK_SIZE {
-        // Over-aligned blocks would lose their alignment when moved.
+    // SAFETY: caller's contract.
+    if offset == CHUNK_SIZE || !unsafe { (*page).heap.load(core::sync::atomic::Ordering::Relaxed) }.is_null() {
+        // Over-aligned blocks would lose their alignment when moved, and a
+        // first-class heap's list links the descriptor, which would move.
         return ptr::null_mut();
     }
     let Some(dest) = Os::map(new_total, CHUNK_SIZE) else {

@@ -22,6 +22,7 @@
 //! allocates inside itself.
 
 #![cfg_attr(not(test), no_std)]
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
 #![warn(missing_docs)]
 
 mod abandon;
@@ -32,6 +33,7 @@ mod fatal;
 mod fork;
 mod free;
 mod heap;
+mod heap_handle;
 mod huge;
 mod init;
 pub mod options;
@@ -49,7 +51,8 @@ mod tls;
 mod util;
 
 pub use fatal::HeapError;
-pub use stats::{GaugeValue, Stats};
+pub use heap_handle::Heap;
+pub use stats::{ClassStats, GaugeValue, ProcessStats, Stats};
 
 use core::alloc::{GlobalAlloc, Layout};
 

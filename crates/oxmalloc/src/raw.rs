@@ -122,3 +122,135 @@ pub fn process_init() {
     crate::init::ensure();
     crate::fork::register();
 }
+
+// ---------------------------------------------------------------------------
+// First-class heaps for the C API (`ox_heap_*`). A heap is an opaque
+// pointer; allocation must happen on the thread that created it.
+// ---------------------------------------------------------------------------
+
+/// An opaque first-class heap handle for C.
+pub type RawHeap = *mut core::ffi::c_void;
+
+/// Creates a heap for the calling thread; null when out of memory.
+pub fn heap_new() -> RawHeap {
+    crate::Heap::new().map_or(core::ptr::null_mut(), |h| h.into_raw().cast())
+}
+
+/// Rebuilds the handle (valid while the caller keeps the contract).
+///
+/// # Safety
+/// `heap` must come from [`heap_new`] on the calling thread and be alive.
+unsafe fn with_heap<T>(heap: RawHeap, f: impl FnOnce(&mut crate::Heap) -> T) -> Option<T> {
+    // SAFETY: caller's contract.
+    let mut handle = unsafe { crate::Heap::from_raw(heap.cast())? };
+    let result = f(&mut handle);
+    handle.into_raw();
+    Some(result)
+}
+
+/// `malloc` from a heap (16-byte alignment).
+///
+/// # Safety
+/// `heap` must come from [`heap_new`] on the calling thread and be alive.
+pub unsafe fn heap_malloc(heap: RawHeap, size: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarded contract.
+    unsafe { with_heap(heap, |h| alloc::alloc_in(h.as_raw(), size, MALLOC_ALIGN, false)) }
+        .unwrap_or(core::ptr::null_mut())
+}
+
+/// Zeroed allocation of `size` bytes (the caller checks `n * size` overflow).
+///
+/// # Safety
+/// As for [`heap_malloc`].
+pub unsafe fn heap_zalloc(heap: RawHeap, size: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarded contract.
+    unsafe { with_heap(heap, |h| alloc::alloc_in(h.as_raw(), size, MALLOC_ALIGN, true)) }
+        .unwrap_or(core::ptr::null_mut())
+}
+
+/// Aligned allocation from a heap (`align` a power of two).
+///
+/// # Safety
+/// As for [`heap_malloc`].
+pub unsafe fn heap_aligned_alloc(heap: RawHeap, size: usize, align: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_heap(heap, |h| {
+            alloc::alloc_in(h.as_raw(), size, align.max(MALLOC_ALIGN), false)
+        })
+    }
+    .unwrap_or(core::ptr::null_mut())
+}
+
+/// `realloc` into a heap for a non-null `ptr` and `size > 0`; a moved block
+/// lands in `heap`. Null when out of memory or `ptr` is invalid (reported).
+///
+/// # Safety
+/// As for [`heap_malloc`], and `ptr` as for [`realloc`].
+pub unsafe fn heap_realloc(heap: RawHeap, ptr: *mut u8, size: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return core::ptr::null_mut();
+    }
+    let Some(page) = chunk::page_of_checked(ptr) else {
+        report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
+        return core::ptr::null_mut();
+    };
+    let page = resolve_forward(page);
+    // SAFETY: descriptors in a chunk the map vouches for are valid memory.
+    if alloc::block_usable_size(unsafe { &*page }, ptr).is_none() {
+        report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_heap(heap, |h| {
+            alloc::realloc_block_in(h.as_raw(), ptr, page, size, MALLOC_ALIGN)
+        })
+    }
+    .unwrap_or(core::ptr::null_mut())
+}
+
+/// Frees every block of the heap at once, and the heap.
+///
+/// # Safety
+/// As for [`heap_malloc`]; no block of the heap may be used afterwards.
+pub unsafe fn heap_destroy(heap: RawHeap) {
+    // SAFETY: caller's contract.
+    if let Some(h) = unsafe { crate::Heap::from_raw(heap.cast()) } {
+        h.destroy();
+    }
+}
+
+/// Hands the heap's live blocks to the thread's default heap, and frees the heap.
+///
+/// # Safety
+/// As for [`heap_malloc`]; the heap may not be used afterwards.
+pub unsafe fn heap_delete(heap: RawHeap) {
+    // SAFETY: caller's contract.
+    if let Some(h) = unsafe { crate::Heap::from_raw(heap.cast()) } {
+        h.delete();
+    }
+}
+
+/// Calls `visit(block, usable_size, arg)` for every live block of the heap,
+/// stopping when it returns false; returns whether every block was visited.
+///
+/// # Safety
+/// As for [`heap_malloc`]; `visit` must not allocate from or free into the heap.
+pub unsafe fn heap_visit(
+    heap: RawHeap,
+    visit: extern "C" fn(*mut core::ffi::c_void, usize, *mut core::ffi::c_void) -> bool,
+    arg: *mut core::ffi::c_void,
+) -> bool {
+    // SAFETY: forwarded contract.
+    unsafe { with_heap(heap, |h| h.walk(|block, size| visit(block.cast(), size, arg))) }.unwrap_or(false)
+}

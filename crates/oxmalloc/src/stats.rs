@@ -1,13 +1,108 @@
-//! Statistics: global counters for memory that moves between oxmalloc and
-//! the OS (updated on slow paths only), and per-thread counters merged on
-//! read and at thread exit.
+//! Statistics: what oxmalloc holds, per size class and in total, and what it
+//! took from the OS.
+//!
+//! * Each heap counts its own allocations (per direct-table entry on the
+//!   fast path, per class elsewhere) and the frees its thread performs,
+//!   with plain (relaxed load + store, compiled to one `inc`) updates of
+//!   atomics it alone writes. Frees by threads without a heap go to shared
+//!   atomic counters. A block allocated on one thread and freed on another
+//!   is counted once on each side, so sums over all heaps are exact.
+//! * Reading (`snapshot`) sums every heap ever made (they are never
+//!   unmapped) plus the counters of exited threads: exact for what the
+//!   reader's thread did, and a moment's view of other threads.
+//! * Peaks cannot be tracked on every free without shared writes; they are
+//!   sampled on slow paths (each time a heap refills a class, and every 64
+//!   refills for all classes), so a peak may miss a short excursion of less
+//!   than a page per class and thread.
+//! * Memory moving between oxmalloc and the OS is counted with shared
+//!   atomics on the (slow) paths that move it.
 
-use crate::heap::Heap;
+use crate::heap::{for_each_heap_counters, Heap};
 use crate::os::{Os, Platform};
+use crate::size_class::{class_size, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, WORD};
 use crate::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::util::Line;
-use crate::{abandon, arena, options, tls};
+use crate::{abandon, arena, options, purge};
 use core::cell::Cell;
+use core::fmt;
+
+/// Adds `n` to a counter that only the calling thread writes.
+#[inline(always)]
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Adds one to a counter that only the calling thread writes (one `inc`).
+#[inline(always)]
+pub fn bump(counter: &AtomicU64) {
+    add(counter, 1)
+}
+
+/// The counters of one heap. Only the heap's thread writes them; `snapshot`
+/// reads them from any thread.
+pub struct HeapCounters {
+    /// Fast-path allocations through the direct table, by word index.
+    pub direct_allocs: [AtomicU64; DIRECT_ENTRIES],
+    /// Other allocations of class blocks, by class.
+    pub allocs: [AtomicU64; CLASS_COUNT],
+    /// Frees of class blocks performed by this heap's thread, by class.
+    pub frees: [AtomicU64; CLASS_COUNT],
+    /// Class pages taken from and given back to the arena.
+    pub pages_allocated: AtomicU64,
+    /// See `pages_allocated`.
+    pub pages_freed: AtomicU64,
+    /// Live blocks per class last added to the shared peak gauges (owner only).
+    reported: [Cell<i64>; CLASS_COUNT],
+}
+
+impl HeapCounters {
+    /// Zeroed counters.
+    pub const fn new() -> Self {
+        HeapCounters {
+            direct_allocs: [const { AtomicU64::new(0) }; DIRECT_ENTRIES],
+            allocs: [const { AtomicU64::new(0) }; CLASS_COUNT],
+            frees: [const { AtomicU64::new(0) }; CLASS_COUNT],
+            pages_allocated: AtomicU64::new(0),
+            pages_freed: AtomicU64::new(0),
+            reported: [const { Cell::new(0) }; CLASS_COUNT],
+        }
+    }
+
+    /// Allocations of `class` counted here.
+    fn allocs_of(&self, class: Class) -> u64 {
+        let mut n = self.allocs[class].load(Ordering::Relaxed);
+        if let Some((lo, hi)) = direct_words(class) {
+            for w in lo..=hi {
+                n = n.wrapping_add(self.direct_allocs[w].load(Ordering::Relaxed));
+            }
+        }
+        n
+    }
+
+    /// Live blocks of `class` by this heap's count (negative when its
+    /// thread freed more blocks of other threads than it allocated).
+    fn live_of(&self, class: Class) -> i64 {
+        self.allocs_of(class)
+            .wrapping_sub(self.frees[class].load(Ordering::Relaxed)) as i64
+    }
+}
+
+impl Default for HeapCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The range of direct-table word indices that map to `class`, if any.
+fn direct_words(class: Class) -> Option<(usize, usize)> {
+    let lo = if class == 0 {
+        0
+    } else {
+        class_size(class - 1) / WORD + 1
+    };
+    let hi = class_size(class) / WORD;
+    (hi < DIRECT_ENTRIES).then_some((lo, hi))
+}
 
 /// A gauge with its peak and a running total of increases.
 pub struct Gauge {
@@ -45,7 +140,7 @@ impl Gauge {
     }
 }
 
-/// A snapshot of a [`Gauge`].
+/// A snapshot of a gauge: value now, highest value seen, sum of increases.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GaugeValue {
     /// Value now.
@@ -56,6 +151,7 @@ pub struct GaugeValue {
     pub total: u64,
 }
 
+// Memory from the OS.
 static MAPPED: Gauge = Gauge::new();
 static SPANS: Gauge = Gauge::new();
 static HUGE: Gauge = Gauge::new();
@@ -67,43 +163,71 @@ static MUNMAP_CALLS: AtomicU64 = AtomicU64::new(0);
 static ABANDONED: AtomicU64 = AtomicU64::new(0);
 static RECLAIMED: AtomicU64 = AtomicU64::new(0);
 static ERRORS: AtomicU64 = AtomicU64::new(0);
-static PAGES_ALLOCATED: AtomicU64 = AtomicU64::new(0);
-static PAGES_FREED: AtomicU64 = AtomicU64::new(0);
 
-/// Counters kept by each thread without atomics, merged at thread exit.
-pub struct ThreadStats {
-    /// Class pages this heap took from the arena.
-    pub pages_allocated: Cell<u64>,
-    /// Class pages this heap gave back.
-    pub pages_freed: Cell<u64>,
+// Blocks.
+static BIG_BYTES: Gauge = Gauge::new();
+static BIG_BLOCKS: Gauge = Gauge::new();
+/// Counters of heaps that went back to the pool.
+static EXITED_ALLOCS: [AtomicU64; CLASS_COUNT] = [const { AtomicU64::new(0) }; CLASS_COUNT];
+static EXITED_FREES: [AtomicU64; CLASS_COUNT] = [const { AtomicU64::new(0) }; CLASS_COUNT];
+static EXITED_PAGES: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+/// Frees by threads that have no heap.
+static UNOWNED_FREES: [AtomicU64; CLASS_COUNT] = [const { AtomicU64::new(0) }; CLASS_COUNT];
+/// Sampled live blocks per class and their peaks (see the module notes).
+static CLASS_LIVE: [AtomicI64; CLASS_COUNT] = [const { AtomicI64::new(0) }; CLASS_COUNT];
+static CLASS_PEAK: [AtomicI64; CLASS_COUNT] = [const { AtomicI64::new(0) }; CLASS_COUNT];
+static CLASS_BYTES_LIVE: AtomicI64 = AtomicI64::new(0);
+static CLASS_BYTES_PEAK: AtomicI64 = AtomicI64::new(0);
+static CLASS_BLOCKS_LIVE: AtomicI64 = AtomicI64::new(0);
+static CLASS_BLOCKS_PEAK: AtomicI64 = AtomicI64::new(0);
+
+/// Counts a free of a class block by a thread that has no heap.
+#[cold]
+pub fn unowned_free(class: Class) {
+    UNOWNED_FREES[class].fetch_add(1, Ordering::Relaxed);
 }
 
-impl ThreadStats {
-    /// Zeroed counters.
-    pub const fn new() -> Self {
-        ThreadStats {
-            pages_allocated: Cell::new(0),
-            pages_freed: Cell::new(0),
-        }
+/// Adds what `heap` did to `class` since the last report to the shared
+/// live gauges, and raises their peaks (slow path; owner only).
+pub fn report_class(heap: &Heap, class: Class) {
+    let counters = &heap.counters;
+    let live = counters.live_of(class);
+    let delta = live - counters.reported[class].get();
+    if delta == 0 {
+        return;
     }
+    counters.reported[class].set(live);
+    let now = CLASS_LIVE[class].fetch_add(delta, Ordering::Relaxed) + delta;
+    CLASS_PEAK[class].fetch_max(now, Ordering::Relaxed);
+    let bytes = delta * CLASS_SIZE[class] as i64;
+    let now = CLASS_BYTES_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    CLASS_BYTES_PEAK.fetch_max(now, Ordering::Relaxed);
+    let now = CLASS_BLOCKS_LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
+    CLASS_BLOCKS_PEAK.fetch_max(now, Ordering::Relaxed);
+}
 
-    /// Zeroes the counters (heap recycled).
-    pub fn reset(&self) {
-        self.pages_allocated.set(0);
-        self.pages_freed.set(0);
+/// Reports every class (every 64 slow paths, and before a heap retires).
+pub fn report_all(heap: &Heap) {
+    for class in 0..CLASS_COUNT {
+        report_class(heap, class);
     }
 }
 
-impl Default for ThreadStats {
-    fn default() -> Self {
-        Self::new()
+/// Folds a heap's counters into the shared ones and zeroes them (the heap
+/// goes back to the pool, or its thread exited).
+pub fn retire_counters(counters: &HeapCounters) {
+    for class in 0..CLASS_COUNT {
+        EXITED_ALLOCS[class].fetch_add(counters.allocs_of(class), Ordering::Relaxed);
+        EXITED_FREES[class].fetch_add(counters.frees[class].load(Ordering::Relaxed), Ordering::Relaxed);
+        counters.allocs[class].store(0, Ordering::Relaxed);
+        counters.frees[class].store(0, Ordering::Relaxed);
+        counters.reported[class].set(0);
     }
-}
-
-/// Folds an exiting thread's counters into the global ones.
-pub fn merge_thread(stats: &ThreadStats) {
-    PAGES_ALLOCATED.fetch_add(stats.pages_allocated.get(), Ordering::Relaxed);
-    PAGES_FREED.fetch_add(stats.pages_freed.get(), Ordering::Relaxed);
+    for c in &counters.direct_allocs {
+        c.store(0, Ordering::Relaxed);
+    }
+    EXITED_PAGES[0].fetch_add(counters.pages_allocated.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    EXITED_PAGES[1].fetch_add(counters.pages_freed.swap(0, Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// Whether mapping `bytes` more stays under `OXMALLOC_LIMIT`.
@@ -140,6 +264,24 @@ pub(crate) fn huge_resized(old: usize, new: usize) {
         HUGE.sub(old - new);
     }
 }
+/// A large or huge block of `bytes` usable bytes was handed out.
+pub(crate) fn big_allocated(bytes: usize) {
+    BIG_BYTES.add(bytes);
+    BIG_BLOCKS.add(1);
+}
+/// A large or huge block of `bytes` usable bytes was freed.
+pub(crate) fn big_freed(bytes: usize) {
+    BIG_BYTES.sub(bytes);
+    BIG_BLOCKS.sub(1);
+}
+/// A large or huge block changed size in place.
+pub(crate) fn big_resized(old: usize, new: usize) {
+    if new > old {
+        BIG_BYTES.add(new - old);
+    } else {
+        BIG_BYTES.sub(old - new);
+    }
+}
 pub(crate) fn purged(bytes: usize) {
     PURGED.fetch_add(bytes as u64, Ordering::Relaxed);
     PURGE_CALLS.fetch_add(1, Ordering::Relaxed);
@@ -160,89 +302,296 @@ pub(crate) fn count_error() {
     ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Blocks of one size class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Bytes in each block of the class.
+    pub block_size: u64,
+    /// Live blocks now, the (sampled) peak, and blocks ever allocated.
+    pub blocks: GaugeValue,
+}
+
+/// Figures of the process, from `getrusage` and `/proc`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessStats {
+    /// Resident set size now, in bytes.
+    pub rss: u64,
+    /// Peak resident set size, in bytes.
+    pub peak_rss: u64,
+    /// Page faults served without I/O, and with.
+    pub minor_faults: u64,
+    /// See `minor_faults`.
+    pub major_faults: u64,
+    /// CPU time in user and system mode, in microseconds.
+    pub user_us: u64,
+    /// See `user_us`.
+    pub system_us: u64,
+}
+
 /// A snapshot of oxmalloc's statistics.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Stats {
-    /// Address space mapped from the OS (chunks, huge blocks, metadata).
-    pub mapped: GaugeValue,
+    /// Bytes in live blocks (usable sizes; class, large and huge).
+    pub allocated: GaugeValue,
+    /// Live blocks (class, large and huge).
+    pub allocated_blocks: GaugeValue,
+    /// Blocks of each size class.
+    pub classes: [ClassStats; CLASS_COUNT],
+    /// Large and huge blocks: bytes and count.
+    pub big_bytes: GaugeValue,
+    /// See `big_bytes`.
+    pub big_blocks: GaugeValue,
+    /// Address space reserved from the OS (chunks, huge blocks, metadata).
+    pub reserved: GaugeValue,
+    /// Memory that may be backed: slices handed out, free slices waiting
+    /// for their purge, and huge blocks.
+    pub committed: u64,
     /// Bytes of slices handed to pages and large blocks.
     pub spans: GaugeValue,
     /// Bytes in huge blocks.
     pub huge: GaugeValue,
-    /// Threads with a heap.
-    pub threads: GaugeValue,
     /// Free memory waiting for its purge.
-    pub dirty_free: u64,
-    /// Bytes purged back to the OS, and the number of purge calls.
+    pub purge_pending: u64,
+    /// Bytes given back to the OS, and the number of purge calls.
     pub purged_bytes: u64,
-    /// Number of purge system calls.
+    /// See `purged_bytes`.
     pub purge_calls: u64,
     /// `mmap` and `munmap` calls.
     pub mmap_calls: u64,
     /// See `mmap_calls`.
     pub munmap_calls: u64,
-    /// Pages abandoned by exiting threads, reclaimed by others, abandoned now.
+    /// Class pages taken from and given back to the arena.
+    pub pages_allocated: u64,
+    /// See `pages_allocated`.
+    pub pages_freed: u64,
+    /// Pages abandoned by exiting threads (in all), reclaimed by others,
+    /// and abandoned now.
     pub pages_abandoned: u64,
     /// See `pages_abandoned`.
     pub pages_reclaimed: u64,
     /// See `pages_abandoned`.
     pub pages_abandoned_now: u64,
-    /// Class pages taken from and given back to the arena (exited threads plus this one).
-    pub pages_allocated: u64,
-    /// See `pages_allocated`.
-    pub pages_freed: u64,
     /// Regular chunks mapped now.
     pub chunks: u64,
+    /// Threads with a heap.
+    pub threads: GaugeValue,
     /// Heap errors detected.
     pub errors: u64,
-    /// Resident set size of the process now.
-    pub resident: u64,
     /// Whether the background purger thread runs.
     pub background_purger: bool,
+    /// Figures of the whole process.
+    pub process: ProcessStats,
 }
 
-/// Reads every counter.
+/// Reads every counter (reporting the calling thread's own live counts
+/// first, so that its peaks are exact at the time of the call).
 pub fn snapshot() -> Stats {
-    let mut pages_allocated = PAGES_ALLOCATED.load(Ordering::Relaxed);
-    let mut pages_freed = PAGES_FREED.load(Ordering::Relaxed);
-    if tls::has_heap() {
+    if crate::tls::has_heap() {
         // SAFETY: the calling thread's own heap.
-        let heap: &Heap = unsafe { &*tls::heap() };
-        pages_allocated += heap.stats.pages_allocated.get();
-        pages_freed += heap.stats.pages_freed.get();
+        report_all(unsafe { &*crate::tls::heap() });
     }
+    let mut allocs = [0u64; CLASS_COUNT];
+    let mut frees = [0u64; CLASS_COUNT];
+    let mut pages = [
+        EXITED_PAGES[0].load(Ordering::Relaxed),
+        EXITED_PAGES[1].load(Ordering::Relaxed),
+    ];
+    for class in 0..CLASS_COUNT {
+        allocs[class] = EXITED_ALLOCS[class].load(Ordering::Relaxed);
+        frees[class] = EXITED_FREES[class]
+            .load(Ordering::Relaxed)
+            .wrapping_add(UNOWNED_FREES[class].load(Ordering::Relaxed));
+    }
+    for_each_heap_counters(|c| {
+        for class in 0..CLASS_COUNT {
+            allocs[class] = allocs[class].wrapping_add(c.allocs_of(class));
+            frees[class] = frees[class].wrapping_add(c.frees[class].load(Ordering::Relaxed));
+        }
+        pages[0] += c.pages_allocated.load(Ordering::Relaxed);
+        pages[1] += c.pages_freed.load(Ordering::Relaxed);
+    });
+    let big_bytes = BIG_BYTES.read();
+    let big_blocks = BIG_BLOCKS.read();
+    let mut classes = [ClassStats::default(); CLASS_COUNT];
+    let mut allocated = GaugeValue {
+        current: big_bytes.current,
+        peak: 0,
+        total: big_bytes.total,
+    };
+    let mut blocks = big_blocks;
+    for class in 0..CLASS_COUNT {
+        let size = CLASS_SIZE[class] as u64;
+        let live = allocs[class].saturating_sub(frees[class]);
+        let peak = (CLASS_PEAK[class].load(Ordering::Relaxed).max(0) as u64).max(live);
+        classes[class] = ClassStats {
+            block_size: size,
+            blocks: GaugeValue {
+                current: live,
+                peak,
+                total: allocs[class],
+            },
+        };
+        allocated.current += live * size;
+        allocated.total += allocs[class] * size;
+        blocks.current += live;
+        blocks.total += allocs[class];
+    }
+    // Peaks of the totals: class peak (sampled) plus big-block peak is an
+    // upper bound; the current value is a lower bound.
+    let class_peak = CLASS_BYTES_PEAK.load(Ordering::Relaxed).max(0) as u64;
+    allocated.peak = (class_peak + big_bytes.peak).max(allocated.current);
+    let class_blocks_peak = CLASS_BLOCKS_PEAK.load(Ordering::Relaxed).max(0) as u64;
+    blocks.peak = (class_blocks_peak + big_blocks.peak).max(blocks.current);
+    let spans = SPANS.read();
+    let huge = HUGE.read();
+    let pending = arena::dirty_free_bytes() as u64;
     Stats {
-        mapped: MAPPED.read(),
-        spans: SPANS.read(),
-        huge: HUGE.read(),
-        threads: THREADS.read(),
-        dirty_free: arena::dirty_free_bytes() as u64,
+        allocated,
+        allocated_blocks: blocks,
+        classes,
+        big_bytes,
+        big_blocks,
+        reserved: MAPPED.read(),
+        committed: spans.current + pending + huge.current,
+        spans,
+        huge,
+        purge_pending: pending,
         purged_bytes: PURGED.load(Ordering::Relaxed),
         purge_calls: PURGE_CALLS.load(Ordering::Relaxed),
         mmap_calls: MMAP_CALLS.load(Ordering::Relaxed),
         munmap_calls: MUNMAP_CALLS.load(Ordering::Relaxed),
+        pages_allocated: pages[0],
+        pages_freed: pages[1],
         pages_abandoned: ABANDONED.load(Ordering::Relaxed),
         pages_reclaimed: RECLAIMED.load(Ordering::Relaxed),
         pages_abandoned_now: abandon::abandoned_pages() as u64,
-        pages_allocated,
-        pages_freed,
         chunks: arena::chunk_count() as u64,
+        threads: THREADS.read(),
         errors: ERRORS.load(Ordering::Relaxed),
-        resident: Os::resident_bytes() as u64,
-        background_purger: crate::purge::purger_running(),
+        background_purger: purge::purger_running(),
+        process: process_stats(),
     }
 }
 
-fn row(label: &str, value: GaugeValue) {
+/// Process figures from `getrusage` and `/proc/self/statm`.
+pub fn process_stats() -> ProcessStats {
+    // SAFETY: an all-zero rusage is valid, and getrusage fills it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = core::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    ProcessStats {
+        rss: Os::resident_bytes() as u64,
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+        minor_faults: usage.ru_minflt as u64,
+        major_faults: usage.ru_majflt as u64,
+        user_us: micros(usage.ru_utime),
+        system_us: micros(usage.ru_stime),
+    }
+}
+
+impl Stats {
+    /// The statistics as one JSON object (`format!("{}", stats.json())`, or
+    /// any `fmt::Write` sink: no allocation needed).
+    pub fn json(&self) -> Json<'_> {
+        Json(self)
+    }
+}
+
+/// JSON rendering of [`Stats`] (see [`Stats::json`]).
+pub struct Json<'a>(&'a Stats);
+
+fn gauge_json(f: &mut fmt::Formatter<'_>, name: &str, g: &GaugeValue) -> fmt::Result {
+    write!(
+        f,
+        "\"{name}\":{{\"current\":{},\"peak\":{},\"total\":{}}}",
+        g.current, g.peak, g.total
+    )
+}
+
+impl fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        f.write_str("{")?;
+        write!(f, "\"version\":\"{}\",", env!("CARGO_PKG_VERSION"))?;
+        gauge_json(f, "allocated_bytes", &s.allocated)?;
+        f.write_str(",")?;
+        gauge_json(f, "allocated_blocks", &s.allocated_blocks)?;
+        f.write_str(",")?;
+        gauge_json(f, "big_bytes", &s.big_bytes)?;
+        f.write_str(",")?;
+        gauge_json(f, "big_blocks", &s.big_blocks)?;
+        f.write_str(",")?;
+        gauge_json(f, "reserved_bytes", &s.reserved)?;
+        f.write_str(",")?;
+        gauge_json(f, "span_bytes", &s.spans)?;
+        f.write_str(",")?;
+        gauge_json(f, "huge_bytes", &s.huge)?;
+        f.write_str(",")?;
+        gauge_json(f, "threads", &s.threads)?;
+        write!(
+            f,
+            ",\"committed_bytes\":{},\"purge_pending_bytes\":{},\"purged_bytes\":{},\"purge_calls\":{},\
+             \"mmap_calls\":{},\"munmap_calls\":{},\"pages_allocated\":{},\"pages_freed\":{},\
+             \"pages_abandoned\":{},\"pages_reclaimed\":{},\"pages_abandoned_now\":{},\"chunks\":{},\
+             \"errors\":{},\"background_purger\":{}",
+            s.committed,
+            s.purge_pending,
+            s.purged_bytes,
+            s.purge_calls,
+            s.mmap_calls,
+            s.munmap_calls,
+            s.pages_allocated,
+            s.pages_freed,
+            s.pages_abandoned,
+            s.pages_reclaimed,
+            s.pages_abandoned_now,
+            s.chunks,
+            s.errors,
+            s.background_purger
+        )?;
+        let p = &s.process;
+        write!(
+            f,
+            ",\"process\":{{\"rss\":{},\"peak_rss\":{},\"minor_faults\":{},\"major_faults\":{},\
+             \"user_us\":{},\"system_us\":{}}}",
+            p.rss, p.peak_rss, p.minor_faults, p.major_faults, p.user_us, p.system_us
+        )?;
+        f.write_str(",\"classes\":[")?;
+        let mut first = true;
+        for c in s.classes.iter().filter(|c| c.blocks.total != 0) {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(
+                f,
+                "{{\"block_size\":{},\"current\":{},\"peak\":{},\"total\":{}}}",
+                c.block_size, c.blocks.current, c.blocks.peak, c.blocks.total
+            )?;
+        }
+        f.write_str("]}")
+    }
+}
+
+fn row(label: &str, value: GaugeValue, bytes: bool) {
     let mut line = Line::new();
-    line.str("  ")
-        .str(label)
-        .pad_to(22)
-        .size(value.current)
-        .pad_to(38)
-        .size(value.peak)
-        .pad_to(54);
-    line.size(value.total).str("\n");
+    line.str("  ").str(label).pad_to(26);
+    let put = |line: &mut Line, v: u64| {
+        if bytes {
+            line.size(v);
+        } else {
+            line.dec(v);
+        }
+    };
+    put(&mut line, value.current);
+    line.pad_to(42);
+    put(&mut line, value.peak);
+    line.pad_to(58);
+    put(&mut line, value.total);
+    line.str("\n");
     Os::write_stderr(line.as_bytes());
 }
 
@@ -250,36 +599,62 @@ fn row(label: &str, value: GaugeValue) {
 pub fn print() {
     let s = snapshot();
     let mut line = Line::new();
-    line.str("oxmalloc statistics\n  ")
-        .pad_to(22)
+    line.str("oxmalloc ")
+        .str(env!("CARGO_PKG_VERSION"))
+        .str(" statistics\n");
+    Os::write_stderr(line.as_bytes());
+    let mut line = Line::new();
+    line.pad_to(26)
         .str("current")
-        .pad_to(38)
+        .pad_to(42)
         .str("peak")
-        .pad_to(54);
-    line.str("total\n");
+        .pad_to(58)
+        .str("total\n");
     Os::write_stderr(line.as_bytes());
-    row("mapped", s.mapped);
-    row("in spans", s.spans);
-    row("huge blocks", s.huge);
+    row("allocated", s.allocated, true);
+    row("allocated blocks", s.allocated_blocks, false);
+    for (class, c) in s.classes.iter().enumerate() {
+        if c.blocks.total == 0 {
+            continue;
+        }
+        let mut label = Line::new();
+        label
+            .str("  class ")
+            .dec(class as u64)
+            .str(" (")
+            .dec(c.block_size)
+            .str(" B)");
+        // Rows of blocks (not bytes) per class.
+        let mut line = Line::new();
+        line.bytes(label.as_bytes())
+            .pad_to(26)
+            .dec(c.blocks.current)
+            .pad_to(42)
+            .dec(c.blocks.peak);
+        line.pad_to(58).dec(c.blocks.total).str("\n");
+        Os::write_stderr(line.as_bytes());
+    }
+    row("large+huge bytes", s.big_bytes, true);
+    row("reserved (mapped)", s.reserved, true);
+    row("in spans", s.spans, true);
+    row("huge mappings", s.huge, true);
+    row("threads", s.threads, false);
     let mut line = Line::new();
-    line.str("  threads")
-        .pad_to(22)
-        .dec(s.threads.current)
-        .pad_to(38)
-        .dec(s.threads.peak)
-        .pad_to(54);
-    line.dec(s.threads.total).str("\n");
-    Os::write_stderr(line.as_bytes());
-    let mut line = Line::new();
-    line.str("  chunks ")
+    line.str("  committed ")
+        .size(s.committed)
+        .str(", chunks ")
         .dec(s.chunks)
-        .str(", pages allocated ")
-        .dec(s.pages_allocated);
-    line.str(", freed ")
+        .str(", pages allocated ");
+    line.dec(s.pages_allocated)
+        .str(", freed ")
         .dec(s.pages_freed)
         .str(", abandoned ")
         .dec(s.pages_abandoned);
-    line.str(", reclaimed ").dec(s.pages_reclaimed).str("\n");
+    line.str(" (now ")
+        .dec(s.pages_abandoned_now)
+        .str("), reclaimed ")
+        .dec(s.pages_reclaimed)
+        .str("\n");
     Os::write_stderr(line.as_bytes());
     let mut line = Line::new();
     line.str("  purged ")
@@ -287,15 +662,32 @@ pub fn print() {
         .str(" in ")
         .dec(s.purge_calls)
         .str(" calls, waiting ");
-    line.size(s.dirty_free)
-        .str("; mmap ")
+    line.size(s.purge_pending).str(if s.background_purger {
+        " (background purger on)"
+    } else {
+        ""
+    });
+    line.str("; mmap ")
         .dec(s.mmap_calls)
         .str(", munmap ")
         .dec(s.munmap_calls);
-    line.str("; errors ").dec(s.errors).str("\n");
+    line.str("; heap errors ").dec(s.errors).str("\n");
     Os::write_stderr(line.as_bytes());
+    let p = &s.process;
     let mut line = Line::new();
-    line.str("  resident set ").size(s.resident).str("\n");
+    line.str("  process: rss ")
+        .size(p.rss)
+        .str(", peak rss ")
+        .size(p.peak_rss)
+        .str(", page faults ");
+    line.dec(p.minor_faults)
+        .str(" minor / ")
+        .dec(p.major_faults)
+        .str(" major, user ");
+    line.dec(p.user_us / 1000)
+        .str(" ms, system ")
+        .dec(p.system_us / 1000)
+        .str(" ms\n");
     Os::write_stderr(line.as_bytes());
 }
 
@@ -305,7 +697,7 @@ pub fn print_banner() {
     line.str("oxmalloc ")
         .str(env!("CARGO_PKG_VERSION"))
         .str(" (tls ")
-        .str(tls::MODEL);
+        .str(crate::tls::MODEL);
     line.str(if crate::secure::ENABLED { ", hardened" } else { "" })
         .str(")\n");
     Os::write_stderr(line.as_bytes());

@@ -37,6 +37,8 @@ pub fn init_thread() -> *mut Heap {
     if heap.is_null() {
         return heap;
     }
+    // SAFETY: a fresh heap from the pool, ours alone.
+    unsafe { (*heap).init_default() };
     tls::set_heap(heap);
     let key = thread_key();
     if key != 0 {
@@ -64,8 +66,7 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     // touches it, and it is torn down exactly once (the key value was
     // cleared by the C runtime before calling us).
     unsafe {
-        (*heap).abandon_all();
-        stats::merge_thread(&(*heap).stats);
+        (*heap).abandon_thread();
         heap_release(heap);
     }
     stats::thread_ended();
