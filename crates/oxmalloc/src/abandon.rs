@@ -79,7 +79,7 @@ pub unsafe fn abandon(page: *mut Page) {
         unsafe { arena::free_page_span(page) };
         return;
     }
-    let class = p.class.get() as usize;
+    let class = p.class();
     let mut list = ABANDONED[class].lock();
     // SAFETY: we hold the list's lock; the page is on no list.
     unsafe { list.push_back(page) };

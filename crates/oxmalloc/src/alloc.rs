@@ -250,7 +250,7 @@ pub fn resolve_forward(page: *mut Page) -> *mut Page {
     // SAFETY: descriptors are valid memory inside a chunk header; a
     // forwarder's distance stays within the header.
     unsafe {
-        if (*page).kind.get() == PageKind::Forward {
+        if (*page).kind() == PageKind::Forward {
             page.sub((*page).span_slices.get() as usize)
         } else {
             page
@@ -264,7 +264,7 @@ pub fn resolve_forward(page: *mut Page) -> *mut Page {
 pub fn block_usable_size(page: &Page, ptr: *mut u8) -> Option<usize> {
     let start = page.start.get() as usize;
     let addr = ptr as usize;
-    match page.kind.get() {
+    match page.kind() {
         PageKind::Class => page.block_index(addr).map(|_| page.block_size.get()),
         PageKind::Large | PageKind::Huge => (addr == start).then(|| page.block_size.get()),
         _ => None,
@@ -319,7 +319,7 @@ pub unsafe fn realloc_block_in(
         // SAFETY: forwarded contract.
         return unsafe { realloc_hardened(heap, ptr, p, new_size, align) };
     }
-    let old_usable = match p.kind.get() {
+    let old_usable = match p.kind() {
         PageKind::Class => {
             let size = p.block_size.get();
             if new_size <= size && new_size >= size / 2 {

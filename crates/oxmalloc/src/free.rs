@@ -101,7 +101,7 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
     let page = resolve_forward(page);
     // SAFETY: the chunk map vouches for the header, hence the descriptor.
     let p = unsafe { &*page };
-    if p.kind.get() == PageKind::Unused {
+    if p.kind() == PageKind::Unused {
         report(HeapError::DoubleFree, ptr as usize, 0, 0);
         return;
     }
@@ -109,11 +109,10 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
         report(HeapError::InvalidFree, ptr as usize, 0, 0);
         return;
     };
-    let heap = tls::heap() as usize;
-    let local = p.kind.get() == PageKind::Class && p.owner.load(Ordering::Relaxed) & !OWNER_SLOW == heap;
+    let local = p.kind() == PageKind::Class && p.owner.load(Ordering::Relaxed) & !OWNER_SLOW == tls::owner_key();
     // SAFETY: `ptr` is a carved block of `p` with `end` usable bytes.
     unsafe { secure::on_free(p, ptr, end, given, !local) };
-    if p.kind.get() == PageKind::Large {
+    if p.kind() == PageKind::Large {
         // Freed large blocks become inaccessible until their span is reused.
         // SAFETY: the span is ours until it goes back to the arena below.
         unsafe { Os::protect(p.start.get(), p.span_bytes(), true) };
@@ -128,12 +127,11 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
 /// `page` must be a valid descriptor in a live chunk.
 #[inline(always)]
 unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
-    let heap = tls::heap();
     // SAFETY: caller's contract; an owner match means this thread owns the
-    // page, so its Cell fields and `heap`'s counters are ours to touch.
+    // page, so its Cell fields are ours to touch.
     unsafe {
-        if (*page).owner.load(Ordering::Relaxed) == heap as usize {
-            stats::bump((*heap).counters.frees.get_unchecked((*page).class.get() as usize));
+        if (*page).owner.load(Ordering::Relaxed) == tls::owner_key() {
+            (*page).count_local_free();
             if (*page).push_local(ptr.cast()) {
                 page_emptied(page);
             }
@@ -188,20 +186,18 @@ pub unsafe fn free_resolved(ptr: *mut u8, page: *mut Page) {
 pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
     // SAFETY: caller's contract.
     let p = unsafe { &*page };
-    match p.kind.get() {
+    match p.kind() {
         PageKind::Class => {
             if block_usable_size(p, ptr).is_none() {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }
-            let heap = tls::heap();
-            let class = p.class.get() as usize;
+            let class = p.class();
             let owner = p.owner.load(Ordering::Relaxed);
-            if owner & !OWNER_SLOW == heap as usize {
-                // SAFETY: we own the page, so `heap` is our default heap and
-                // the page's heap one of ours.
+            if owner & !OWNER_SLOW == tls::owner_key() {
+                // SAFETY: we own the page, so the page's heap is one of ours.
                 unsafe {
-                    stats::bump(&(*heap).counters.frees[class]);
+                    p.count_local_free();
                     let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
                     if owner & OWNER_SLOW != 0 {
                         // One of our full pages: it has room again.
@@ -213,6 +209,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                     }
                 }
             } else {
+                let heap = tls::heap();
                 if heap == empty_heap() {
                     stats::unowned_free(class);
                 } else {
@@ -281,7 +278,7 @@ unsafe fn free_remote(page: &Page, block: *mut Block) {
     if old & NOTIFY != 0 {
         let heap = page.heap.load(Ordering::Acquire);
         if !heap.is_null() {
-            let class = page.class.get() as usize;
+            let class = page.class();
             // SAFETY: heaps are never unmapped (they are recycled through the
             // pool), so even a stale pointer is valid; a stale bit only costs
             // its owner one scan.

@@ -44,7 +44,7 @@ unsafe impl Send for LargeBlocks {}
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
 /// `owner_key` (with [`OWNER_SLOW`] set exactly for the pages on `full`,
 /// whose `thread_free` then carries [`NOTIFY`] until a remote free clears
-/// it). `owner_key` is the address of the owning thread's default heap.
+/// it). `owner_key` identifies the owning thread (`tls::owner_key`).
 #[repr(C)]
 pub struct Heap {
     /// Current page for each request size up to 1 KiB, indexed by `(size + 7) / 8`.
@@ -55,7 +55,7 @@ pub struct Heap {
     pub full: [PageQueue; CLASS_COUNT],
     /// Bit `c` set: a remote free hit a full page of class `c`.
     pub notify: [AtomicU64; 2],
-    /// The owner key of this heap's pages: the owning thread's default heap.
+    /// The owner key of this heap's pages: the owning thread's `tls::owner_key`.
     pub owner_key: Cell<usize>,
     /// Whether this is a first-class heap (not a thread's default heap).
     pub first_class: Cell<bool>,
@@ -129,7 +129,7 @@ impl Heap {
     }
 
     /// The value that `Page::owner` holds for pages of this heap (the
-    /// owning thread's default heap).
+    /// owning thread's `tls::owner_key`).
     #[inline(always)]
     pub fn key(&self) -> usize {
         self.owner_key.get()
@@ -137,7 +137,7 @@ impl Heap {
 
     /// Sets up a pool heap as the calling thread's default heap.
     pub fn init_default(&self) {
-        self.owner_key.set(self as *const Heap as usize);
+        self.owner_key.set(crate::tls::owner_key());
         self.first_class.set(false);
         self.family.set(ptr::null_mut());
     }
@@ -184,6 +184,16 @@ impl Heap {
         self.family.set(ptr::null_mut());
     }
 
+    /// Adds the local frees a page counted to this heap's counters.
+    #[inline]
+    pub fn flush_frees(&self, page: &Page) {
+        let n = page.pending_frees.load(Ordering::Relaxed);
+        if n != 0 {
+            page.pending_frees.store(0, Ordering::Relaxed);
+            stats::add(&self.counters.frees[page.class()], n as u64);
+        }
+    }
+
     /// Points the direct entries of `class` at the first page of its bin.
     #[inline]
     pub fn update_direct(&self, class: Class) {
@@ -216,6 +226,7 @@ impl Heap {
                 // SAFETY: pages on our queues are valid and ours.
                 let p = unsafe { &*page };
                 let next = p.next.get();
+                self.flush_frees(p);
                 // SAFETY: we own the page.
                 unsafe { p.collect() };
                 // SAFETY: as above; `free` is empty when we extend.
@@ -287,7 +298,7 @@ impl Heap {
         {
             return false;
         }
-        let class = p.class.get() as usize;
+        let class = p.class();
         // SAFETY: the page is on bins[class] (caller) and goes to full[class].
         unsafe {
             self.bins[class].remove(page);
@@ -305,7 +316,7 @@ impl Heap {
     pub unsafe fn unpark_full(&self, page: *mut Page) {
         // SAFETY: caller's contract.
         let p = unsafe { &*page };
-        let class = p.class.get() as usize;
+        let class = p.class();
         // Stop asking for notifications (a remote free may have cleared it already).
         let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
         // SAFETY: moving between our own queues.
@@ -357,7 +368,7 @@ impl Heap {
     #[cold]
     pub unsafe fn page_emptied(&self, page: *mut Page) {
         // SAFETY: caller's contract.
-        let class = unsafe { (*page).class.get() } as usize;
+        let class = unsafe { (*page).class() } as usize;
         if self.bins[class].first.get() == page {
             return;
         }
@@ -371,7 +382,10 @@ impl Heap {
     /// `page` must be on `bins[class]` and hold no allocated block.
     unsafe fn retire(&self, page: *mut Page, class: Class) {
         // SAFETY: caller's contract.
-        unsafe { self.bins[class].remove(page) };
+        unsafe {
+            self.flush_frees(&*page);
+            self.bins[class].remove(page);
+        }
         self.update_direct(class);
         stats::bump(&self.counters.pages_freed);
         // SAFETY: the page is ours, empty and off every queue.
@@ -419,7 +433,10 @@ impl Heap {
                         break;
                     }
                     // SAFETY: the page was ours; it is off every queue now.
-                    unsafe { abandon::abandon(page) };
+                    unsafe {
+                        self.flush_frees(&*page);
+                        abandon::abandon(page);
+                    }
                 }
             }
             self.update_direct(class);
@@ -523,6 +540,7 @@ impl Heap {
                     }
                     // SAFETY: our page, off every queue; its blocks die with it.
                     unsafe {
+                        self.flush_frees(&*page);
                         let live = live_blocks(&*page);
                         stats::add(&self.counters.frees[class], live as u64);
                         stats::bump(&self.counters.pages_freed);
@@ -575,6 +593,7 @@ impl Heap {
                     // SAFETY: our page moves to another heap of the same thread.
                     unsafe {
                         let p = &*page;
+                        self.flush_frees(p);
                         let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
                         p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
                         p.owner.store(default.key(), Ordering::Relaxed);
@@ -634,7 +653,7 @@ impl Heap {
 pub unsafe fn free_big_block(page: *mut Page) {
     // SAFETY: caller's contract.
     unsafe {
-        if (*page).kind.get() == PageKind::Huge {
+        if (*page).kind() == PageKind::Huge {
             stats::big_freed((*page).block_size.get());
             huge::free_huge(page);
         } else {

@@ -31,7 +31,7 @@
 
 use crate::chunk::SLICE_SIZE;
 use crate::heap::Heap;
-use crate::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::ptr;
 
@@ -93,9 +93,9 @@ pub struct Page {
     /// Blocks that fit in the page.
     pub reserved: Cell<u32>,
     /// Size class (class pages).
-    pub class: Cell<u8>,
+    pub class: AtomicU8,
     /// What this descriptor describes.
-    pub kind: Cell<PageKind>,
+    kind: AtomicU8,
     /// Every block on `free` is zero but for its link word.
     pub free_is_zero: Cell<bool>,
     /// The span was zero (fresh from the OS or purged) when the page was set up.
@@ -106,7 +106,9 @@ pub struct Page {
     pub start: Cell<*mut u8>,
     /// Slices in the span; for a forwarder, the distance to the span's first slice.
     pub span_slices: Cell<u32>,
-    _pad0: [u8; 4],
+    /// Local frees not yet added to the owning heap's counters (the fast
+    /// path bumps this one, already in cache; see `Heap::flush_frees`).
+    pub pending_frees: AtomicU32,
 
     /// Blocks freed by other threads (an atomic stack), low bit [`NOTIFY`].
     pub thread_free: AtomicUsize,
@@ -137,14 +139,14 @@ impl Page {
             used: Cell::new(0),
             capacity: Cell::new(0),
             reserved: Cell::new(0),
-            class: Cell::new(0),
-            kind: Cell::new(PageKind::Unused),
+            class: AtomicU8::new(0),
+            kind: AtomicU8::new(PageKind::Unused as u8),
             free_is_zero: Cell::new(false),
             fresh: Cell::new(false),
             block_size: Cell::new(0),
             start: Cell::new(ptr::null_mut()),
             span_slices: Cell::new(0),
-            _pad0: [0; 4],
+            pending_frees: AtomicU32::new(0),
             thread_free: AtomicUsize::new(0),
             heap: AtomicPtr::new(ptr::null_mut()),
             next: Cell::new(ptr::null_mut()),
@@ -169,14 +171,15 @@ impl Page {
             1
         };
         self.reserved.set(reserved as u32);
-        self.class.set(class as u8);
-        self.kind.set(kind);
+        self.class.store(class as u8, Ordering::Relaxed);
+        self.set_kind(kind);
         self.free_is_zero.set(false);
         self.fresh.set(fresh);
         self.block_size.set(block_size);
         self.start.set(start);
         self.span_slices.set(slices as u32);
         self.thread_free.store(0, Ordering::Relaxed);
+        self.pending_frees.store(0, Ordering::Relaxed);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
@@ -188,7 +191,7 @@ impl Page {
     /// Turns the descriptor into a forwarder to the span `distance` slices back.
     pub fn init_forward(&self, distance: usize) {
         self.owner.store(0, Ordering::Relaxed);
-        self.kind.set(PageKind::Forward);
+        self.set_kind(PageKind::Forward);
         self.span_slices.set(distance as u32);
         self.free.set(ptr::null_mut());
     }
@@ -196,7 +199,7 @@ impl Page {
     /// Marks the descriptor unused (its span went back to the arena).
     pub fn clear(&self) {
         self.owner.store(0, Ordering::Relaxed);
-        self.kind.set(PageKind::Unused);
+        self.set_kind(PageKind::Unused);
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
@@ -257,6 +260,37 @@ impl Page {
             self.free.set(unsafe { self.next_of(block) });
         }
         block
+    }
+
+    /// What the descriptor describes (any thread may ask: statistics scans).
+    #[inline(always)]
+    pub fn kind(&self) -> PageKind {
+        match self.kind.load(Ordering::Relaxed) {
+            1 => PageKind::Class,
+            2 => PageKind::Large,
+            3 => PageKind::Huge,
+            4 => PageKind::Forward,
+            _ => PageKind::Unused,
+        }
+    }
+
+    /// Sets what the descriptor describes.
+    #[inline(always)]
+    pub fn set_kind(&self, kind: PageKind) {
+        self.kind.store(kind as u8, Ordering::Relaxed);
+    }
+
+    /// The size class of a class page.
+    #[inline(always)]
+    pub fn class(&self) -> usize {
+        self.class.load(Ordering::Relaxed) as usize
+    }
+
+    /// Counts a local free (flushed into the heap's counters on slow paths).
+    #[inline(always)]
+    pub fn count_local_free(&self) {
+        let n = self.pending_frees.load(Ordering::Relaxed);
+        self.pending_frees.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Pushes a block freed by the owner onto `local_free`; returns `true`

@@ -402,6 +402,11 @@ pub fn snapshot() -> Stats {
             .load(Ordering::Relaxed)
             .wrapping_add(UNOWNED_FREES[class].load(Ordering::Relaxed));
     }
+    // Local frees not yet flushed into their heap's counters.
+    arena::for_each_class_page(|page| {
+        let class = page.class();
+        frees[class] = frees[class].wrapping_add(page.pending_frees.load(Ordering::Relaxed) as u64);
+    });
     for_each_heap_counters(|c| {
         for class in 0..CLASS_COUNT {
             allocs[class] = allocs[class].wrapping_add(c.allocs_of(class));

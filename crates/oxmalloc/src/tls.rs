@@ -157,6 +157,31 @@ pub fn set_heap(heap: *mut Heap) {
     imp::set(heap)
 }
 
+/// A word that identifies the calling thread while it lives: the owner key
+/// of the pages its heaps own. On x86-64 it is the thread pointer (`%fs:0`
+/// holds its own address in every TLS-variant-II runtime), one instruction
+/// to read; elsewhere the address of the thread's heap.
+#[inline(always)]
+pub fn owner_key() -> usize {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    {
+        let key: usize;
+        // SAFETY: reads the TCB's self-pointer, always mapped for a live thread.
+        unsafe {
+            core::arch::asm!(
+                "mov {0}, qword ptr fs:[0]",
+                out(reg) key,
+                options(nostack, readonly, preserves_flags, pure),
+            );
+        }
+        key
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
+    {
+        heap() as usize
+    }
+}
+
 /// Whether the calling thread has a heap of its own.
 #[inline]
 pub fn has_heap() -> bool {

@@ -68,7 +68,10 @@ fn foreign_pointers_are_reported_ignored_and_never_written() {
     }
     assert!(stack.iter().all(|&b| b == 0x55), "the stack buffer was written");
     // SAFETY: reading the static after the bad calls.
-    assert!(unsafe { STATIC_BUFFER }.iter().all(|&b| b == 0x77), "the static was written");
+    assert!(
+        unsafe { STATIC_BUFFER }.iter().all(|&b| b == 0x77),
+        "the static was written"
+    );
     // SAFETY: a live block of ours, and our mapping.
     unsafe {
         raw::free(near);
