@@ -32,11 +32,8 @@ use engine::raw::{self, MALLOC_ALIGN, MAX_SIZE};
 /// `malloc`.
 #[inline(always)]
 pub(crate) fn malloc_impl(size: usize) -> *mut c_void {
-    let p = raw::malloc(size);
-    if p.is_null() {
-        return enomem();
-    }
-    p.cast()
+    // The engine sets errno = ENOMEM itself when it fails.
+    raw::malloc(size).cast()
 }
 
 /// `calloc`.

@@ -1,5 +1,8 @@
 //! Allocation: the fast paths, and the slow path that refills them.
 //!
+//! Every failed allocation sets `errno = ENOMEM` (on its cold path), so the
+//! C front can return the result as it is.
+//!
 //! The fast path for a small request is: read the thread's heap, index its
 //! direct table by `(size + 7) / 8`, pop the page's `free` list. When the
 //! list is empty, [`alloc_slow`] (cold, out of line) finds or makes a page,
@@ -88,7 +91,7 @@ pub fn alloc_generic(size: usize, align: usize, zero: bool) -> *mut u8 {
 #[inline]
 pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(with_trailer) = size.checked_add(secure::TRAILER) else {
-        return ptr::null_mut();
+        return out_of_memory();
     };
     if let Some(class) = class_for_aligned(with_trailer, align) {
         // SAFETY: forwarded contract.
@@ -160,7 +163,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
     if heap == empty_heap() {
         heap = thread::init_thread();
         if heap.is_null() {
-            return ptr::null_mut();
+            return out_of_memory();
         }
     }
     // SAFETY: `heap` is a heap of this thread (caller's contract).
@@ -176,7 +179,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
         heap.process_notifications();
         let page = heap.find_page(class);
         if page.is_null() {
-            return ptr::null_mut();
+            return out_of_memory();
         }
         let was_zero = (*page).free_is_zero.get();
         let block = (*page).pop().cast::<u8>();
@@ -188,10 +191,27 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
     block
 }
 
+/// Fails an allocation: `errno = ENOMEM` (what C callers expect; harmless
+/// for Rust's), and null.
+#[cold]
+#[inline(never)]
+pub fn out_of_memory() -> *mut u8 {
+    Os::set_errno(libc::ENOMEM);
+    ptr::null_mut()
+}
+
 /// Large and huge requests, and alignments no class can serve. A
 /// first-class `owner` heap tracks the block (for `destroy`).
 #[cold]
 fn alloc_big(owner: Option<&Heap>, size: usize, align: usize, zero: bool) -> *mut u8 {
+    let block = alloc_big_inner(owner, size, align, zero);
+    if block.is_null() {
+        return out_of_memory();
+    }
+    block
+}
+
+fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
     let guard = if secure::ENABLED { Os::page_size() } else { 0 };
     let Some(needed) = size.checked_add(secure::TRAILER + guard) else {

@@ -8,7 +8,7 @@
 //! the thread has its heap ([`after_first_thread`]).
 
 use crate::os::{Os, Platform};
-use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use crate::{arena, fork, options, secure, thread};
 
 const UNINIT: u32 = 0;
@@ -17,17 +17,16 @@ const DONE: u32 = 2;
 
 static STATE: AtomicU32 = AtomicU32::new(UNINIT);
 
-/// Initialises the process once; returns `true` in the one call that did it.
+/// Initialises the process once.
 #[inline]
-pub fn ensure() -> bool {
-    if STATE.load(Ordering::Acquire) == DONE {
-        return false;
+pub fn ensure() {
+    if STATE.load(Ordering::Acquire) != DONE {
+        ensure_slow();
     }
-    ensure_slow()
 }
 
 #[cold]
-fn ensure_slow() -> bool {
+fn ensure_slow() {
     if STATE
         .compare_exchange(UNINIT, RUNNING, Ordering::Acquire, Ordering::Acquire)
         .is_ok()
@@ -38,17 +37,24 @@ fn ensure_slow() -> bool {
         thread::create_key();
         STATE.store(DONE, Ordering::Release);
         Os::wake(&STATE, u32::MAX);
-        return true;
+        return;
     }
     // Another thread is initialising: wait (briefly; nothing in it blocks).
     while STATE.load(Ordering::Acquire) != DONE {
         Os::wait_timeout(&STATE, RUNNING, 1);
     }
-    false
 }
 
-/// Work after the first thread got its heap: may allocate.
+/// Whether `after_first_thread` ran.
+static AFTER_FIRST: AtomicBool = AtomicBool::new(false);
+
+/// Work after the first thread got its heap: may allocate. Runs once, also
+/// when the process was initialised earlier without a heap (a library
+/// constructor calling `raw::process_init`).
 pub fn after_first_thread() {
+    if AFTER_FIRST.swap(true, Ordering::AcqRel) {
+        return;
+    }
     fork::register();
     let reserve = options::get(options::Opt::Reserve);
     if reserve > 0 {

@@ -2,7 +2,8 @@
 //! and for Rust code that needs `malloc`-style calls (no `Layout` at free).
 //!
 //! Blocks are aligned to 16 bytes like glibc's (`malloc(0)` returns a
-//! unique 8-byte block). None of these functions sets `errno`; the C front does.
+//! unique 8-byte block). Every allocation that fails sets `errno = ENOMEM`;
+//! other errors (`EINVAL` for bad alignments) are the C front's to set.
 
 use crate::alloc::{self, resolve_forward};
 use crate::fatal::{report, HeapError};
@@ -23,10 +24,19 @@ pub fn malloc(size: usize) -> *mut u8 {
         // more than 8 bytes is 16-aligned; 0 keeps the 8-byte class.
         // SAFETY: the index is at most DIRECT_MAX / 8.
         unsafe { alloc::alloc_direct(((size + 15) / WORD) & !1) }
-    } else if size <= MAX_SIZE {
+    } else {
+        malloc_generic(size)
+    }
+}
+
+/// `malloc` beyond the direct table, out of line so that the fast path
+/// above stays a leaf (no stack frame; its only calls are tail calls).
+#[inline(never)]
+fn malloc_generic(size: usize) -> *mut u8 {
+    if size <= MAX_SIZE {
         alloc::alloc_generic(size, MALLOC_ALIGN, false)
     } else {
-        core::ptr::null_mut()
+        alloc::out_of_memory()
     }
 }
 
@@ -34,7 +44,7 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline]
 pub fn zalloc(size: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     alloc::alloc_generic(size.max(1), MALLOC_ALIGN, true)
 }
@@ -44,7 +54,7 @@ pub fn zalloc(size: usize) -> *mut u8 {
 #[inline]
 pub fn aligned_alloc(size: usize, align: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), false)
 }
@@ -84,7 +94,7 @@ pub unsafe fn free_sized(ptr: *mut u8, size: usize) {
 /// A block of oxmalloc's must not be used after it is moved.
 pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     let Some(page) = chunk::page_of_checked(ptr) else {
         report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
@@ -154,7 +164,7 @@ unsafe fn with_heap<T>(heap: RawHeap, f: impl FnOnce(&mut crate::Heap) -> T) -> 
 /// `heap` must come from [`heap_new`] on the calling thread and be alive.
 pub unsafe fn heap_malloc(heap: RawHeap, size: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     // SAFETY: forwarded contract.
     unsafe { with_heap(heap, |h| alloc::alloc_in(h.as_raw(), size, MALLOC_ALIGN, false)) }
@@ -167,7 +177,7 @@ pub unsafe fn heap_malloc(heap: RawHeap, size: usize) -> *mut u8 {
 /// As for [`heap_malloc`].
 pub unsafe fn heap_zalloc(heap: RawHeap, size: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     // SAFETY: forwarded contract.
     unsafe { with_heap(heap, |h| alloc::alloc_in(h.as_raw(), size, MALLOC_ALIGN, true)) }
@@ -180,7 +190,7 @@ pub unsafe fn heap_zalloc(heap: RawHeap, size: usize) -> *mut u8 {
 /// As for [`heap_malloc`].
 pub unsafe fn heap_aligned_alloc(heap: RawHeap, size: usize, align: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     // SAFETY: forwarded contract.
     unsafe {
@@ -198,7 +208,7 @@ pub unsafe fn heap_aligned_alloc(heap: RawHeap, size: usize, align: usize) -> *m
 /// As for [`heap_malloc`], and `ptr` as for [`realloc`].
 pub unsafe fn heap_realloc(heap: RawHeap, ptr: *mut u8, size: usize) -> *mut u8 {
     if size > MAX_SIZE {
-        return core::ptr::null_mut();
+        return alloc::out_of_memory();
     }
     let Some(page) = chunk::page_of_checked(ptr) else {
         report(HeapError::InvalidRealloc, ptr as usize, 0, 0);

@@ -32,7 +32,7 @@ pub fn create_key() {
 #[cold]
 #[inline(never)]
 pub fn init_thread() -> *mut Heap {
-    let first_in_process = init::ensure();
+    init::ensure();
     let heap = heap_acquire();
     if heap.is_null() {
         return heap;
@@ -46,10 +46,8 @@ pub fn init_thread() -> *mut Heap {
         unsafe { libc::pthread_setspecific((key - 1) as libc::pthread_key_t, heap.cast()) };
     }
     stats::thread_started();
-    if first_in_process {
-        // Work that may itself allocate runs once the heap is in place.
-        init::after_first_thread();
-    }
+    // Work that may itself allocate runs once the heap is in place (once).
+    init::after_first_thread();
     heap
 }
 
