@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "release build (liboxmalloc.so, liboxmalloc.a, oxbench)"
 cargo build --release --workspace
 
+step "hardened library (liboxmalloc-secure.so: the C-ABI hardened tests preload it)"
+scripts/build-secure.sh
+
 step "tests (debug build: overflow checks on)"
 cargo test --workspace
 
