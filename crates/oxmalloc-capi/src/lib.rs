@@ -91,6 +91,11 @@ pub(crate) fn die(parts: &[&[u8]]) -> ! {
     unsafe { libc::abort() }
 }
 
+/// Rust code linked into the library (a dependency that uses `alloc`, say)
+/// allocates from oxmalloc too.
+#[global_allocator]
+static RUST_ALLOCATOR: engine::OxMalloc = engine::OxMalloc;
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {

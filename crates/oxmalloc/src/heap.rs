@@ -368,7 +368,7 @@ impl Heap {
     #[cold]
     pub unsafe fn page_emptied(&self, page: *mut Page) {
         // SAFETY: caller's contract.
-        let class = unsafe { (*page).class() } as usize;
+        let class = unsafe { (*page).class() };
         if self.bins[class].first.get() == page {
             return;
         }
