@@ -14,10 +14,23 @@ use std::collections::BTreeMap;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Alloc { size: u16, shift: u8, align_log: u8, zeroed: bool },
-    Realloc { index: u8, size: u16, shift: u8 },
-    Dealloc { index: u8 },
-    DeallocRemote { index: u8 },
+    Alloc {
+        size: u16,
+        shift: u8,
+        align_log: u8,
+        zeroed: bool,
+    },
+    Realloc {
+        index: u8,
+        size: u16,
+        shift: u8,
+    },
+    Dealloc {
+        index: u8,
+    },
+    DeallocRemote {
+        index: u8,
+    },
 }
 
 fn size_of(size: u16, shift: u8) -> usize {
@@ -50,11 +63,24 @@ fuzz_target!(|ops: Vec<Op>| {
     };
     for op in ops.into_iter().take(1000) {
         match op {
-            Op::Alloc { size, shift, align_log, zeroed } => {
+            Op::Alloc {
+                size,
+                shift,
+                align_log,
+                zeroed,
+            } => {
                 let size = size_of(size, shift).max(1);
-                let Ok(layout) = Layout::from_size_align(size, 1 << (align_log % 23)) else { continue };
+                let Ok(layout) = Layout::from_size_align(size, 1 << (align_log % 23)) else {
+                    continue;
+                };
                 // SAFETY: a non-zero-size layout.
-                let p = unsafe { if zeroed { OxMalloc.alloc_zeroed(layout) } else { OxMalloc.alloc(layout) } };
+                let p = unsafe {
+                    if zeroed {
+                        OxMalloc.alloc_zeroed(layout)
+                    } else {
+                        OxMalloc.alloc(layout)
+                    }
+                };
                 if p.is_null() {
                     continue;
                 }

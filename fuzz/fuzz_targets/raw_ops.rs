@@ -40,7 +40,9 @@ fn size_of(size: u16, big: u8) -> usize {
 }
 
 fn pattern(p: usize, seed: u8, i: usize) -> u8 {
-    ((p >> 4) as u8).wrapping_add(seed).wrapping_add((i as u8).wrapping_mul(31))
+    ((p >> 4) as u8)
+        .wrapping_add(seed)
+        .wrapping_add((i as u8).wrapping_mul(31))
 }
 
 /// Writes the block's pattern (every byte for small blocks, a sample for big ones).
@@ -124,7 +126,10 @@ impl Model {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let mut m = Model { live: BTreeMap::new(), seed: 0 };
+    let mut m = Model {
+        live: BTreeMap::new(),
+        seed: 0,
+    };
     for op in ops.into_iter().take(2000) {
         match op {
             Op::Malloc { size, big } => {
