@@ -48,11 +48,16 @@ fn fill(p: *mut u8, size: usize) {
     }
 }
 
-fn check(p: *mut u8, size: usize, origin: usize) {
-    for i in (0..size).step_by(if size > 8192 { 257 } else { 1 }) {
+/// Checks the first `size` bytes of a block filled as `filled` bytes at `origin`.
+fn check_prefix(p: *mut u8, size: usize, filled: usize, origin: usize) {
+    for i in (0..size).step_by(if filled > 8192 { 257 } else { 1 }) {
         // SAFETY: `p` is live with at least `size` bytes.
         assert_eq!(unsafe { *p.add(i) }, byte(origin, i), "block {p:p} byte {i}");
     }
+}
+
+fn check(p: *mut u8, size: usize, origin: usize) {
+    check_prefix(p, size, size, origin);
 }
 
 fuzz_target!(|ops: Vec<Op>| {
@@ -111,7 +116,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
                 live.remove(&a);
                 assert_eq!(q as usize % layout.align(), 0, "realloc lost the alignment");
-                check(q, layout.size().min(new_size), origin);
+                check_prefix(q, layout.size().min(new_size), layout.size(), origin);
                 fill(q, new_size);
                 let new_layout = Layout::from_size_align(new_size, layout.align()).unwrap();
                 live.insert(q as usize, (new_layout, q as usize));

@@ -154,8 +154,9 @@ fuzz_target!(|ops: Vec<Op>| {
                         m.live.insert(addr, l);
                     } else {
                         // The first min(old, new) bytes moved with the block.
+                        // (Sampled as it was filled: by the old size's step.)
                         let keep = l.size.min(n);
-                        let step = if keep > 8192 { 509 } else { 1 };
+                        let step = if l.size > 8192 { 509 } else { 1 };
                         for i in (0..keep).step_by(step) {
                             // SAFETY: `q` is a live block of `n >= keep` bytes.
                             let got = unsafe { *q.add(i) };
