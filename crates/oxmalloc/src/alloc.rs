@@ -14,7 +14,7 @@ use crate::heap::{empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
-use crate::{arena, chunk, huge, init, purge, secure, stats, thread, tls};
+use crate::{arena, chunk, huge, init, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
 /// Largest request served by a large block (a span inside a chunk); above
@@ -184,6 +184,9 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
         let was_zero = (*page).free_is_zero.get();
         let block = (*page).pop().cast::<u8>();
         stats::bump(&heap.counters.allocs[class]);
+        if profile::active() {
+            profile::on_slow_alloc(heap, &*page, block, requested);
+        }
         finish(&*page, block, requested, zero, was_zero)
     };
     stats::report_class(heap, class);
@@ -241,6 +244,9 @@ fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) 
             if let Some(heap) = owner {
                 heap.track_large(page);
             }
+            if profile::active() {
+                profile::on_big_alloc(tls::heap(), p, start, size);
+            }
         }
         stats::big_allocated(end);
         purge::start_if_wanted();
@@ -257,6 +263,9 @@ fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) 
                 stats::big_allocated(end);
                 if let Some(heap) = owner {
                     heap.track_large(page);
+                }
+                if profile::active() {
+                    profile::on_big_alloc(tls::heap(), &*page, block, size);
                 }
             }
         }

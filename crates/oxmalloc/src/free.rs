@@ -13,7 +13,7 @@ use crate::heap::{empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Block, Page, PageKind, NOTIFY, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
-use crate::{purge, secure, stats, tls};
+use crate::{profile, purge, secure, stats, tls};
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
 ///
@@ -200,8 +200,13 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                     p.count_local_free();
                     let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
                     if owner & OWNER_SLOW != 0 {
-                        // One of our full pages: it has room again.
-                        page_heap.unpark_full(page);
+                        profile::on_free(p, ptr);
+                        if p.in_full.get() {
+                            // One of our full pages: it has room again.
+                            page_heap.unpark_full(page);
+                        } else {
+                            page_heap.restore_owner(p);
+                        }
                     }
                     // (Otherwise reached through a forwarder: a plain local free.)
                     if p.push_local(ptr.cast()) {
@@ -216,6 +221,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                     // SAFETY: the calling thread's own default heap.
                     unsafe { stats::bump(&(*heap).counters.frees[class]) };
                 }
+                profile::on_free(p, ptr);
                 // SAFETY: a valid block of a class page owned by another
                 // thread, or by none.
                 unsafe { free_remote(p, ptr.cast()) };
@@ -226,6 +232,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }
+            profile::on_free(p, ptr);
             // SAFETY: a live large block: its span goes back to the arena.
             unsafe {
                 Heap::untrack_large(page);
@@ -237,6 +244,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }
+            profile::on_free(p, ptr);
             // SAFETY: a live huge block.
             unsafe {
                 Heap::untrack_large(page);

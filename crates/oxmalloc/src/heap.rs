@@ -76,6 +76,15 @@ pub struct Heap {
     pub registry_next: AtomicPtr<Heap>,
     /// Allocation and free counters, merged on read by `stats`.
     pub counters: HeapCounters,
+    /// Heap profiling: bytes until the next sample.
+    pub prof_countdown: Cell<i64>,
+    /// Heap profiling: blocks of each class handed to the fast path at the
+    /// last refill (counted as allocated at the next one).
+    pub prof_handed: [Cell<u32>; CLASS_COUNT],
+    /// Heap profiling: state of the interval generator.
+    pub prof_seed: Cell<u64>,
+    /// Heap profiling: a sample is being taken (the unwinder may allocate).
+    pub prof_busy: Cell<bool>,
 }
 
 /// A `Sync` wrapper for the static sentinels (they are never written).
@@ -125,6 +134,10 @@ impl Heap {
             pool_next: Cell::new(ptr::null_mut()),
             registry_next: AtomicPtr::new(ptr::null_mut()),
             counters: HeapCounters::new(),
+            prof_countdown: Cell::new(0),
+            prof_handed: [const { Cell::new(0) }; CLASS_COUNT],
+            prof_seed: Cell::new(0),
+            prof_busy: Cell::new(false),
         }
     }
 
@@ -138,6 +151,7 @@ impl Heap {
     /// Sets up a pool heap as the calling thread's default heap.
     pub fn init_default(&self) {
         self.owner_key.set(crate::tls::owner_key());
+        self.prof_seed.set(self as *const Heap as u64 | 1);
         self.first_class.set(false);
         self.family.set(ptr::null_mut());
     }
@@ -304,6 +318,7 @@ impl Heap {
             self.bins[class].remove(page);
             self.full[class].push_back(page);
         }
+        p.in_full.set(true);
         p.owner.store(self.key() | OWNER_SLOW, Ordering::Relaxed);
         self.update_direct(class);
         true
@@ -324,10 +339,21 @@ impl Heap {
             self.full[class].remove(page);
             self.bins[class].push_back(page);
         }
-        p.owner.store(self.key(), Ordering::Relaxed);
+        p.in_full.set(false);
+        self.restore_owner(p);
         if self.bins[class].first.get() == page {
             self.update_direct(class);
         }
+    }
+
+    /// Sets a page's owner word: slow frees only while it holds profiling samples.
+    pub fn restore_owner(&self, page: &Page) {
+        let slow = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 {
+            OWNER_SLOW
+        } else {
+            0
+        };
+        page.owner.store(self.key() | slow, Ordering::Relaxed);
     }
 
     /// Handles remote frees into full pages: every full page of a notified
@@ -596,7 +622,8 @@ impl Heap {
                         self.flush_frees(p);
                         let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
                         p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
-                        p.owner.store(default.key(), Ordering::Relaxed);
+                        p.in_full.set(false);
+                        default.restore_owner(p);
                         default.bins[class].push_back(page);
                     }
                 }

@@ -32,6 +32,7 @@ fn ensure_slow() {
         .is_ok()
     {
         options::load_from_env();
+        crate::profile::init_from_options(options::get(options::Opt::Prof) as usize as *const core::ffi::c_char);
         Os::page_size();
         secure::init();
         thread::create_key();
@@ -63,4 +64,5 @@ pub fn after_first_thread() {
     if options::verbose() {
         crate::stats::print_banner();
     }
+    crate::profile::start_if_requested();
 }

@@ -40,6 +40,7 @@ pub mod options;
 mod os;
 mod page;
 mod page_queue;
+pub mod profile;
 mod purge;
 pub mod raw;
 mod secure;

@@ -23,6 +23,9 @@ pub enum Kind {
     Millis,
     /// A plain count.
     Count,
+    /// Text (a path); the value is the address of the C string in the
+    /// environment (0: unset).
+    Text,
 }
 
 /// Description of one option.
@@ -59,10 +62,14 @@ pub enum Opt {
     Limit,
     /// Start a background thread to purge when much memory waits.
     BackgroundPurge,
+    /// Heap profiling: where to write the profile at exit (`%p`: the pid).
+    Prof,
+    /// Heap profiling: about one sample per this many bytes allocated.
+    ProfSample,
 }
 
 /// Every option with its default and documentation.
-pub const OPTIONS: [OptionInfo; 9] = [
+pub const OPTIONS: [OptionInfo; 11] = [
     OptionInfo {
         name: "SHOW_STATS",
         kind: Kind::Bool,
@@ -116,6 +123,18 @@ pub const OPTIONS: [OptionInfo; 9] = [
         kind: Kind::Bool,
         default: 1,
         doc: "purge from a background thread once over 4 MiB waits (so idle threads give memory back)",
+    },
+    OptionInfo {
+        name: "PROF",
+        kind: Kind::Text,
+        default: 0,
+        doc: "heap profiling: write the live sampled allocations to this file at exit (%p: pid)",
+    },
+    OptionInfo {
+        name: "PROF_SAMPLE",
+        kind: Kind::Size,
+        default: 512 * 1024,
+        doc: "heap profiling: about one sample per this many bytes allocated",
     },
 ];
 
@@ -207,6 +226,8 @@ pub fn parse(kind: Kind, text: &[u8]) -> Option<i64> {
             }
         }
         Kind::Millis | Kind::Count => parse_number(text).filter(|&(_, rest)| rest.is_empty()).map(|(n, _)| n),
+        // The caller stores the address of the string itself.
+        Kind::Text => (!text.is_empty()).then_some(1),
         Kind::Size => {
             let (n, rest) = parse_number(text)?;
             let mut unit = [0u8; 4];
@@ -266,6 +287,7 @@ fn kind_words(kind: Kind) -> &'static str {
         Kind::Size => "a size in bytes (with an optional K, M or G suffix)",
         Kind::Millis => "a number of milliseconds",
         Kind::Count => "a number",
+        Kind::Text => "a non-empty text",
     }
 }
 
@@ -288,6 +310,7 @@ pub fn apply_env_entry(entry: &[u8]) {
     };
     let info = &OPTIONS[index];
     match parse(info.kind, value) {
+        Some(_) if info.kind == Kind::Text => VALUES[index].store(value.as_ptr() as i64, Ordering::Relaxed),
         Some(v) => VALUES[index].store(v, Ordering::Relaxed),
         None => {
             let mut default = crate::util::Line::new();

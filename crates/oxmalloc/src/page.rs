@@ -45,8 +45,9 @@ pub struct Block {
 /// and wants to hear about the next remote free (see `Heap::notify`).
 pub const NOTIFY: usize = 1;
 
-/// Low bit of `owner`: the owner is the heap in the other bits, but its
-/// local frees must take the slow path (the page is in the full queue).
+/// Low bit of `owner`: the owner is the thread in the other bits, but its
+/// local frees must take the slow path (the page is in the full queue, or
+/// holds profiling samples).
 pub const OWNER_SLOW: usize = 1;
 
 /// Shift of the reciprocal in `Page::recip`: exact for offsets below 2^22
@@ -123,7 +124,11 @@ pub struct Page {
     /// `ceil(2^40 / block_size)`: turns a division by the block size into a
     /// multiplication (see [`Page::block_index`]).
     pub recip: Cell<u64>,
-    _pad1: [u8; 16],
+    /// Live profiling samples in the page (their frees take the slow path).
+    pub samples: AtomicU32,
+    /// The page is parked in its heap's full queue (owner only).
+    pub in_full: Cell<bool>,
+    _pad1: [u8; 11],
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -153,7 +158,9 @@ impl Page {
             prev: Cell::new(ptr::null_mut()),
             key: Cell::new(0),
             recip: Cell::new(0),
-            _pad1: [0; 16],
+            samples: AtomicU32::new(0),
+            in_full: Cell::new(false),
+            _pad1: [0; 11],
         }
     }
 
@@ -180,6 +187,8 @@ impl Page {
         self.span_slices.set(slices as u32);
         self.thread_free.store(0, Ordering::Relaxed);
         self.pending_frees.store(0, Ordering::Relaxed);
+        self.samples.store(0, Ordering::Relaxed);
+        self.in_full.set(false);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
@@ -428,6 +437,47 @@ impl Page {
         self.local_free.set(head);
         self.used.set(self.used.get() - count as u32);
         count
+    }
+
+    /// Keeps at most `keep` blocks on `free` and moves the rest to
+    /// `local_free` (heap profiling: the fast path then comes back to the
+    /// slow path in time for the next sample). Returns the blocks kept.
+    ///
+    /// # Safety
+    /// Only the owner may call this.
+    pub unsafe fn cut_free_list(&self, keep: usize) -> usize {
+        let mut tail = self.free.get();
+        if tail.is_null() {
+            return 0;
+        }
+        let mut kept = 1;
+        // SAFETY: blocks on `free` are free blocks of this page (owner).
+        unsafe {
+            while kept < keep {
+                let next = self.next_of(tail);
+                if next.is_null() {
+                    return kept;
+                }
+                tail = next;
+                kept += 1;
+            }
+            let mut rest = self.next_of(tail);
+            if rest.is_null() {
+                return kept;
+            }
+            self.set_next(tail, ptr::null_mut());
+            let mut moved = 0;
+            while !rest.is_null() {
+                let next = self.next_of(rest);
+                self.set_next(rest, self.local_free.get());
+                self.local_free.set(rest);
+                rest = next;
+                moved += 1;
+            }
+            self.used.set(self.used.get() - moved);
+        }
+        self.free_is_zero.set(false);
+        kept
     }
 
     /// Brings `local_free` and `thread_free` into `free` when `free` is empty.

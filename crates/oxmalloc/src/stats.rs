@@ -709,14 +709,16 @@ pub fn print_banner() {
     for (i, info) in options::OPTIONS.iter().enumerate() {
         let mut line = Line::new();
         let value = options::value_at(i);
-        line.str("  OXMALLOC_")
-            .str(info.name)
-            .str("=")
-            .signed(value)
-            .pad_to(40)
-            .str("# ")
-            .str(info.doc)
-            .str("\n");
+        line.str("  OXMALLOC_").str(info.name).str("=");
+        if info.kind == options::Kind::Text {
+            if value != 0 {
+                // SAFETY: text options hold the address of an environment string.
+                line.bytes(unsafe { core::ffi::CStr::from_ptr(value as usize as *const core::ffi::c_char) }.to_bytes());
+            }
+        } else {
+            line.signed(value);
+        }
+        line.pad_to(40).str("# ").str(info.doc).str("\n");
         Os::write_stderr(line.as_bytes());
     }
 }

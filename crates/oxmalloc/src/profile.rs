@@ -1,0 +1,526 @@
+//! Heap profiling: a sample of the live allocations, with their call stacks.
+//!
+//! Turned on by `OXMALLOC_PROF=<path>` (or [`start`]); off, it costs nothing
+//! on any path. About one allocation per `OXMALLOC_PROF_SAMPLE` bytes
+//! (512 KiB by default) is sampled: its call stack is taken with the
+//! system unwinder (`_Unwind_Backtrace` from libgcc_s, looked up at start)
+//! into a fixed table, and forgotten when the block is freed. The live
+//! samples are written on demand ([`dump`]) and at exit, in the legacy
+//! text heap-profile format that `pprof` reads (counts and bytes already
+//! scaled by the sampling, `@ heapprofile`), followed by the process's
+//! memory map so that addresses can be symbolised offline
+//! (`oxbench prof FILE` turns it into collapsed stacks and a flame graph).
+//!
+//! How sampling stays off the fast path: the allocation slow path keeps a
+//! per-heap countdown of bytes. When it refills a page's free list, it cuts
+//! the list so that the fast path hands out at most the countdown's worth
+//! of blocks before coming back; so the slow path sees every sampling
+//! point. Pages holding a sampled block send their frees to the slow path
+//! (the owner word carries `OWNER_SLOW`), which drops the sample.
+
+use crate::heap::Heap;
+use crate::os::{Os, Platform};
+use crate::page::{Page, OWNER_SLOW};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::Mutex;
+use crate::util::Line;
+use crate::{options, stats};
+use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ptr;
+
+/// Frames kept per sample.
+pub const MAX_FRAMES: usize = 48;
+/// Capacity of the sample table (live samples beyond it are dropped and counted).
+const TABLE_SLOTS: usize = 1 << 14;
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static RATE: AtomicU64 = AtomicU64::new(512 * 1024);
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// `_Unwind_Backtrace` and `_Unwind_GetIP`, found at start (0: none).
+static UNWIND_BACKTRACE: AtomicUsize = AtomicUsize::new(0);
+static UNWIND_GET_IP: AtomicUsize = AtomicUsize::new(0);
+
+/// One live sampled allocation.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Sample {
+    /// The block (0: free slot; 1: deleted slot).
+    addr: usize,
+    /// Bytes requested.
+    size: usize,
+    /// Bytes this sample stands for (`max(size, rate)`).
+    weight: u64,
+    depth: u32,
+    frames: [usize; MAX_FRAMES],
+}
+
+const EMPTY: usize = 0;
+const DELETED: usize = 1;
+
+/// The sample table: open addressing on the block address; mapped on the
+/// first sample.
+struct Table {
+    slots: *mut Sample,
+}
+// SAFETY: the table is only touched with its lock held.
+unsafe impl Send for Table {}
+
+static TABLE: Mutex<Table> = Mutex::new(Table { slots: ptr::null_mut() });
+/// The path given by `OXMALLOC_PROF` (a C string owned by the environment).
+static PATH: AtomicPtr<c_char> = AtomicPtr::new(ptr::null_mut());
+
+/// Whether profiling is on (one relaxed load; false unless asked for).
+#[inline(always)]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Reads `OXMALLOC_PROF` / `OXMALLOC_PROF_SAMPLE` (process initialisation;
+/// must not allocate).
+pub fn init_from_options(path: *const c_char) {
+    if path.is_null() {
+        return;
+    }
+    PATH.store(path.cast_mut(), Ordering::Relaxed);
+    RATE.store(options::get(options::Opt::ProfSample).max(1) as u64, Ordering::Relaxed);
+}
+
+/// Second stage (may allocate: `dlopen`): finds the unwinder, registers the
+/// exit dump, and turns sampling on.
+pub fn start_if_requested() {
+    if PATH.load(Ordering::Relaxed).is_null() {
+        return;
+    }
+    if start_sampling() {
+        extern "C" fn dump_at_exit() {
+            dump_to_option_path();
+        }
+        // SAFETY: registering a plain C function.
+        unsafe { libc::atexit(dump_at_exit) };
+    }
+}
+
+/// Turns sampling on with about one sample per `sample_bytes`; returns
+/// whether the unwinder was found. The live samples can then be written
+/// with [`dump`].
+pub fn start(sample_bytes: usize) -> bool {
+    RATE.store(sample_bytes.max(1) as u64, Ordering::Relaxed);
+    start_sampling()
+}
+
+fn start_sampling() -> bool {
+    if !find_unwinder() {
+        crate::fatal::warn(&[b"heap profiling needs _Unwind_Backtrace (libgcc_s); profiling is off"]);
+        return false;
+    }
+    ACTIVE.store(true, Ordering::Release);
+    true
+}
+
+fn find_unwinder() -> bool {
+    if UNWIND_BACKTRACE.load(Ordering::Relaxed) != 0 {
+        return true;
+    }
+    // SAFETY: dlsym/dlopen with NUL-terminated names; the handle of
+    // libgcc_s is kept open for the life of the process.
+    unsafe {
+        let mut backtrace = libc::dlsym(libc::RTLD_DEFAULT, c"_Unwind_Backtrace".as_ptr());
+        let mut get_ip = libc::dlsym(libc::RTLD_DEFAULT, c"_Unwind_GetIP".as_ptr());
+        if backtrace.is_null() || get_ip.is_null() {
+            let lib = libc::dlopen(c"libgcc_s.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+            if lib.is_null() {
+                return false;
+            }
+            backtrace = libc::dlsym(lib, c"_Unwind_Backtrace".as_ptr());
+            get_ip = libc::dlsym(lib, c"_Unwind_GetIP".as_ptr());
+        }
+        if backtrace.is_null() || get_ip.is_null() {
+            return false;
+        }
+        UNWIND_GET_IP.store(get_ip as usize, Ordering::Relaxed);
+        UNWIND_BACKTRACE.store(backtrace as usize, Ordering::Release);
+    }
+    true
+}
+
+/// A sampling interval around the rate (uniform in [rate/2, 3*rate/2), so
+/// that periodic allocation patterns do not alias with the sampling).
+fn next_interval(heap: &Heap) -> i64 {
+    let rate = RATE.load(Ordering::Relaxed);
+    let mut x = heap.prof_seed.get() ^ 0x9e37_79b9_7f4a_7c15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    heap.prof_seed.set(x);
+    (rate / 2 + x % rate.max(1)) as i64
+}
+
+/// The slow path allocated `block` (of `requested` bytes) from `page` of
+/// `heap`: accounts the bytes the fast path handed out since the last
+/// visit, samples when the countdown runs out, and cuts the page's free
+/// list to the remaining countdown.
+///
+/// # Safety
+/// `heap` must be the calling thread's, `page` one of its class pages,
+/// `block` just popped from it.
+#[cold]
+pub unsafe fn on_slow_alloc(heap: &Heap, page: &Page, block: *mut u8, requested: usize) {
+    let class = page.class();
+    let size = page.block_size.get() as i64;
+    let handed = heap.prof_handed[class].get() as i64;
+    let mut countdown = heap.prof_countdown.get() - handed * size - size;
+    if countdown <= 0 {
+        if heap.prof_countdown.get() == 0 && handed == 0 {
+            // First visit: start a countdown instead of sampling at once.
+            countdown = next_interval(heap);
+        } else {
+            // SAFETY: forwarded contract.
+            if unsafe { record(heap, block, requested) } {
+                page.samples.fetch_add(1, Ordering::Relaxed);
+                page.owner.fetch_or(OWNER_SLOW, Ordering::Relaxed);
+            }
+            countdown += next_interval(heap);
+        }
+    }
+    heap.prof_countdown.set(countdown.max(1));
+    // Let the fast path hand out at most `countdown` bytes of this class.
+    let allowed = (countdown / size).max(1) as usize;
+    // SAFETY: forwarded contract: we own the page.
+    let kept = unsafe { page.cut_free_list(allowed) };
+    heap.prof_handed[class].set(kept as u32);
+}
+
+/// A large or huge block of `requested` bytes was allocated.
+///
+/// # Safety
+/// `heap` must be the calling thread's (or the empty heap), `page` the
+/// block's descriptor.
+#[cold]
+pub unsafe fn on_big_alloc(heap: *mut Heap, page: &Page, block: *mut u8, requested: usize) {
+    if heap == crate::heap::empty_heap() {
+        return;
+    }
+    // SAFETY: caller's contract.
+    let heap = unsafe { &*heap };
+    let countdown = heap.prof_countdown.get() - requested as i64;
+    if countdown <= 0 {
+        // SAFETY: forwarded contract.
+        if unsafe { record(heap, block, requested) } {
+            page.samples.fetch_add(1, Ordering::Relaxed);
+        }
+        heap.prof_countdown.set(countdown.max(0) + next_interval(heap));
+    } else {
+        heap.prof_countdown.set(countdown);
+    }
+}
+
+/// A block of a page with samples is freed: forget its sample, if any.
+#[cold]
+pub fn on_free(page: &Page, block: *mut u8) {
+    if page.samples.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut table = TABLE.lock();
+    if table.slots.is_null() {
+        return;
+    }
+    if let Some(slot) = table.find(block as usize) {
+        // SAFETY: `slot` is inside the table, which we hold.
+        unsafe { (*slot).addr = DELETED };
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        drop(table);
+        page.samples.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Table {
+    fn hash(addr: usize) -> usize {
+        (addr >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - 14)
+    }
+
+    /// The slot holding `addr`, if any.
+    fn find(&mut self, addr: usize) -> Option<*mut Sample> {
+        let mut i = Self::hash(addr);
+        for _ in 0..TABLE_SLOTS {
+            // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
+            let slot = unsafe { self.slots.add(i) };
+            // SAFETY: as above.
+            let a = unsafe { (*slot).addr };
+            if a == addr {
+                return Some(slot);
+            }
+            if a == EMPTY {
+                return None;
+            }
+            i = (i + 1) % TABLE_SLOTS;
+        }
+        None
+    }
+
+    /// A slot to store `addr` in (empty or deleted), if the table has room.
+    fn vacant(&mut self, addr: usize) -> Option<*mut Sample> {
+        let mut i = Self::hash(addr);
+        for _ in 0..TABLE_SLOTS {
+            // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
+            let slot = unsafe { self.slots.add(i) };
+            // SAFETY: as above.
+            let a = unsafe { (*slot).addr };
+            if a == EMPTY || a == DELETED {
+                return Some(slot);
+            }
+            i = (i + 1) % TABLE_SLOTS;
+        }
+        None
+    }
+}
+
+struct Frames {
+    ips: [usize; MAX_FRAMES],
+    depth: usize,
+    skip: usize,
+}
+
+extern "C" fn collect_frame(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    const URC_NO_REASON: c_int = 0;
+    const URC_END_OF_STACK: c_int = 5;
+    // SAFETY: `arg` is the `Frames` passed to `_Unwind_Backtrace` below;
+    // `_Unwind_GetIP` was found by `find_unwinder` and has this signature.
+    unsafe {
+        let frames = &mut *arg.cast::<Frames>();
+        let get_ip: extern "C" fn(*mut c_void) -> usize = core::mem::transmute(UNWIND_GET_IP.load(Ordering::Relaxed));
+        let ip = get_ip(ctx);
+        if ip == 0 {
+            return URC_END_OF_STACK;
+        }
+        if frames.skip > 0 {
+            frames.skip -= 1;
+            return URC_NO_REASON;
+        }
+        frames.ips[frames.depth] = ip;
+        frames.depth += 1;
+        if frames.depth == MAX_FRAMES {
+            URC_END_OF_STACK
+        } else {
+            URC_NO_REASON
+        }
+    }
+}
+
+/// Takes the call stack and stores a sample; `false` when the table is full
+/// or a sample is already being taken on this thread (the unwinder may
+/// allocate).
+///
+/// # Safety
+/// `heap` must be the calling thread's.
+unsafe fn record(heap: &Heap, block: *mut u8, requested: usize) -> bool {
+    if heap.prof_busy.get() {
+        return false;
+    }
+    heap.prof_busy.set(true);
+    let mut frames = Frames {
+        ips: [0; MAX_FRAMES],
+        depth: 0,
+        skip: 2,
+    };
+    let backtrace = UNWIND_BACKTRACE.load(Ordering::Acquire);
+    if backtrace != 0 {
+        // SAFETY: the function was looked up by name and has this signature.
+        unsafe {
+            let backtrace: extern "C" fn(extern "C" fn(*mut c_void, *mut c_void) -> c_int, *mut c_void) -> c_int =
+                core::mem::transmute(backtrace);
+            backtrace(collect_frame, (&raw mut frames).cast());
+        }
+    }
+    let rate = RATE.load(Ordering::Relaxed);
+    let mut table = TABLE.lock();
+    if table.slots.is_null() {
+        let bytes = (TABLE_SLOTS * core::mem::size_of::<Sample>()).next_multiple_of(Os::page_size());
+        match Os::map(bytes, Os::page_size()) {
+            Some(mem) => {
+                stats::os_mapped(bytes);
+                table.slots = mem.as_ptr().cast();
+            }
+            None => {
+                heap.prof_busy.set(false);
+                return false;
+            }
+        }
+    }
+    let stored = match table.vacant(block as usize) {
+        Some(slot) => {
+            // SAFETY: a vacant slot of the table we hold.
+            unsafe {
+                slot.write(Sample {
+                    addr: block as usize,
+                    size: requested,
+                    weight: (requested as u64).max(rate),
+                    depth: frames.depth as u32,
+                    frames: frames.ips,
+                });
+            }
+            LIVE.fetch_add(1, Ordering::Relaxed);
+            TAKEN.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        None => {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    };
+    drop(table);
+    heap.prof_busy.set(false);
+    stored
+}
+
+/// Samples taken so far, live now, and dropped for want of room.
+pub fn counts() -> (u64, u64, u64) {
+    (
+        TAKEN.load(Ordering::Relaxed),
+        LIVE.load(Ordering::Relaxed) as u64,
+        DROPPED.load(Ordering::Relaxed),
+    )
+}
+
+fn dump_to_option_path() {
+    let path = PATH.load(Ordering::Relaxed);
+    if path.is_null() {
+        return;
+    }
+    // SAFETY: the environment string lives for the whole process.
+    let path = unsafe { CStr::from_ptr(path) };
+    dump(path);
+}
+
+/// A file descriptor that writes lines, without allocating.
+struct Out(c_int);
+
+impl Out {
+    fn write(&self, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            // SAFETY: writing from a valid slice to our descriptor.
+            let n = unsafe { libc::write(self.0, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                return;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor we opened.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Writes the live samples to `path` (`%p` in it becomes the process id).
+/// Returns whether the file was written. Does not allocate.
+pub fn dump(path: &CStr) -> bool {
+    // Expand %p into a stack buffer.
+    let mut name = [0u8; 512];
+    let mut len = 0;
+    let bytes = path.to_bytes();
+    let mut i = 0;
+    while i < bytes.len() && len < name.len() - 24 {
+        if bytes[i] == b'%' && bytes.get(i + 1) == Some(&b'p') {
+            let mut pid = Line::new();
+            // SAFETY: getpid has no preconditions.
+            pid.dec(unsafe { libc::getpid() } as u64);
+            for &b in pid.as_bytes() {
+                name[len] = b;
+                len += 1;
+            }
+            i += 2;
+        } else {
+            name[len] = bytes[i];
+            len += 1;
+            i += 1;
+        }
+    }
+    name[len] = 0;
+    // SAFETY: a NUL-terminated path in our buffer.
+    let fd = unsafe {
+        libc::open(
+            name.as_ptr().cast(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        crate::fatal::warn(&[b"cannot write the heap profile to ", &name[..len]]);
+        return false;
+    }
+    let out = Out(fd);
+    let table = TABLE.lock();
+    // Header: totals.
+    let (mut objects, mut space) = (0u64, 0u64);
+    table.each(|s| {
+        objects += s.weight / (s.size.max(1) as u64);
+        space += s.weight;
+    });
+    let mut line = Line::new();
+    line.str("heap profile: ")
+        .dec(objects)
+        .str(": ")
+        .dec(space)
+        .str(" [")
+        .dec(objects)
+        .str(": ");
+    line.dec(space).str("] @ heapprofile\n");
+    out.write(line.as_bytes());
+    table.each(|s| {
+        let count = (s.weight / s.size.max(1) as u64).max(1);
+        let mut line = Line::new();
+        line.dec(count)
+            .str(": ")
+            .dec(s.weight)
+            .str(" [")
+            .dec(count)
+            .str(": ")
+            .dec(s.weight)
+            .str("] @");
+        for &ip in &s.frames[..s.depth as usize] {
+            line.str(" ").hex(ip);
+        }
+        line.str("\n");
+        out.write(line.as_bytes());
+    });
+    drop(table);
+    out.write(b"\nMAPPED_LIBRARIES:\n");
+    // SAFETY: a NUL-terminated path literal.
+    let maps = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if maps >= 0 {
+        let maps = Out(maps);
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: reading into our stack buffer.
+            let n = unsafe { libc::read(maps.0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            out.write(&buf[..n as usize]);
+        }
+    }
+    true
+}
+
+impl Table {
+    /// Calls `f` on every live sample.
+    fn each(&self, mut f: impl FnMut(&Sample)) {
+        if self.slots.is_null() {
+            return;
+        }
+        for i in 0..TABLE_SLOTS {
+            // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
+            let s = unsafe { &*self.slots.add(i) };
+            if s.addr > DELETED {
+                f(s);
+            }
+        }
+    }
+}
