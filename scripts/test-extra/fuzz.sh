@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Runs each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 20) seconds:
+# Runs each cargo-fuzz target in fuzz/ for FUZZ_SECONDS (default 10) seconds:
 # random sequences of malloc/calloc/realloc/aligned/free/cross-thread free
 # (raw_ops) and of GlobalAlloc calls with arbitrary layouts (global_alloc_ops),
 # checked against a model. FUZZ_FEATURES=secure fuzzes the hardened engine.
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and the nightly toolchain;
-# without them it prints SKIPPED and exits 0. A crash fails the run and
+# without them it prints SKIPPED and exits 0 (so does OXMALLOC_SKIP_FUZZ=1). A crash fails the run and
 # leaves the reproducer in fuzz/artifacts/<target>/ (replay it with
 # `cd fuzz && cargo +nightly fuzz run <target> <file>`).
 set -euo pipefail
 cd "$(dirname "$0")/../../fuzz"
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-10}
 
+if [ "${OXMALLOC_SKIP_FUZZ:-0}" = 1 ]; then
+    echo "SKIPPED: fuzzing (OXMALLOC_SKIP_FUZZ=1)"
+    exit 0
+fi
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     echo "SKIPPED: fuzzing: no nightly toolchain (rustup toolchain install nightly)"
     exit 0
