@@ -25,6 +25,7 @@
 #ifndef OXMALLOC_H
 #define OXMALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,64 @@ void ox_stats_get(ox_stats_t *out);
  * negative value. */
 long long ox_option_get(const char *name);
 int ox_option_set(const char *name, long long value);
+
+/* Statistics as one JSON object (the fields of oxmalloc::Stats::json():
+ * "allocated_bytes": {"current", "peak", "total"}, "allocated_blocks",
+ * "reserved_bytes", "process": {"rss", ...}, "classes": [...], ...).
+ * Like snprintf: writes at most len - 1 bytes and a NUL into buf, and
+ * returns the length of the whole text (without the NUL); call with
+ * (NULL, 0) to get the length. Does not allocate. */
+size_t ox_stats_json(char *buf, size_t len);
+
+/* First-class heaps.
+ *
+ * A heap groups allocations so that they can be freed all at once
+ * (ox_heap_destroy) or handed back to the thread's default heap
+ * (ox_heap_delete). A heap belongs to the thread that created it: only
+ * that thread may allocate from it (ox_heap_malloc/calloc/realloc/
+ * aligned_alloc), visit it, destroy or delete it. Its blocks are ordinary
+ * blocks: any thread frees them with ox_free or free (and resizes them
+ * with ox_realloc or realloc) until the heap is destroyed.
+ *
+ * Errors as the malloc family: NULL with errno = ENOMEM when out of
+ * memory; a NULL heap gives NULL with errno = EINVAL. */
+typedef struct ox_heap_s ox_heap_t;
+
+/* A new heap for the calling thread; NULL (ENOMEM) when out of memory. */
+ox_heap_t *ox_heap_new(void);
+/* malloc, calloc (overflowing product: NULL, ENOMEM) and aligned_alloc
+ * (alignment 0 or not a power of two: NULL, EINVAL) from a heap. */
+OX_MALLOC_ATTR OX_ALLOC_SIZE(2) void *ox_heap_malloc(ox_heap_t *heap, size_t size);
+OX_MALLOC_ATTR OX_ALLOC_SIZE(2, 3) void *ox_heap_calloc(ox_heap_t *heap, size_t count, size_t size);
+OX_MALLOC_ATTR OX_ALLOC_SIZE(3) void *ox_heap_aligned_alloc(ox_heap_t *heap, size_t alignment, size_t size);
+/* realloc whose moved block lands in heap: ptr NULL is
+ * ox_heap_malloc(heap, size); size 0 frees ptr and returns NULL; failure:
+ * NULL, ENOMEM, ptr intact. ptr may be a block of any heap. */
+OX_ALLOC_SIZE(3) void *ox_heap_realloc(ox_heap_t *heap, void *ptr, size_t size);
+/* Frees every block of the heap at once, then the heap: pointers into it
+ * dangle afterwards, on every thread. NULL: nothing. */
+void ox_heap_destroy(ox_heap_t *heap);
+/* Frees the heap only: its live blocks stay valid (they join the thread's
+ * default heap) and are freed as usual. NULL: nothing. */
+void ox_heap_delete(ox_heap_t *heap);
+/* Calls visit(block, usable_size, arg) for every live block of the heap
+ * until it returns false; returns whether every block was visited (false
+ * for a NULL heap or visitor). visit must not allocate from the heap nor
+ * free its blocks. */
+bool ox_heap_visit_blocks(ox_heap_t *heap, bool (*visit)(void *block, size_t size, void *arg), void *arg);
+
+/* Heap profiling: a sample of the live allocations with their call stacks
+ * (see "Heap profiling" in crates/oxmalloc-capi/README.md).
+ * OXMALLOC_PROF=path turns it on at start-up and writes the profile at
+ * exit; ox_prof_start turns it on later, with about one sample per
+ * sample_bytes allocated (0: OXMALLOC_PROF_SAMPLE, 512 KiB by default),
+ * and returns false when the unwinder (libgcc_s) is missing; it writes
+ * nothing at exit. ox_prof_dump writes the live samples to path ("%p"
+ * becomes the process id; NULL: the OXMALLOC_PROF path) and returns
+ * whether it did; blocks freed before the dump are not in it. Read the
+ * file with `oxbench prof FILE`. */
+bool ox_prof_start(size_t sample_bytes);
+bool ox_prof_dump(const char *path);
 
 /* "0.1.0" */
 const char *ox_version(void);

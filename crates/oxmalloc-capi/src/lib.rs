@@ -16,7 +16,9 @@
 //! * glibc's extras ([`glibc_extras`]): `malloc_trim`, `malloc_stats`,
 //!   `mallopt`, `mallinfo`, `mallinfo2`;
 //! * every C++ `operator new` / `operator delete` ([`cxx`]);
-//! * a prefixed API, `ox_*` ([`prefixed`]), declared in `include/oxmalloc.h`.
+//! * a prefixed API, `ox_*` ([`prefixed`]), with first-class heaps,
+//!   statistics as JSON and heap profiling ([`heaps`]), declared in
+//!   `include/oxmalloc.h`.
 //!
 //! No entry point allocates other than through the engine, and nothing here
 //! uses `std`. Errors follow glibc: a failed allocation returns NULL with
@@ -35,6 +37,7 @@
 pub mod cxx;
 mod errno;
 pub mod glibc_extras;
+pub mod heaps;
 pub mod libc_api;
 pub mod prefixed;
 
