@@ -282,10 +282,6 @@ deletes! {
     "_ZdlPv" => operator_delete();
     /// `operator delete[](void*)`.
     "_ZdaPv" => operator_delete_array();
-    /// `operator delete(void*, size_t)`.
-    "_ZdlPvm" => operator_delete_sized(size: usize);
-    /// `operator delete[](void*, size_t)`.
-    "_ZdaPvm" => operator_delete_array_sized(size: usize);
     /// `operator delete(void*, const std::nothrow_t&)`.
     "_ZdlPvRKSt9nothrow_t" => operator_delete_nothrow(tag: *const c_void);
     /// `operator delete[](void*, const std::nothrow_t&)`.
@@ -294,12 +290,38 @@ deletes! {
     "_ZdlPvSt11align_val_t" => operator_delete_aligned(align: usize);
     /// `operator delete[](void*, std::align_val_t)`.
     "_ZdaPvSt11align_val_t" => operator_delete_array_aligned(align: usize);
-    /// `operator delete(void*, size_t, std::align_val_t)`.
-    "_ZdlPvmSt11align_val_t" => operator_delete_sized_aligned(size: usize, align: usize);
-    /// `operator delete[](void*, size_t, std::align_val_t)`.
-    "_ZdaPvmSt11align_val_t" => operator_delete_array_sized_aligned(size: usize, align: usize);
     /// `operator delete(void*, std::align_val_t, const std::nothrow_t&)`.
     "_ZdlPvSt11align_val_tRKSt9nothrow_t" => operator_delete_aligned_nothrow(align: usize, tag: *const c_void);
     /// `operator delete[](void*, std::align_val_t, const std::nothrow_t&)`.
     "_ZdaPvSt11align_val_tRKSt9nothrow_t" => operator_delete_array_aligned_nothrow(align: usize, tag: *const c_void);
+}
+
+/// Sized `delete` forms: the hardened library checks the size against the
+/// block's requested size (C++'s sized deallocation passes the same size
+/// that `new` got); the default one ignores it.
+macro_rules! sized_deletes {
+    ($($(#[$doc:meta])* $export:literal => $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `ptr` is null or a live block; it must not be used afterwards.
+        #[export_name = $export]
+        pub unsafe extern "C" fn $name(ptr: *mut c_void, size: usize $(, $arg: $ty)*) {
+            $(let _ = $arg;)*
+            // SAFETY: forwarded contract; null and foreign pointers are
+            // handled by the engine.
+            unsafe { raw::free_sized(ptr.cast(), size) }
+        }
+    )*};
+}
+
+sized_deletes! {
+    /// `operator delete(void*, size_t)`.
+    "_ZdlPvm" => operator_delete_sized();
+    /// `operator delete[](void*, size_t)`.
+    "_ZdaPvm" => operator_delete_array_sized();
+    /// `operator delete(void*, size_t, std::align_val_t)`.
+    "_ZdlPvmSt11align_val_t" => operator_delete_sized_aligned(align: usize);
+    /// `operator delete[](void*, size_t, std::align_val_t)`.
+    "_ZdaPvmSt11align_val_t" => operator_delete_array_sized_aligned(align: usize);
 }

@@ -236,24 +236,25 @@ pub unsafe extern "C" fn cfree(ptr: *mut c_void) {
     unsafe { free_impl(ptr) }
 }
 
-/// C23 `free_sized`: the size is not needed.
+/// C23 `free_sized`: the hardened library checks `size` against the
+/// block's requested size (a mismatch is fatal); the default one ignores it.
 ///
 /// # Safety
 /// As [`free`].
 #[no_mangle]
-pub unsafe extern "C" fn free_sized(ptr: *mut c_void, _size: usize) {
+pub unsafe extern "C" fn free_sized(ptr: *mut c_void, size: usize) {
     // SAFETY: forwarded contract.
-    unsafe { free_impl(ptr) }
+    unsafe { raw::free_sized(ptr.cast(), size) }
 }
 
-/// C23 `free_aligned_sized`: the alignment and size are not needed.
+/// C23 `free_aligned_sized`: as `free_sized` (the alignment is not needed).
 ///
 /// # Safety
 /// As [`free`].
 #[no_mangle]
-pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, _align: usize, _size: usize) {
+pub unsafe extern "C" fn free_aligned_sized(ptr: *mut c_void, _align: usize, size: usize) {
     // SAFETY: forwarded contract.
-    unsafe { free_impl(ptr) }
+    unsafe { raw::free_sized(ptr.cast(), size) }
 }
 
 /// `realloc(3)`, glibc's semantics: `realloc(NULL, n)` is `malloc(n)`,

@@ -250,10 +250,6 @@ fn b17_racing_double_free_from_two_non_owner_threads_is_fatal_exactly_once() {
 }
 
 #[test]
-#[ignore = "engine bug: two threads freeing the same large block: the first marks the trailer freed and \
-            mprotects the span PROT_NONE before returning it to the arena; the second, still seeing a \
-            Large descriptor, reads the trailer in secure::on_free and dies of SIGSEGV inside free \
-            (about 5% of runs with a skew of a few thousand spins)"]
 fn b17_racing_double_free_of_a_large_block_with_skew_never_faults() {
     let prog = program("hardened_race.c");
     for step in 0..300 {
@@ -348,9 +344,6 @@ fn b20_realloc_of_freed_large_block() {
 }
 
 #[test]
-#[ignore = "engine bug: realloc of a freed small/medium block is reported as \
-            'heap buffer overflow past the block at' instead of 'invalid pointer passed to realloc' \
-            (alloc.rs realloc_hardened: a freed trailer is taken for a broken canary)"]
 fn b20_realloc_of_freed_small_block() {
     for size in [SMALL, MEDIUM] {
         death("realloc_freed", size, INVALID_REALLOC);
@@ -401,9 +394,6 @@ fn assert_size_mismatch(output: &Output, given: usize, actual: usize, what: &str
 }
 
 #[test]
-#[ignore = "capi gap: free_sized / free_aligned_sized and the sized operator delete forms ignore the size \
-            (libc_api.rs and cxx.rs call raw::free, not engine::raw::free_sized), so the hardened \
-            library cannot check it"]
 fn b21_sized_free_with_the_wrong_size() {
     for size in SIZES {
         let output = bad(Lib::Hardened, "free_sized_wrong", size);

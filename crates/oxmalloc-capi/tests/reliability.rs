@@ -197,9 +197,6 @@ fn c30_malloc_free_in_key_destructors_and_atexit() {
 }
 
 #[test]
-#[ignore = "engine bug: a pthread-key destructor that allocates in glibc's last destructor round \
-            (PTHREAD_DESTRUCTOR_ITERATIONS = 4) gives the exiting thread a new heap that is never \
-            torn down: one leaked heap (and its pages) per such thread"]
 fn c30_allocation_in_the_last_destructor_round_does_not_leak() {
     for lib in BOTH {
         destructors(lib, "4");
@@ -280,9 +277,6 @@ fn d33_unexpected_munmap_madvise_mprotect_failure_is_fatal_naming_the_call() {
 }
 
 #[test]
-#[ignore = "engine bug: the fatal line of a failed munmap/madvise/mprotect prints the caller's errno \
-            (0), not the call's: os/linux.rs restores errno (preserving_errno) before \
-            syscall_failed reads it"]
 fn d33_fatal_syscall_line_carries_the_errno_of_the_call() {
     for lib in BOTH {
         let line = syscall_fatal(lib, "madvise");

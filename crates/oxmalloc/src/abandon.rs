@@ -141,7 +141,7 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         let p = unsafe { &*page };
         // SAFETY: as above.
         unsafe { p.collect_thread_free() };
-        let has_room = !p.local_free.get().is_null() || p.capacity.get() < p.reserved.get();
+        let has_room = !p.local_free.get().is_null() || p.capacity() < p.reserved.get();
         if !has_room {
             // Still full: keep it for later, look at the next one.
             // SAFETY: we hold the lock; the page was just unlinked.

@@ -10,7 +10,7 @@
 //! set-up on a thread's first allocation.
 
 use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
-use crate::heap::{empty_heap, Heap};
+use crate::heap::{dead_heap, empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
@@ -160,6 +160,9 @@ unsafe fn finish(page: &Page, block: *mut u8, requested: usize, zero: bool, was_
 #[cold]
 #[inline(never)]
 pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: bool) -> *mut u8 {
+    if heap == dead_heap() {
+        return alloc_after_exit(class, requested, zero);
+    }
     if heap == empty_heap() {
         heap = thread::init_thread();
         if heap.is_null() {
@@ -192,6 +195,36 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
     stats::report_class(heap, class);
     purge::start_if_wanted();
     block
+}
+
+/// An allocation by a thread whose heap was torn down at exit: a heap from
+/// the pool serves it, then gives up its pages (abandoned, for other
+/// threads to reclaim) and goes back to the pool. Slow, but such
+/// allocations are rare, and nothing leaks.
+#[cold]
+#[inline(never)]
+fn alloc_after_exit(class: Class, requested: usize, zero: bool) -> *mut u8 {
+    let heap = crate::heap::heap_acquire();
+    if heap.is_null() {
+        return out_of_memory();
+    }
+    // SAFETY: a pool heap used by this thread alone, then torn down and returned.
+    unsafe {
+        let h = &*heap;
+        h.init_default();
+        let page = h.find_page(class);
+        let block = if page.is_null() {
+            out_of_memory()
+        } else {
+            let was_zero = (*page).free_is_zero.get();
+            let block = (*page).pop().cast::<u8>();
+            stats::bump(&h.counters.allocs[class]);
+            finish(&*page, block, requested, zero, was_zero)
+        };
+        h.abandon_thread();
+        crate::heap::heap_release(heap);
+        block
+    }
 }
 
 /// Fails an allocation: `errno = ENOMEM` (what C callers expect; harmless
@@ -252,14 +285,16 @@ fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) 
         purge::start_if_wanted();
         return start;
     }
-    // A fresh mapping reads as zero.
-    let block = huge::alloc_huge(size + secure::TRAILER, align);
+    let (block, fresh) = huge::alloc_huge(size + secure::TRAILER, align);
     if !block.is_null() {
         if let Some(page) = chunk::page_of_checked(block) {
-            // SAFETY: the huge block was just mapped for us.
+            // SAFETY: the huge block was just mapped (or recycled) for us.
             unsafe {
                 let end = (*page).block_size.get();
                 secure::on_alloc(&*page, block, end, size, false);
+                if zero && !fresh {
+                    ptr::write_bytes(block, 0, size);
+                }
                 stats::big_allocated(end);
                 if let Some(heap) = owner {
                     heap.track_large(page);
@@ -409,7 +444,9 @@ unsafe fn realloc_hardened(heap: *mut Heap, ptr: *mut u8, p: &Page, new_size: us
     let end = p.block_size.get();
     // SAFETY: `ptr` is a live block of `p` with `end` usable bytes.
     let Some(old) = (unsafe { secure::requested_size(p, ptr, end) }) else {
-        crate::fatal::fatal(crate::fatal::HeapError::BufferOverflow, ptr as usize, end);
+        // A freed block (its trailer is in the freed form) or a smashed one:
+        // either way not a live block to resize.
+        crate::fatal::fatal(crate::fatal::HeapError::InvalidRealloc, ptr as usize, 0);
     };
     let needed = new_size.saturating_add(secure::TRAILER);
     if needed <= end && needed >= end / 2 {

@@ -397,6 +397,16 @@ unsafe fn purge_range(addr: *mut u8, size: usize) {
     stats::purged(size);
 }
 
+/// Asks for a purge pass at `due` (milliseconds, `Os::now_millis`).
+pub fn schedule_purge(due: u64) {
+    NEXT_PURGE_DUE.fetch_min(due, Ordering::Relaxed);
+}
+
+/// When the next purge pass is due (`u64::MAX`: nothing pending).
+pub fn next_purge_due() -> u64 {
+    NEXT_PURGE_DUE.load(Ordering::Relaxed)
+}
+
 /// Whether a purge is due by `now`.
 #[inline]
 pub fn purge_due(now: u64) -> bool {
@@ -503,7 +513,7 @@ pub fn purge(force: bool) -> usize {
         chunk = next;
     }
     NEXT_PURGE_DUE.fetch_min(next_due, Ordering::Relaxed);
-    purged
+    purged + crate::huge::cache_purge(now, force)
 }
 
 /// Calls `f` on every class-page descriptor in use (statistics), with the

@@ -10,6 +10,7 @@
 use crate::abandon::ABANDONED;
 use crate::arena::{ARENA, PURGE_LOCK};
 use crate::heap::POOL;
+use crate::huge::CACHE;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::{purge, secure};
 
@@ -27,6 +28,7 @@ pub fn register() {
 extern "C" fn prepare() {
     PURGE_LOCK.lock_for_fork();
     POOL.lock_for_fork();
+    CACHE.lock_for_fork();
     for list in &ABANDONED {
         list.lock_for_fork();
     }
@@ -40,6 +42,7 @@ extern "C" fn parent() {
         for list in ABANDONED.iter().rev() {
             list.unlock_after_fork();
         }
+        CACHE.unlock_after_fork();
         POOL.unlock_after_fork();
         PURGE_LOCK.unlock_after_fork();
     }
@@ -52,6 +55,7 @@ extern "C" fn child() {
         for list in &ABANDONED {
             list.reset_in_child();
         }
+        CACHE.reset_in_child();
         POOL.reset_in_child();
         PURGE_LOCK.reset_in_child();
     }

@@ -9,7 +9,7 @@
 use crate::alloc::{block_usable_size, resolve_forward};
 use crate::chunk::{self, MAP_HEADER_HERE};
 use crate::fatal::{report, HeapError};
-use crate::heap::{empty_heap, free_big_block, Heap};
+use crate::heap::{free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Block, Page, PageKind, NOTIFY, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
@@ -101,7 +101,7 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
     let page = resolve_forward(page);
     // SAFETY: the chunk map vouches for the header, hence the descriptor.
     let p = unsafe { &*page };
-    if p.kind() == PageKind::Unused {
+    if matches!(p.kind(), PageKind::Unused | PageKind::Freeing) {
         report(HeapError::DoubleFree, ptr as usize, 0, 0);
         return;
     }
@@ -109,14 +109,27 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
         report(HeapError::InvalidFree, ptr as usize, 0, 0);
         return;
     };
-    let local = p.kind() == PageKind::Class && p.owner.load(Ordering::Relaxed) & !OWNER_SLOW == tls::owner_key();
+    if matches!(p.kind(), PageKind::Large | PageKind::Huge) {
+        // Claim the block before touching it: of two racing frees, the
+        // loser must not read a trailer the winner is unmapping.
+        let Some(kind) = p.claim_big() else {
+            report(HeapError::DoubleFree, ptr as usize, 0, 0);
+            return;
+        };
+        // SAFETY: `ptr` is the block of `p`, which we claimed.
+        unsafe {
+            secure::on_free(p, ptr, end, given, true);
+            if kind == PageKind::Large {
+                // Freed large blocks become inaccessible until their span is reused.
+                Os::protect(p.start.get(), p.span_bytes(), true);
+            }
+            release_big(page, ptr, kind);
+        }
+        return;
+    }
+    let local = p.owner.load(Ordering::Relaxed) & !OWNER_SLOW == tls::owner_key();
     // SAFETY: `ptr` is a carved block of `p` with `end` usable bytes.
     unsafe { secure::on_free(p, ptr, end, given, !local) };
-    if p.kind() == PageKind::Large {
-        // Freed large blocks become inaccessible until their span is reused.
-        // SAFETY: the span is ours until it goes back to the arena below.
-        unsafe { Os::protect(p.start.get(), p.span_bytes(), true) };
-    }
     // SAFETY: validated above.
     unsafe { free_local_or_slow(ptr, page) }
 }
@@ -215,7 +228,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 }
             } else {
                 let heap = tls::heap();
-                if heap == empty_heap() {
+                if !tls::has_heap() {
                     stats::unowned_free(class);
                 } else {
                     // SAFETY: the calling thread's own default heap.
@@ -227,41 +240,42 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 unsafe { free_remote(p, ptr.cast()) };
             }
         }
-        PageKind::Large => {
+        PageKind::Large | PageKind::Huge => {
             if ptr != p.start.get() {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }
-            profile::on_free(p, ptr);
-            // SAFETY: a live large block: its span goes back to the arena.
-            unsafe {
-                Heap::untrack_large(page);
-                free_big_block(page);
-            }
-        }
-        PageKind::Huge => {
-            if ptr != p.start.get() {
-                report(HeapError::InvalidFree, ptr as usize, 0, 0);
+            let Some(kind) = p.claim_big() else {
+                report(HeapError::DoubleFree, ptr as usize, 0, 0);
                 return;
-            }
-            profile::on_free(p, ptr);
-            // SAFETY: a live huge block.
-            unsafe {
-                Heap::untrack_large(page);
-                free_big_block(page);
-            }
+            };
+            // SAFETY: we claimed this live large or huge block.
+            unsafe { release_big(page, ptr, kind) };
         }
         PageKind::Forward => {
             // SAFETY: a forwarder points at the valid first descriptor of its span.
             unsafe { free_slow(ptr, resolve_forward(page)) };
             return;
         }
-        PageKind::Unused => {
+        PageKind::Unused | PageKind::Freeing => {
             report(HeapError::DoubleFree, ptr as usize, 0, 0);
             return;
         }
     }
     purge::start_if_wanted();
+}
+
+/// Frees a large or huge block claimed with `Page::claim_big`.
+///
+/// # Safety
+/// The caller claimed the block (`kind` is what it was).
+unsafe fn release_big(page: *mut Page, ptr: *mut u8, kind: PageKind) {
+    // SAFETY: caller's contract.
+    unsafe {
+        profile::on_free(&*page, ptr);
+        Heap::untrack_large(page);
+        free_big_block(page, kind);
+    }
 }
 
 /// Pushes a block onto its page's `thread_free` with one CAS; if the owner

@@ -100,6 +100,10 @@ unsafe impl<T> Sync for Sentinel<T> {}
 pub static EMPTY_PAGE: Sentinel<Page> = Sentinel(Page::new());
 /// The heap of threads that have not allocated yet.
 pub static EMPTY_HEAP: Sentinel<Heap> = Sentinel(Heap::new());
+/// The heap of threads whose heap was torn down at exit: their late
+/// allocations (from destructors that run after ours) are served by a
+/// short-lived heap whose pages are abandoned at once (`alloc::alloc_after_exit`).
+pub static DEAD_HEAP: Sentinel<Heap> = Sentinel(Heap::new());
 
 /// Address of [`EMPTY_PAGE`].
 #[inline(always)]
@@ -111,6 +115,12 @@ pub fn empty_page() -> *mut Page {
 #[inline(always)]
 pub fn empty_heap() -> *mut Heap {
     (&raw const EMPTY_HEAP.0).cast_mut()
+}
+
+/// Address of [`DEAD_HEAP`].
+#[inline(always)]
+pub fn dead_heap() -> *mut Heap {
+    (&raw const DEAD_HEAP.0).cast_mut()
 }
 
 /// Largest class served through the direct table.
@@ -583,10 +593,13 @@ impl Heap {
             if page.is_null() {
                 break;
             }
-            // SAFETY: tracked blocks are live large or huge blocks of ours.
+            // SAFETY: tracked blocks are live large or huge blocks of ours;
+            // a block that a racing (invalid) free claimed is left to it.
             unsafe {
                 (*page).heap.store(ptr::null_mut(), Ordering::Relaxed);
-                free_big_block(page);
+                if let Some(kind) = (*page).claim_big() {
+                    free_big_block(page, kind);
+                }
             }
         }
         drop(list);
@@ -673,14 +686,15 @@ impl Heap {
     }
 }
 
-/// Frees a large or huge block (also used by `destroy`).
+/// Frees a large or huge block of kind `kind`, claimed with `Page::claim_big`.
 ///
 /// # Safety
-/// `page` must be the descriptor of a live large or huge block, untracked.
-pub unsafe fn free_big_block(page: *mut Page) {
+/// `page` must be the descriptor of a large or huge block the caller
+/// claimed, untracked.
+pub unsafe fn free_big_block(page: *mut Page, kind: PageKind) {
     // SAFETY: caller's contract.
     unsafe {
-        if (*page).kind() == PageKind::Huge {
+        if kind == PageKind::Huge {
             stats::big_freed((*page).block_size.get());
             huge::free_huge(page);
         } else {
@@ -722,7 +736,7 @@ unsafe fn walk_page(page: &Page, visit: &mut dyn FnMut(*mut u8, usize) -> bool) 
         }
     }
     let size = page.block_size.get();
-    for index in 0..page.capacity.get() as usize {
+    for index in 0..page.capacity() as usize {
         if free_bits[index / 64] & (1 << (index % 64)) == 0 {
             let block = page.start.get().wrapping_add(index * size);
             if !visit(block, size - crate::secure::TRAILER) {

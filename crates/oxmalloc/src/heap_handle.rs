@@ -36,6 +36,9 @@ impl Heap {
     /// Creates a heap for the calling thread; `None` when out of memory.
     pub fn new() -> Option<Heap> {
         let mut default = tls::heap();
+        if default == crate::heap::dead_heap() {
+            return None;
+        }
         if default == empty_heap() {
             default = thread::init_thread();
             if default.is_null() {

@@ -8,6 +8,14 @@
 //! [`MAP_HEADER_BELOW`]). `realloc` grows them with `mremap`, in place when
 //! the address space after them is free, otherwise by moving the pages to a
 //! new aligned reservation (no copy).
+//!
+//! Freed huge mappings (of blocks aligned to 64 KiB or less) go to a small
+//! cache instead of straight back to the OS: a program that replaces big
+//! buffers reuses them without `mmap`, `munmap` and a page fault per 4 KiB.
+//! Cached mappings are purged after the purge delay like free slices (so
+//! they cost no resident memory), and unmapped after a second, when the
+//! cache is full, when a mapping fails, or on a forced collect. Hardened
+//! builds do not cache: freed huge blocks must fault.
 
 use crate::chunk::{
     self, slice_index, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_BELOW, MAP_HEADER_HERE, MAP_INTERIOR, MAP_NONE,
@@ -16,6 +24,8 @@ use crate::chunk::{
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::stats;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::Mutex;
 use core::ptr;
 
 /// Offset of the block from the header for an alignment.
@@ -46,34 +56,73 @@ fn map_mapping(header: usize, size: usize, block: usize, present: bool) {
 }
 
 /// Allocates a huge block of at least `size` bytes aligned to `align`.
-/// Null when the system refuses or the size overflows.
-pub fn alloc_huge(size: usize, align: usize) -> *mut u8 {
+/// Returns the block and whether it reads as zero; null when the system
+/// refuses or the size overflows.
+pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, bool) {
     let page_size = Os::page_size();
     let offset = block_offset(align);
     let Some(block_bytes) = size.checked_next_multiple_of(page_size) else {
-        return ptr::null_mut();
+        return (ptr::null_mut(), false);
     };
     // The hardened build keeps an inaccessible page after the block.
     let guard = if crate::secure::ENABLED { page_size } else { 0 };
     let Some(total) = offset.checked_add(block_bytes).and_then(|t| t.checked_add(guard)) else {
-        return ptr::null_mut();
+        return (ptr::null_mut(), false);
     };
-    if total > isize::MAX as usize || !stats::may_map(total) {
-        return ptr::null_mut();
+    if total > isize::MAX as usize {
+        return (ptr::null_mut(), false);
     }
-    let header: *mut u8 = if offset < CHUNK_SIZE {
-        match Os::map(total, CHUNK_SIZE) {
-            Some(base) => base.as_ptr(),
-            None => return ptr::null_mut(),
-        }
+    let (header, zero) = match cache_take(total, offset) {
+        Some(hit) => hit,
+        None => match map_new(total, offset, align, block_bytes + guard) {
+            Some(header) => (header, true),
+            None => {
+                // Cached mappings may be what stands in the way (address
+                // space limits, OXMALLOC_LIMIT): give them back and retry.
+                if cache_flush() == 0 {
+                    return (ptr::null_mut(), false);
+                }
+                match map_new(total, offset, align, block_bytes + guard) {
+                    Some(header) => (header, true),
+                    None => return (ptr::null_mut(), false),
+                }
+            }
+        },
+    };
+    stats::huge_allocated(block_bytes);
+    let block = header.wrapping_add(offset);
+    let chunk = header.cast::<Chunk>();
+    // SAFETY: a chunk-aligned mapping of ours at least one slice long,
+    // fresh (zeroed) or recycled: we write every header field we read.
+    unsafe {
+        let c = &mut *chunk;
+        c.kind = ChunkKind::Huge;
+        c.mapping = header;
+        c.mapping_size = total;
+        let page = &c.pages[slice_index(block as usize)];
+        page.init(PageKind::Huge, block, 0, block_bytes, 0, zero);
+        page.used.set(1);
+    }
+    map_mapping(header as usize, total, block as usize, true);
+    if guard != 0 {
+        // SAFETY: the last page of our fresh mapping.
+        unsafe { Os::protect(block.add(block_bytes), guard, true) };
+    }
+    (block, zero)
+}
+
+/// Maps a new huge mapping of `total` bytes for a block at `offset`
+/// (aligned to `align`; `block_and_guard` bytes from the block on).
+fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) -> Option<*mut u8> {
+    if !stats::may_map(total) {
+        return None;
+    }
+    let header = if offset < CHUNK_SIZE {
+        Os::map(total, CHUNK_SIZE)?.as_ptr()
     } else {
         // The block must be `align`-aligned with the header one chunk below.
-        let Some(reserve) = align.checked_add(block_bytes + guard) else {
-            return ptr::null_mut();
-        };
-        let Some(base) = Os::map(reserve, align) else {
-            return ptr::null_mut();
-        };
+        let reserve = align.checked_add(block_and_guard)?;
+        let base = Os::map(reserve, align)?;
         let header = base.as_ptr().wrapping_add(align - CHUNK_SIZE);
         if align > CHUNK_SIZE {
             // SAFETY: the unused head of the reservation we just made.
@@ -82,26 +131,192 @@ pub fn alloc_huge(size: usize, align: usize) -> *mut u8 {
         header
     };
     stats::os_mapped(total);
-    stats::huge_allocated(block_bytes);
-    let block = header.wrapping_add(offset);
-    let chunk = header.cast::<Chunk>();
-    // SAFETY: fresh zeroed memory, chunk-aligned, at least one slice long:
-    // room for the header, whose all-zero descriptors are valid.
-    unsafe {
-        let c = &mut *chunk;
-        c.kind = ChunkKind::Huge;
-        c.mapping = header;
-        c.mapping_size = total;
-        let page = &c.pages[slice_index(block as usize)];
-        page.init(PageKind::Huge, block, 0, block_bytes, 0, true);
-        page.used.set(1);
+    Some(header)
+}
+
+// ---------------------------------------------------------------------------
+// The cache of freed huge mappings
+// ---------------------------------------------------------------------------
+
+/// Mappings kept at most, and their total size.
+const CACHE_SLOTS: usize = 8;
+const CACHE_BYTES: usize = 1 << 30;
+/// Cached mappings older than this (after their purge) are unmapped.
+const CACHE_KEEP_MS: u64 = 1000;
+
+#[derive(Clone, Copy)]
+struct CacheEntry {
+    mapping: *mut u8,
+    size: usize,
+    freed_at: u64,
+    /// Purged (or never touched): reads as zero and costs no memory.
+    purged: bool,
+}
+
+/// Freed huge mappings (of blocks at offset one slice). Invariant: the
+/// chunk map knows none of them; `bytes` is the sum of their sizes.
+pub struct HugeCache {
+    entries: [CacheEntry; CACHE_SLOTS],
+    count: usize,
+    bytes: usize,
+}
+// SAFETY: the raw pointers are only used with the cache lock held.
+unsafe impl Send for HugeCache {}
+
+/// The cache (locked around `fork` too).
+pub static CACHE: Mutex<HugeCache> = Mutex::new(HugeCache {
+    entries: [CacheEntry {
+        mapping: ptr::null_mut(),
+        size: 0,
+        freed_at: 0,
+        purged: true,
+    }; CACHE_SLOTS],
+    count: 0,
+    bytes: 0,
+});
+/// Bytes of cached mappings not purged yet.
+static CACHE_DIRTY: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of cached huge mappings still backed (waiting for their purge).
+pub fn cache_dirty_bytes() -> usize {
+    CACHE_DIRTY.load(Ordering::Relaxed)
+}
+
+impl HugeCache {
+    fn remove(&mut self, i: usize) -> CacheEntry {
+        let e = self.entries[i];
+        self.count -= 1;
+        self.entries[i] = self.entries[self.count];
+        self.bytes -= e.size;
+        if !e.purged {
+            CACHE_DIRTY.fetch_sub(e.size, Ordering::Relaxed);
+        }
+        e
     }
-    map_mapping(header as usize, total, block as usize, true);
-    if guard != 0 {
-        // SAFETY: the last page of our fresh mapping.
-        unsafe { Os::protect(block.add(block_bytes), guard, true) };
+}
+
+/// Takes a cached mapping for a block at `offset` in a `total`-byte
+/// mapping: the smallest that fits (its excess tail is unmapped). Returns
+/// its header and whether it reads as zero.
+fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, bool)> {
+    if offset != SLICE_SIZE || crate::secure::ENABLED {
+        return None;
     }
-    block
+    let mut cache = CACHE.lock();
+    let best = (0..cache.count)
+        .filter(|&i| cache.entries[i].size >= total)
+        .min_by_key(|&i| cache.entries[i].size)?;
+    let e = cache.remove(best);
+    drop(cache);
+    if e.size > total {
+        // SAFETY: the tail of a cached mapping of ours, unused.
+        unsafe { Os::unmap(e.mapping.add(total), e.size - total) };
+        stats::os_unmapped(e.size - total);
+    }
+    Some((e.mapping, e.purged))
+}
+
+/// Puts a freed mapping in the cache; `false` when it does not take it.
+fn cache_put(mapping: *mut u8, size: usize, block_offset: usize) -> bool {
+    if block_offset != SLICE_SIZE || crate::secure::ENABLED || size > CACHE_BYTES / 2 {
+        return false;
+    }
+    let now = Os::now_millis();
+    let mut cache = CACHE.lock();
+    // Make room: drop the oldest entries.
+    while cache.count == CACHE_SLOTS || cache.bytes + size > CACHE_BYTES {
+        let Some(oldest) = (0..cache.count).min_by_key(|&i| cache.entries[i].freed_at) else {
+            return false;
+        };
+        let e = cache.remove(oldest);
+        drop(cache);
+        // SAFETY: a cached mapping we just removed: nothing refers to it.
+        unsafe { Os::unmap(e.mapping, e.size) };
+        stats::os_unmapped(e.size);
+        cache = CACHE.lock();
+    }
+    let n = cache.count;
+    cache.entries[n] = CacheEntry {
+        mapping,
+        size,
+        freed_at: now,
+        purged: false,
+    };
+    cache.count += 1;
+    cache.bytes += size;
+    drop(cache);
+    let dirty = CACHE_DIRTY.fetch_add(size, Ordering::Relaxed) + size;
+    crate::arena::schedule_purge(now + crate::options::purge_delay_ms());
+    crate::purge::note_dirty(dirty + crate::arena::dirty_free_bytes());
+    true
+}
+/// Purges cached mappings whose delay has passed (all with `force`) and
+/// unmaps those kept long enough (all with `force`). Returns bytes purged.
+pub fn cache_purge(now: u64, force: bool) -> usize {
+    let delay = crate::options::purge_delay_ms();
+    let mut purged = 0;
+    let mut i = 0;
+    let mut cache = CACHE.lock();
+    while i < cache.count {
+        let e = cache.entries[i];
+        let old = now.saturating_sub(e.freed_at);
+        if force || (e.purged && old >= CACHE_KEEP_MS.max(delay)) {
+            cache.remove(i);
+            drop(cache);
+            // SAFETY: removed from the cache: nothing refers to it.
+            unsafe { Os::unmap(e.mapping, e.size) };
+            stats::os_unmapped(e.size);
+            cache = CACHE.lock();
+            continue;
+        }
+        if !e.purged && old >= delay {
+            // Take it out while purging, then put it back purged.
+            cache.remove(i);
+            drop(cache);
+            // SAFETY: a cached mapping, unused by anyone.
+            unsafe { Os::purge(e.mapping, e.size, true) };
+            stats::purged(e.size);
+            purged += e.size;
+            cache = CACHE.lock();
+            let n = cache.count;
+            if n < CACHE_SLOTS {
+                cache.entries[n] = CacheEntry { purged: true, ..e };
+                cache.count += 1;
+                cache.bytes += e.size;
+            } else {
+                drop(cache);
+                // SAFETY: as above.
+                unsafe { Os::unmap(e.mapping, e.size) };
+                stats::os_unmapped(e.size);
+                cache = CACHE.lock();
+            }
+            continue;
+        }
+        if !e.purged {
+            crate::arena::schedule_purge(e.freed_at + delay);
+        } else {
+            crate::arena::schedule_purge(e.freed_at + CACHE_KEEP_MS.max(delay));
+        }
+        i += 1;
+    }
+    purged
+}
+
+/// Unmaps every cached mapping; returns how many there were.
+pub fn cache_flush() -> usize {
+    let mut n = 0;
+    loop {
+        let mut cache = CACHE.lock();
+        if cache.count == 0 {
+            return n;
+        }
+        let e = cache.remove(0);
+        drop(cache);
+        // SAFETY: removed from the cache: nothing refers to it.
+        unsafe { Os::unmap(e.mapping, e.size) };
+        stats::os_unmapped(e.size);
+        n += 1;
+    }
 }
 
 /// The chunk header of a huge page.
@@ -117,11 +332,17 @@ pub unsafe fn free_huge(page: *mut Page) {
     let chunk = header_of(page);
     // SAFETY: caller's contract: the header is valid until we unmap it.
     let (mapping, size, block_bytes) = unsafe { ((*chunk).mapping, (*chunk).mapping_size, (*page).block_size.get()) };
+    let offset = block_of(page) as usize - mapping as usize;
     map_mapping(mapping as usize, size, block_of(page) as usize, false);
+    stats::huge_freed(block_bytes);
+    // SAFETY: the header is ours until the mapping is cached or unmapped.
+    unsafe { (*page).set_kind(PageKind::Unused) };
+    if cache_put(mapping, size, offset) {
+        return;
+    }
     // SAFETY: the whole mapping is ours, and nothing refers to it any more.
     unsafe { Os::unmap(mapping, size) };
     stats::os_unmapped(size);
-    stats::huge_freed(block_bytes);
 }
 
 fn block_of(page: *mut Page) -> *mut u8 {

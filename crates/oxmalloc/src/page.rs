@@ -69,6 +69,9 @@ pub enum PageKind {
     /// A later slice of a multi-slice span: `span_slices` holds the
     /// distance back to the span's first slice.
     Forward = 4,
+    /// A large or huge block being freed (claimed by one `free`; a second
+    /// one is a double free).
+    Freeing = 5,
 }
 
 /// A page descriptor. 128 bytes: the owner's hot fields fill the first cache
@@ -89,8 +92,9 @@ pub struct Page {
     pub owner: AtomicUsize,
     /// Carved blocks not on `local_free` (see the module notes).
     pub used: Cell<u32>,
-    /// Blocks carved so far.
-    pub capacity: Cell<u32>,
+    /// Blocks carved so far (atomic: remote frees read it to validate
+    /// pointers while the owner carves more).
+    capacity: AtomicU32,
     /// Blocks that fit in the page.
     pub reserved: Cell<u32>,
     /// Size class (class pages).
@@ -142,7 +146,7 @@ impl Page {
             local_free: Cell::new(ptr::null_mut()),
             owner: AtomicUsize::new(0),
             used: Cell::new(0),
-            capacity: Cell::new(0),
+            capacity: AtomicU32::new(0),
             reserved: Cell::new(0),
             class: AtomicU8::new(0),
             kind: AtomicU8::new(PageKind::Unused as u8),
@@ -171,7 +175,7 @@ impl Page {
         self.local_free.set(ptr::null_mut());
         self.owner.store(0, Ordering::Relaxed);
         self.used.set(0);
-        self.capacity.set(0);
+        self.set_capacity(0);
         let reserved = if kind == PageKind::Class {
             slices * SLICE_SIZE / block_size
         } else {
@@ -219,7 +223,7 @@ impl Page {
     #[inline]
     pub fn block_index(&self, addr: usize) -> Option<usize> {
         let offset = addr.wrapping_sub(self.start.get() as usize);
-        if offset >= self.capacity.get() as usize * self.block_size.get() {
+        if offset >= self.capacity() as usize * self.block_size.get() {
             return None;
         }
         let index = ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as usize;
@@ -279,6 +283,7 @@ impl Page {
             2 => PageKind::Large,
             3 => PageKind::Huge,
             4 => PageKind::Forward,
+            5 => PageKind::Freeing,
             _ => PageKind::Unused,
         }
     }
@@ -289,10 +294,33 @@ impl Page {
         self.kind.store(kind as u8, Ordering::Relaxed);
     }
 
+    /// Claims a large or huge block for freeing: of two frees racing on the
+    /// same block, exactly one gets its kind back; the other gets `None`.
+    #[inline]
+    pub fn claim_big(&self) -> Option<PageKind> {
+        [PageKind::Large, PageKind::Huge].into_iter().find(|&kind| {
+            self.kind
+                .compare_exchange(kind as u8, PageKind::Freeing as u8, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
     /// The size class of a class page.
     #[inline(always)]
     pub fn class(&self) -> usize {
         self.class.load(Ordering::Relaxed) as usize
+    }
+
+    /// Blocks carved so far.
+    #[inline(always)]
+    pub fn capacity(&self) -> u32 {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Sets the number of blocks carved (owner only).
+    #[inline(always)]
+    pub fn set_capacity(&self, capacity: u32) {
+        self.capacity.store(capacity, Ordering::Relaxed);
     }
 
     /// Counts a local free (flushed into the heap's counters on slow paths).
@@ -324,7 +352,7 @@ impl Page {
     /// Only the owner may call this, with `free` empty.
     pub unsafe fn extend(&self) -> bool {
         const EXTEND_BYTES: usize = 16 * 1024;
-        let capacity = self.capacity.get() as usize;
+        let capacity = self.capacity() as usize;
         let reserved = self.reserved.get() as usize;
         if capacity >= reserved {
             return false;
@@ -337,7 +365,7 @@ impl Page {
         // SAFETY: blocks `capacity..capacity+count` lie inside the page's
         // span and have never been handed out; we own them.
         unsafe { self.carve(first, count, size) };
-        self.capacity.set((capacity + count) as u32);
+        self.set_capacity((capacity + count) as u32);
         self.used.set(self.used.get() + count as u32);
         // Hardened carving writes patterns into the blocks.
         self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
@@ -412,7 +440,7 @@ impl Page {
             return 0;
         }
         // Find the tail (and count), then splice the whole list onto local_free.
-        let limit = self.capacity.get() as usize;
+        let limit = self.capacity() as usize;
         let mut tail = head;
         let mut count = 1;
         loop {
@@ -492,7 +520,7 @@ impl Page {
             if !local.is_null() {
                 self.free.set(local);
                 self.local_free.set(ptr::null_mut());
-                self.used.set(self.capacity.get());
+                self.used.set(self.capacity());
                 self.free_is_zero.set(false);
             }
         }
@@ -517,7 +545,7 @@ mod tests {
             let page = Page::new();
             let size = class_size(class);
             page.init(PageKind::Class, start, page_slices(class), size, class, true);
-            page.capacity.set(page.reserved.get());
+            page.set_capacity(page.reserved.get());
             let span = page.reserved.get() as usize * size;
             for offset in (0..span + 2 * size).step_by(8) {
                 let expect = (offset < span && offset % size == 0).then(|| offset / size);

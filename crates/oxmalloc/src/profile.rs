@@ -200,7 +200,7 @@ pub unsafe fn on_slow_alloc(heap: &Heap, page: &Page, block: *mut u8, requested:
 /// block's descriptor.
 #[cold]
 pub unsafe fn on_big_alloc(heap: *mut Heap, page: &Page, block: *mut u8, requested: usize) {
-    if heap == crate::heap::empty_heap() {
+    if heap == crate::heap::empty_heap() || heap == crate::heap::dead_heap() {
         return;
     }
     // SAFETY: caller's contract.

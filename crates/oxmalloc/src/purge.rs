@@ -112,21 +112,25 @@ fn start_thread() -> bool {
 extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
     loop {
         let seen = WAKE.load(Ordering::Acquire);
-        let now = Os::now_millis();
-        let delay = options::purge_delay_ms().max(1);
-        if arena::dirty_free_bytes() == 0 {
+        let due = arena::next_purge_due();
+        if due == u64::MAX && arena::dirty_free_bytes() + crate::huge::cache_dirty_bytes() == 0 {
             // Nothing waits: sleep until a free wakes us (or a minute passes).
             Os::wait_timeout(&WAKE, seen, 60_000);
             continue;
         }
-        if !arena::purge_due(now) {
-            Os::wait_timeout(&WAKE, seen, delay);
+        let now = Os::now_millis();
+        if due > now {
+            // Sleep until the next purge falls due (woken early by new frees).
+            Os::wait_timeout(&WAKE, seen, (due - now).clamp(1, 1000));
+            if arena::next_purge_due() > Os::now_millis() {
+                continue;
+            }
         }
-        let purged = arena::purge(false);
+        arena::purge(false);
         abandon::sweep();
-        if purged == 0 {
-            // Another thread is purging, or nothing fell due yet: do not spin.
-            Os::wait_timeout(&WAKE, seen, delay);
+        if arena::next_purge_due() <= Os::now_millis() {
+            // Another thread holds the purge lock: do not spin.
+            Os::wait_timeout(&WAKE, seen, options::purge_delay_ms().max(1));
         }
     }
 }

@@ -285,7 +285,7 @@ pub struct Shuffle(u64);
 impl Shuffle {
     /// A generator seeded from the page's key and how far it is carved.
     pub fn new(page: &Page) -> Self {
-        Shuffle(mix(page.key.get() as u64 ^ ((page.capacity.get() as u64) << 32)) | 1)
+        Shuffle(mix(page.key.get() as u64 ^ ((page.capacity() as u64) << 32)) | 1)
     }
 
     /// A number below `n` (n > 0).

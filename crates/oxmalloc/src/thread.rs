@@ -6,7 +6,7 @@
 //! (`abandon.rs`) and the heap goes back to the pool. A `thread_local!`
 //! with a destructor cannot be used: registering it allocates.
 
-use crate::heap::{empty_heap, heap_acquire, heap_release, Heap};
+use crate::heap::{dead_heap, empty_heap, heap_acquire, heap_release, Heap};
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::{init, purge, stats, tls};
 
@@ -58,8 +58,10 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
         return;
     }
     // Frees from here on (later destructors, libc's own clean-up) are remote
-    // frees; an allocation would set up a fresh heap and re-arm the key.
-    tls::set_heap(empty_heap());
+    // frees; an allocation is served without giving the thread a heap again
+    // (nothing would tear it down: glibc runs key destructors a bounded
+    // number of rounds).
+    tls::set_heap(dead_heap());
     // SAFETY: the heap belonged to this thread, which is ending: no one else
     // touches it, and it is torn down exactly once (the key value was
     // cleared by the C runtime before calling us).

@@ -185,7 +185,8 @@ pub fn owner_key() -> usize {
 /// Whether the calling thread has a heap of its own.
 #[inline]
 pub fn has_heap() -> bool {
-    heap() != empty_heap()
+    let heap = heap();
+    heap != empty_heap() && heap != crate::heap::dead_heap()
 }
 
 /// The TLS model this build uses, for banners and reports.

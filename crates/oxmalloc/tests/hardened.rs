@@ -407,9 +407,6 @@ fn b17_racing_double_free_is_fatal_exactly_once() {
 }
 
 #[test]
-#[ignore = "engine bug: a large block freed by two threads at once: the winner mprotects it PROT_NONE \
-            before its descriptor is cleared, and the loser reads the trailer in secure::on_free: \
-            SIGSEGV inside dealloc (about 1 run in 100; see also the capi test with skew)"]
 fn b17_racing_double_free_of_a_large_block_is_fatal_exactly_once() {
     for _ in 0..200 {
         death("double_free_race", 256 * 1024, DOUBLE_FREE);
@@ -440,8 +437,6 @@ fn b20_realloc_and_usable_size_of_bad_pointers() {
 }
 
 #[test]
-#[ignore = "engine bug: realloc of a freed small block is reported as a heap buffer overflow \
-            (alloc.rs realloc_hardened), not as an invalid pointer passed to realloc"]
 fn b20_realloc_of_freed_small_block() {
     for size in [8, 4096] {
         death("raw_realloc_freed", size, INVALID_REALLOC);

@@ -28,10 +28,17 @@ fn preserving_errno<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Reports an unexpected failure of a system call that must not fail, then aborts.
+/// Runs a system call that returns 0 or -1, restoring `errno` afterwards;
+/// returns the call's own `errno` when it failed.
+#[inline]
+fn checked_call(f: impl FnOnce() -> libc::c_int) -> Result<(), i32> {
+    preserving_errno(|| if f() == 0 { Ok(()) } else { Err(Linux::errno()) })
+}
+
+/// Reports an unexpected failure of a system call that must not fail
+/// (with that call's `errno`), then aborts.
 #[cold]
-fn syscall_failed(call: &str, addr: *mut u8, size: usize) -> ! {
-    let err = Linux::errno();
+fn syscall_failed(call: &str, addr: *mut u8, size: usize, err: i32) -> ! {
     crate::fatal::fatal_syscall(call, addr as usize, size, err)
 }
 
@@ -97,24 +104,21 @@ impl Platform for Linux {
 
     unsafe fn unmap(ptr: *mut u8, size: usize) {
         // SAFETY: the caller guarantees the range is ours and unused.
-        let rc = preserving_errno(|| unsafe { libc::munmap(ptr.cast(), size) });
-        if rc != 0 {
-            syscall_failed("munmap", ptr, size);
+        if let Err(err) = checked_call(|| unsafe { libc::munmap(ptr.cast(), size) }) {
+            syscall_failed("munmap", ptr, size, err);
         }
     }
 
     unsafe fn purge(ptr: *mut u8, size: usize, zeroing: bool) -> bool {
         let advice = if zeroing { libc::MADV_DONTNEED } else { libc::MADV_FREE };
         // SAFETY: the caller guarantees the range is ours and holds no live data.
-        let rc = preserving_errno(|| unsafe { libc::madvise(ptr.cast(), size, advice) });
-        if rc == 0 {
+        if checked_call(|| unsafe { libc::madvise(ptr.cast(), size, advice) }).is_ok() {
             return zeroing;
         }
         // MADV_FREE is missing before Linux 4.5: fall back to DONTNEED.
         // SAFETY: as above.
-        let rc = preserving_errno(|| unsafe { libc::madvise(ptr.cast(), size, libc::MADV_DONTNEED) });
-        if rc != 0 {
-            syscall_failed("madvise", ptr, size);
+        if let Err(err) = checked_call(|| unsafe { libc::madvise(ptr.cast(), size, libc::MADV_DONTNEED) }) {
+            syscall_failed("madvise", ptr, size, err);
         }
         true
     }
@@ -141,9 +145,8 @@ impl Platform for Linux {
             libc::PROT_READ | libc::PROT_WRITE
         };
         // SAFETY: the caller guarantees the range is page-aligned and ours.
-        let rc = preserving_errno(|| unsafe { libc::mprotect(ptr.cast(), size, prot) });
-        if rc != 0 {
-            syscall_failed("mprotect", ptr, size);
+        if let Err(err) = checked_call(|| unsafe { libc::mprotect(ptr.cast(), size, prot) }) {
+            syscall_failed("mprotect", ptr, size, err);
         }
     }
 
