@@ -3,6 +3,7 @@
 use crate::allocs::{self, Allocator, Paths};
 use crate::callgrind;
 use crate::charts;
+use crate::prof::{self, ProfSettings};
 use crate::real::{self, RealSettings};
 use crate::report;
 use crate::runner::{self, Job, Settings};
@@ -36,6 +37,32 @@ enum Cmd {
     Report(ReportArgs),
     /// Count instructions per malloc+free pair with valgrind's callgrind.
     Callgrind(CallgrindArgs),
+    /// Read a heap profile (OXMALLOC_PROF) and show its allocation sites,
+    /// collapsed stacks and a flame graph.
+    Prof(ProfArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProfArgs {
+    /// The profile written by oxmalloc (OXMALLOC_PROF=FILE.heap,
+    /// oxmalloc::profile::dump, ox_prof_dump).
+    file: PathBuf,
+    /// Directory for FILE's collapsed stacks and flame graph (default: the
+    /// profile's directory; names NAME.collapsed and NAME.svg).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the collapsed stacks (flamegraph.pl format) to this file.
+    #[arg(long)]
+    collapsed: Option<PathBuf>,
+    /// Write the flame graph SVG to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Allocation sites in the table.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Keep the allocator's own frames (malloc, __rust_alloc, oxmalloc::...).
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +118,17 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Set KEY=VALUE in the environment of every worker and real program
+    /// (repeatable), e.g. --env OXMALLOC_PROF=/tmp/w.%p.heap.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, found {s:?}")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +171,7 @@ pub fn main() -> i32 {
         Some(Cmd::Run(a)) => run(a, &std::env::args().collect::<Vec<_>>().join(" ")),
         Some(Cmd::Report(a)) => report_cmd(&a),
         Some(Cmd::Callgrind(a)) => callgrind_cmd(&a),
+        Some(Cmd::Prof(a)) => prof_cmd(&a),
     };
     match result {
         Ok(code) => code,
@@ -160,6 +199,7 @@ fn quick_suite() -> RunArgs {
         no_build: false,
         worker_dir: None,
         quiet: false,
+        env: Vec::new(),
     }
 }
 
@@ -305,6 +345,7 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         scale: a.scale,
         timeout: Duration::from_secs(a.timeout),
         pin: a.pin.clone(),
+        env: a.env.clone(),
     };
     let pb = progress_bar(total, a.quiet);
     let mut samples = Vec::with_capacity(total);
@@ -317,6 +358,7 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         scale: a.scale,
         dir: real_dir.canonicalize().unwrap_or(real_dir),
         timeout: Duration::from_secs(a.timeout),
+        env: a.env.clone(),
     };
     let mut checksums = HashMap::new();
     for rep in 0..a.reps {
@@ -340,6 +382,10 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         Some(c) => format!("workers pinned with taskset -c {c}"),
         None => "workers not pinned".to_string(),
     }];
+    let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !env.is_empty() {
+        notes.push(format!("every worker ran with {}", env.join(" ")));
+    }
     if programs.iter().any(|p| p.name == "redis") {
         notes.push("Debian's redis-server links libjemalloc: its glibc row runs jemalloc".into());
     }
@@ -353,6 +399,7 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
             baseline: baseline.clone(),
             command: command.to_string(),
             notes,
+            env,
         },
         allocators: allocs.iter().map(Allocator::info).collect(),
         skipped,
@@ -399,6 +446,18 @@ fn report_cmd(a: &ReportArgs) -> Result<i32, String> {
         Some(out) => write_outputs(&report, &baseline, out, None)?,
         None => print!("{}", report::render(&report, &baseline)),
     }
+    Ok(0)
+}
+
+fn prof_cmd(a: &ProfArgs) -> Result<i32, String> {
+    prof::run(&ProfSettings {
+        file: a.file.clone(),
+        out: a.out.clone(),
+        collapsed: a.collapsed.clone(),
+        svg: a.svg.clone(),
+        top: a.top,
+        raw: a.raw,
+    })?;
     Ok(0)
 }
 

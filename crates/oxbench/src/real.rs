@@ -211,6 +211,8 @@ pub struct RealSettings {
     pub dir: PathBuf,
     /// Kill a run after this long.
     pub timeout: Duration,
+    /// Environment variables set for every program (`--env KEY=VALUE`).
+    pub env: Vec<(String, String)>,
 }
 
 fn scaled(s: &RealSettings, base: f64, min: u64) -> u64 {
@@ -283,6 +285,7 @@ pub fn run_program(
             return sample;
         }
     };
+    cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
     if let Some(lib) = &a.preload {
         cmd.env("LD_PRELOAD", lib);
     }
@@ -377,6 +380,7 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
         "--protected-mode",
         "yes",
     ]);
+    server.envs(s.env.iter().map(|(k, v)| (k, v)));
     if let Some(lib) = &a.preload {
         server.env("LD_PRELOAD", lib);
     }

@@ -191,6 +191,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// `taskset -c CPUS` prefix, when pinning.
     pub pin: Option<String>,
+    /// Environment variables set for every worker (`--env KEY=VALUE`).
+    pub env: Vec<(String, String)>,
 }
 
 /// The worker command for `job` with allocator `a`.
@@ -210,6 +212,7 @@ pub fn worker_command(a: &Allocator, job: &Job, s: &Settings) -> Command {
         None => Command::new(&a.worker),
     };
     cmd.args(args);
+    cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
     if let Some(lib) = &a.preload {
         cmd.env("LD_PRELOAD", lib);
     }

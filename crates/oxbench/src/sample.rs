@@ -118,6 +118,9 @@ pub struct Meta {
     /// Free-form notes (pinning, kernel, ...).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// `KEY=VALUE` environment variables given to every worker (`--env`).
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// Instructions per malloc/free pair counted by callgrind.

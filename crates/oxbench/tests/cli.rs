@@ -244,3 +244,75 @@ fn real_programs_run_or_are_skipped_with_a_reason() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn env_reaches_every_worker_and_is_recorded() {
+    // OXMALLOC_PROF in the workers' environment: each oxmalloc worker
+    // writes a heap profile at exit, which `oxbench prof` reads.
+    let out = tmp("env");
+    let prof = out.join("w.%p.heap");
+    let env_arg = format!("OXMALLOC_PROF={}", prof.display());
+    let st = run_tiny(
+        &out,
+        &[
+            "--alloc",
+            "oxmalloc",
+            "--bench",
+            "glibc-simple,xmalloc",
+            "--threads",
+            "2",
+            "--reps",
+            "2",
+            "--scale",
+            "0.003",
+            "--baseline",
+            "oxmalloc",
+            "--env",
+            &env_arg,
+            "--env",
+            "OXMALLOC_PROF_SAMPLE=64K",
+        ],
+    );
+    assert!(
+        st.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let r = Report::load(&out.join("report.json")).unwrap();
+    assert_eq!(
+        r.meta.env,
+        vec![env_arg.clone(), "OXMALLOC_PROF_SAMPLE=64K".to_string()]
+    );
+    assert!(r.meta.notes.iter().any(|n| n.contains(&env_arg)), "{:?}", r.meta.notes);
+    assert!(
+        r.samples.iter().all(|s| s.command.contains(&env_arg)),
+        "the reproduce line carries the variables"
+    );
+    let profiles: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "heap"))
+        .collect();
+    assert_eq!(profiles.len(), 4, "one profile per worker run: {profiles:?}");
+    let st = oxbench()
+        .arg("prof")
+        .arg(&profiles[0])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&st.stdout),
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // A bad --env is refused.
+    let st = run_tiny(
+        &out,
+        &["--alloc", "oxmalloc", "--bench", "xmalloc", "--env", "NOEQUALS"],
+    );
+    assert_eq!(st.status.code(), Some(2), "{}", String::from_utf8_lossy(&st.stderr));
+    let _ = std::fs::remove_dir_all(&out);
+}
