@@ -285,15 +285,15 @@ fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) 
         purge::start_if_wanted();
         return start;
     }
-    let (block, fresh) = huge::alloc_huge(size + secure::TRAILER, align);
+    let (block, dirty) = huge::alloc_huge(size + secure::TRAILER, align);
     if !block.is_null() {
         if let Some(page) = chunk::page_of_checked(block) {
             // SAFETY: the huge block was just mapped (or recycled) for us.
             unsafe {
                 let end = (*page).block_size.get();
                 secure::on_alloc(&*page, block, end, size, false);
-                if zero && !fresh {
-                    ptr::write_bytes(block, 0, size);
+                if zero && dirty != 0 {
+                    ptr::write_bytes(block, 0, size.min(dirty));
                 }
                 stats::big_allocated(end);
                 if let Some(heap) = owner {

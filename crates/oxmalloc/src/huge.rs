@@ -56,39 +56,42 @@ fn map_mapping(header: usize, size: usize, block: usize, present: bool) {
 }
 
 /// Allocates a huge block of at least `size` bytes aligned to `align`.
-/// Returns the block and whether it reads as zero; null when the system
-/// refuses or the size overflows.
-pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, bool) {
+/// Returns the block and how many of its first bytes may be non-zero (a
+/// recycled mapping; 0 for a fresh one); null when the system refuses or
+/// the size overflows.
+pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
     let page_size = Os::page_size();
     let offset = block_offset(align);
     let Some(block_bytes) = size.checked_next_multiple_of(page_size) else {
-        return (ptr::null_mut(), false);
+        return (ptr::null_mut(), 0);
     };
     // The hardened build keeps an inaccessible page after the block.
     let guard = if crate::secure::ENABLED { page_size } else { 0 };
     let Some(total) = offset.checked_add(block_bytes).and_then(|t| t.checked_add(guard)) else {
-        return (ptr::null_mut(), false);
+        return (ptr::null_mut(), 0);
     };
     if total > isize::MAX as usize {
-        return (ptr::null_mut(), false);
+        return (ptr::null_mut(), 0);
     }
-    let (header, zero) = match cache_take(total, offset) {
+    let (header, dirty) = match cache_take(total, offset) {
         Some(hit) => hit,
         None => match map_new(total, offset, align, block_bytes + guard) {
-            Some(header) => (header, true),
+            Some(header) => (header, 0),
             None => {
                 // Cached mappings may be what stands in the way (address
                 // space limits, OXMALLOC_LIMIT): give them back and retry.
                 if cache_flush() == 0 {
-                    return (ptr::null_mut(), false);
+                    return (ptr::null_mut(), 0);
                 }
                 match map_new(total, offset, align, block_bytes + guard) {
-                    Some(header) => (header, true),
-                    None => return (ptr::null_mut(), false),
+                    Some(header) => (header, 0),
+                    None => return (ptr::null_mut(), 0),
                 }
             }
         },
     };
+    // Bytes of the block (after the header slice) that may be non-zero.
+    let dirty = dirty.saturating_sub(offset).min(block_bytes);
     stats::huge_allocated(block_bytes);
     let block = header.wrapping_add(offset);
     let chunk = header.cast::<Chunk>();
@@ -100,7 +103,7 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, bool) {
         c.mapping = header;
         c.mapping_size = total;
         let page = &c.pages[slice_index(block as usize)];
-        page.init(PageKind::Huge, block, 0, block_bytes, 0, zero);
+        page.init(PageKind::Huge, block, 0, block_bytes, 0, dirty == 0);
         page.used.set(1);
     }
     map_mapping(header as usize, total, block as usize, true);
@@ -108,7 +111,7 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, bool) {
         // SAFETY: the last page of our fresh mapping.
         unsafe { Os::protect(block.add(block_bytes), guard, true) };
     }
-    (block, zero)
+    (block, dirty)
 }
 
 /// Maps a new huge mapping of `total` bytes for a block at `offset`
@@ -130,6 +133,13 @@ fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) ->
         }
         header
     };
+    if crate::options::allow_thp() {
+        // Huge blocks are used in bulk: transparent huge pages take one
+        // fault per 2 MiB instead of 512 (and fewer TLB misses). Systems in
+        // THP "madvise" mode need the request; "never" ignores it.
+        // SAFETY: the mapping we just made.
+        unsafe { Os::advise_huge_pages(header, total, true) };
+    }
     stats::os_mapped(total);
     Some(header)
 }
@@ -196,24 +206,78 @@ impl HugeCache {
 }
 
 /// Takes a cached mapping for a block at `offset` in a `total`-byte
-/// mapping: the smallest that fits (its excess tail is unmapped). Returns
-/// its header and whether it reads as zero.
-fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, bool)> {
+/// mapping: the smallest that fits (its excess tail is unmapped), or else
+/// the most recently freed one, grown with `mremap` (its pages stay, only
+/// the growth is fresh). Returns its header and how many of its first bytes
+/// may be non-zero.
+fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, usize)> {
     if offset != SLICE_SIZE || crate::secure::ENABLED {
         return None;
     }
     let mut cache = CACHE.lock();
-    let best = (0..cache.count)
-        .filter(|&i| cache.entries[i].size >= total)
-        .min_by_key(|&i| cache.entries[i].size)?;
-    let e = cache.remove(best);
-    drop(cache);
-    if e.size > total {
-        // SAFETY: the tail of a cached mapping of ours, unused.
-        unsafe { Os::unmap(e.mapping.add(total), e.size - total) };
-        stats::os_unmapped(e.size - total);
+    if cache.count == 0 {
+        return None;
     }
-    Some((e.mapping, e.purged))
+    let fitting = (0..cache.count)
+        .filter(|&i| cache.entries[i].size >= total)
+        .min_by_key(|&i| cache.entries[i].size);
+    let grow = fitting.is_none();
+    let pick = match fitting {
+        Some(i) => i,
+        None => (0..cache.count).max_by_key(|&i| cache.entries[i].freed_at)?,
+    };
+    let e = cache.remove(pick);
+    drop(cache);
+    let dirty = if e.purged { 0 } else { e.size };
+    if !grow {
+        if e.size > total {
+            // SAFETY: the tail of a cached mapping of ours, unused.
+            unsafe { Os::unmap(e.mapping.add(total), e.size - total) };
+            stats::os_unmapped(e.size - total);
+        }
+        return Some((e.mapping, dirty.min(total)));
+    }
+    if !stats::may_map(total - e.size) {
+        put_back(e);
+        return None;
+    }
+    // SAFETY: `e` is a whole mapping of ours that nothing refers to.
+    if unsafe { Os::remap_in_place(e.mapping, e.size, total) } {
+        stats::os_mapped(total - e.size);
+        return Some((e.mapping, dirty));
+    }
+    let Some(dest) = Os::map(total, CHUNK_SIZE) else {
+        put_back(e);
+        return None;
+    };
+    // SAFETY: `dest` is a fresh reservation of `total` bytes; `e` is ours.
+    if unsafe { Os::remap_to(e.mapping, e.size, total, dest.as_ptr()) } {
+        stats::os_mapped(total - e.size);
+        return Some((dest.as_ptr(), dirty));
+    }
+    // SAFETY: the unused reservation.
+    unsafe { Os::unmap(dest.as_ptr(), total) };
+    put_back(e);
+    None
+}
+
+/// Returns an entry taken from the cache (when it could not be used).
+fn put_back(e: CacheEntry) {
+    let mut cache = CACHE.lock();
+    if cache.count < CACHE_SLOTS {
+        let n = cache.count;
+        cache.entries[n] = e;
+        cache.count += 1;
+        cache.bytes += e.size;
+        if !e.purged {
+            CACHE_DIRTY.fetch_add(e.size, Ordering::Relaxed);
+        }
+        return;
+    }
+    drop(cache);
+    // SAFETY: a mapping of ours that nothing refers to.
+    unsafe { Os::unmap(e.mapping, e.size) };
+    stats::os_unmapped(e.size);
 }
 
 /// Puts a freed mapping in the cache; `false` when it does not take it.

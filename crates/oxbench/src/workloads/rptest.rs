@@ -9,6 +9,7 @@ use crate::check::{self, Corruption, Coverage};
 use crate::dist;
 use crate::outcome::Outcome;
 use crate::raw::{self, Block};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
@@ -37,7 +38,13 @@ fn drain(p: &Params, inbox: &Inbox) -> Result<(), Corruption> {
     Ok(())
 }
 
-fn worker(p: &Params, tid: usize, inboxes: &[Inbox], barrier: &Barrier) -> Result<u64, Corruption> {
+fn worker(
+    p: &Params,
+    tid: usize,
+    inboxes: &[Inbox],
+    barrier: &Barrier,
+    finished: &AtomicUsize,
+) -> Result<u64, Corruption> {
     let mut rng = dist::rng(p.seed, tid);
     let loops = p.scaled(16_000.0, 4);
     let mut slots: Vec<Option<Item>> = (0..SLOTS).map(|_| None).collect();
@@ -78,6 +85,14 @@ fn worker(p: &Params, tid: usize, inboxes: &[Inbox], barrier: &Barrier) -> Resul
         Ok(())
     };
     let result = run_loops();
+    // Keep draining while the others still send: a thread that finishes
+    // first must not let its inbox pile up (the live set would then depend
+    // on how unevenly the threads were scheduled, not on the allocator).
+    finished.fetch_add(1, Ordering::AcqRel);
+    while finished.load(Ordering::Acquire) < inboxes.len() {
+        drain(p, &inboxes[tid])?;
+        std::thread::yield_now();
+    }
     // Everyone stops sending before the last drain.
     barrier.wait();
     result?;
@@ -92,9 +107,10 @@ fn worker(p: &Params, tid: usize, inboxes: &[Inbox], barrier: &Barrier) -> Resul
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let inboxes: Vec<Inbox> = (0..p.threads).map(|_| Mutex::new(Vec::new())).collect();
     let barrier = Barrier::new(p.threads);
+    let finished = AtomicUsize::new(0);
     let cpu0 = raw::cpu_seconds();
     let start = Instant::now();
-    let results = on_threads(p.threads, |tid| worker(p, tid, &inboxes, &barrier));
+    let results = on_threads(p.threads, |tid| worker(p, tid, &inboxes, &barrier, &finished));
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = (raw::cpu_seconds() - cpu0).max(1e-6);
     let ops: u64 = results?.iter().sum();
