@@ -251,6 +251,8 @@ pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
     };
     drop(arena);
     let span = Span { chunk, first, fresh };
+    #[cfg(feature = "page-map")]
+    crate::page_map::set(slice_address(chunk, first) as usize, slices * SLICE_SIZE, span.page());
     if crate::secure::ENABLED {
         // The span may have been a freed (protected) large block.
         // SAFETY: the span is ours.
@@ -288,6 +290,12 @@ unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
         // SAFETY: descriptors of our own slices.
         unsafe { (*chunk).pages[i].clear() };
     }
+    #[cfg(feature = "page-map")]
+    crate::page_map::set(
+        slice_address(chunk, first) as usize,
+        count * SLICE_SIZE,
+        ptr::null_mut(),
+    );
     let delay = options::purge_delay_ms();
     let mut purged_now = false;
     if delay == 0 {
@@ -363,6 +371,12 @@ pub unsafe fn grow_span(page: *mut Page, slices: usize) -> bool {
         // SAFETY: the new slices are ours now.
         unsafe { (*page.add(i)).init_forward(i) };
     }
+    #[cfg(feature = "page-map")]
+    crate::page_map::set(
+        slice_address(chunk, first + old) as usize,
+        (slices - old) * SLICE_SIZE,
+        page,
+    );
     stats::span_allocated(slices - old);
     // SAFETY: caller's contract.
     unsafe { (*page).span_slices.set(slices as u32) };

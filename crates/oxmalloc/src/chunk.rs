@@ -101,6 +101,18 @@ pub fn slice_index(addr: usize) -> usize {
 /// [`MAP_HEADER_HERE`]). Pure arithmetic: reads nothing.
 #[inline(always)]
 pub fn page_of_trusted(ptr: *mut u8) -> *mut Page {
+    #[cfg(feature = "page-map")]
+    {
+        crate::page_map::lookup_trusted(ptr as usize)
+    }
+    #[cfg(not(feature = "page-map"))]
+    page_of_trusted_by_mask(ptr)
+}
+
+/// [`page_of_trusted`] by arithmetic (the default build).
+#[cfg_attr(feature = "page-map", allow(dead_code))]
+#[inline(always)]
+fn page_of_trusted_by_mask(ptr: *mut u8) -> *mut Page {
     let addr = ptr as usize;
     let offset = slice_index(addr) * core::mem::size_of::<Page>();
     // Keeps the provenance of `ptr` (the chunk's mapping) while moving to the header.
@@ -134,6 +146,7 @@ const MAP_ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
 static CHUNK_MAP: [AtomicU8; MAP_ENTRIES] = [const { AtomicU8::new(MAP_NONE) }; MAP_ENTRIES];
 
 /// The chunk map entry for `addr` ([`MAP_NONE`] for addresses beyond the map).
+#[cfg_attr(feature = "page-map", allow(dead_code))]
 #[inline(always)]
 pub fn map_entry(addr: usize) -> u8 {
     let index = addr >> CHUNK_SHIFT;
@@ -157,10 +170,22 @@ pub fn map_set(base: usize, count: usize, entry: u8) {
 /// chunk size or more, it finds the header one chunk below.
 #[inline]
 pub fn page_of_checked(ptr: *mut u8) -> Option<*mut Page> {
+    #[cfg(feature = "page-map")]
+    {
+        crate::page_map::lookup(ptr as usize)
+    }
+    #[cfg(not(feature = "page-map"))]
+    page_of_checked_by_map(ptr)
+}
+
+/// [`page_of_checked`] through the chunk map (the default build).
+#[cfg_attr(feature = "page-map", allow(dead_code))]
+#[inline]
+fn page_of_checked_by_map(ptr: *mut u8) -> Option<*mut Page> {
     let addr = ptr as usize;
     let entry = map_entry(addr);
     match entry {
-        MAP_HEADER_HERE => Some(page_of_trusted(ptr)),
+        MAP_HEADER_HERE => Some(page_of_trusted_by_mask(ptr)),
         MAP_HEADER_BELOW => {
             let header = chunk_base(addr) - CHUNK_SIZE;
             Some(

@@ -7,7 +7,9 @@
 //! pages, invalid pointers — goes to [`free_slow`].
 
 use crate::alloc::{block_usable_size, resolve_forward};
-use crate::chunk::{self, MAP_HEADER_HERE};
+#[cfg(not(feature = "page-map"))]
+use crate::chunk::MAP_HEADER_HERE;
+use crate::chunk::{self};
 use crate::fatal::{report, HeapError};
 use crate::heap::{free_big_block, Heap};
 use crate::os::{Os, Platform};
@@ -42,11 +44,19 @@ pub unsafe fn free_checked(ptr: *mut u8) {
         // SAFETY: forwarded contract.
         return unsafe { free_hardened(ptr, 0) };
     }
-    if chunk::map_entry(ptr as usize) != MAP_HEADER_HERE {
-        free_unusual(ptr);
-        return;
-    }
-    let page = chunk::page_of_trusted(ptr);
+    #[cfg(feature = "page-map")]
+    let page = match crate::page_map::lookup(ptr as usize) {
+        Some(page) => page,
+        None => return free_unusual(ptr),
+    };
+    #[cfg(not(feature = "page-map"))]
+    let page = {
+        if chunk::map_entry(ptr as usize) != MAP_HEADER_HERE {
+            free_unusual(ptr);
+            return;
+        }
+        chunk::page_of_trusted(ptr)
+    };
     // SAFETY: the chunk map says the header is valid.
     unsafe { free_local_or_slow(ptr, page) }
 }

@@ -41,6 +41,16 @@ fn block_offset(align: usize) -> usize {
 
 /// Records a huge mapping in the chunk map (`present`), or erases it.
 fn map_mapping(header: usize, size: usize, block: usize, present: bool) {
+    #[cfg(feature = "page-map")]
+    {
+        let page = if present {
+            // SAFETY: the header of a live huge mapping of ours.
+            unsafe { &raw mut (*(header as *mut Chunk)).pages[slice_index(block)] }
+        } else {
+            ptr::null_mut()
+        };
+        crate::page_map::set(header, size, page);
+    }
     let chunks = size.div_ceil(CHUNK_SIZE);
     if !present {
         chunk::map_set(header, chunks, MAP_NONE);

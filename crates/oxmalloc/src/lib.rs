@@ -39,6 +39,8 @@ mod init;
 pub mod options;
 mod os;
 mod page;
+#[cfg(feature = "page-map")]
+mod page_map;
 mod page_queue;
 pub mod profile;
 mod purge;
