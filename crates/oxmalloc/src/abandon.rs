@@ -13,7 +13,7 @@
 
 use crate::arena;
 use crate::heap::Heap;
-use crate::page::{Page, NOTIFY};
+use crate::page::Page;
 use crate::size_class::{Class, CLASS_COUNT};
 use crate::stats;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +54,7 @@ pub unsafe fn abandon(page: *mut Page) {
     // SAFETY: caller's contract: we own the page until it is published below.
     let p = unsafe { &*page };
     // Stop asking for notifications and stop fast local frees.
-    let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
+    p.thread_free.clear_notify();
     p.owner.store(0, Ordering::Relaxed);
     p.heap.store(ptr::null_mut(), Ordering::Relaxed);
     // Merge `free` into `local_free` so that `used` counts exactly the

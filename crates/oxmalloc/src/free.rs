@@ -13,7 +13,7 @@ use crate::chunk::{self};
 use crate::fatal::{report, HeapError};
 use crate::heap::{free_big_block, Heap};
 use crate::os::{Os, Platform};
-use crate::page::{Block, Page, PageKind, NOTIFY, OWNER_SLOW};
+use crate::page::{Block, Page, PageKind, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
 use crate::{profile, purge, secure, stats, tls};
 
@@ -295,19 +295,12 @@ unsafe fn release_big(page: *mut Page, ptr: *mut u8, kind: PageKind) {
 /// `block` must be a live block of the class page `page`, freed by a
 /// thread that does not own the page.
 unsafe fn free_remote(page: &Page, block: *mut Block) {
-    let mut old = page.thread_free.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: the block is ours to write until the CAS publishes it.
-        unsafe { page.set_next(block, (old & !NOTIFY) as *mut Block) };
-        match page
-            .thread_free
-            .compare_exchange_weak(old, block as usize, Ordering::Release, Ordering::Relaxed)
-        {
-            Ok(_) => break,
-            Err(current) => old = current,
-        }
-    }
-    if old & NOTIFY != 0 {
+    // SAFETY (of the closure's write): the block is ours to write until
+    // the push publishes it.
+    let notify = page.thread_free.push(block as usize, |next| unsafe {
+        page.set_next(block, next as *mut Block)
+    });
+    if notify {
         let heap = page.heap.load(Ordering::Acquire);
         if !heap.is_null() {
             let class = page.class();

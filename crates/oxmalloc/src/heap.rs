@@ -20,7 +20,7 @@
 
 use crate::arena;
 use crate::chunk::slice_address;
-use crate::page::{Page, PageKind, NOTIFY, OWNER_SLOW};
+use crate::page::{Page, PageKind, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD};
 use crate::stats::HeapCounters;
@@ -43,7 +43,7 @@ unsafe impl Send for LargeBlocks {}
 /// [`EMPTY_PAGE`] when that queue is empty; pages on `bins[c]` and `full[c]`
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
 /// `owner_key` (with [`OWNER_SLOW`] set exactly for the pages on `full`,
-/// whose `thread_free` then carries [`NOTIFY`] until a remote free clears
+/// whose `thread_free` then carries `NOTIFY` until a remote free clears
 /// it). `owner_key` identifies the owning thread (`tls::owner_key`).
 #[repr(C)]
 pub struct Heap {
@@ -316,10 +316,7 @@ impl Heap {
     unsafe fn park_full(&self, page: *mut Page) -> bool {
         // SAFETY: caller's contract.
         let p = unsafe { &*page };
-        if p.thread_free
-            .compare_exchange(0, NOTIFY, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if !p.thread_free.try_park() {
             return false;
         }
         let class = p.class();
@@ -343,7 +340,7 @@ impl Heap {
         let p = unsafe { &*page };
         let class = p.class();
         // Stop asking for notifications (a remote free may have cleared it already).
-        let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
+        p.thread_free.clear_notify();
         // SAFETY: moving between our own queues.
         unsafe {
             self.full[class].remove(page);
@@ -385,7 +382,7 @@ impl Heap {
                     // SAFETY: pages on our full queue are ours.
                     let next = unsafe { (*page).next.get() };
                     // SAFETY: as above.
-                    if unsafe { (*page).thread_free.load(Ordering::Relaxed) } & !NOTIFY != 0 {
+                    if unsafe { (*page).thread_free.has_blocks() } {
                         // SAFETY: the page is on full[class].
                         unsafe { self.unpark_full(page) };
                     }
@@ -633,7 +630,7 @@ impl Heap {
                     unsafe {
                         let p = &*page;
                         self.flush_frees(p);
-                        let _ = p.thread_free.fetch_and(!NOTIFY, Ordering::Relaxed);
+                        p.thread_free.clear_notify();
                         p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
                         p.in_full.set(false);
                         default.restore_owner(p);

@@ -50,6 +50,7 @@ pub mod size_class;
 mod stats;
 mod sync;
 mod thread;
+mod thread_free;
 mod tls;
 mod util;
 

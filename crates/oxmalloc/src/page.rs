@@ -41,9 +41,7 @@ pub struct Block {
     next: *mut Block,
 }
 
-/// Low bit of `thread_free`: the owner parked this page in its full queue
-/// and wants to hear about the next remote free (see `Heap::notify`).
-pub const NOTIFY: usize = 1;
+pub use crate::thread_free::ThreadFree;
 
 /// Low bit of `owner`: the owner is the thread in the other bits, but its
 /// local frees must take the slow path (the page is in the full queue, or
@@ -115,8 +113,8 @@ pub struct Page {
     /// path bumps this one, already in cache; see `Heap::flush_frees`).
     pub pending_frees: AtomicU32,
 
-    /// Blocks freed by other threads (an atomic stack), low bit [`NOTIFY`].
-    pub thread_free: AtomicUsize,
+    /// Blocks freed by other threads (an atomic stack, see `thread_free.rs`).
+    pub thread_free: ThreadFree,
     /// The owning heap (null when abandoned), for remote-free notifications.
     pub heap: AtomicPtr<Heap>,
     /// Queue links (owner), or abandoned-list links (list lock).
@@ -156,7 +154,7 @@ impl Page {
             start: Cell::new(ptr::null_mut()),
             span_slices: Cell::new(0),
             pending_frees: AtomicU32::new(0),
-            thread_free: AtomicUsize::new(0),
+            thread_free: ThreadFree::from_word(AtomicUsize::new(0)),
             heap: AtomicPtr::new(ptr::null_mut()),
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
@@ -189,7 +187,7 @@ impl Page {
         self.block_size.set(block_size);
         self.start.set(start);
         self.span_slices.set(slices as u32);
-        self.thread_free.store(0, Ordering::Relaxed);
+        self.thread_free.reset();
         self.pending_frees.store(0, Ordering::Relaxed);
         self.samples.store(0, Ordering::Relaxed);
         self.in_full.set(false);
@@ -432,10 +430,7 @@ impl Page {
     /// # Safety
     /// Only the owner (or the holder of the page's abandoned-list lock) may call this.
     pub unsafe fn collect_thread_free(&self) -> usize {
-        if self.thread_free.load(Ordering::Relaxed) & !NOTIFY == 0 {
-            return 0;
-        }
-        let head = (self.thread_free.swap(0, Ordering::Acquire) & !NOTIFY) as *mut Block;
+        let head = self.thread_free.take_all() as *mut Block;
         if head.is_null() {
             return 0;
         }

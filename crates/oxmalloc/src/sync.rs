@@ -1,12 +1,11 @@
 //! Synchronisation primitives that never allocate.
 //!
-//! The engine imports its atomics from here (`crate::sync::atomic`), so a
-//! model checker can substitute its own types under `cfg(loom)`.
+//! The engine imports its atomics from here (`crate::sync::atomic`): a
+//! module that must also run under a model checker names only this path,
+//! and its test provides loom's atomics under the same name (see
+//! `thread_free.rs` and `tests/loom_thread_free.rs`).
 
-#[cfg(not(loom))]
 pub use core::sync::atomic;
-#[cfg(loom)]
-pub use loom::sync::atomic;
 
 use crate::os::{Os, Platform};
 use atomic::{AtomicU32, Ordering};
@@ -134,7 +133,7 @@ impl<T> Drop for MutexGuard<'_, T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     extern crate std;
