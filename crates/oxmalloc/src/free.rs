@@ -295,11 +295,11 @@ unsafe fn release_big(page: *mut Page, ptr: *mut u8, kind: PageKind) {
 /// `block` must be a live block of the class page `page`, freed by a
 /// thread that does not own the page.
 unsafe fn free_remote(page: &Page, block: *mut Block) {
-    // SAFETY (of the closure's write): the block is ours to write until
-    // the push publishes it.
-    let notify = page.thread_free.push(block as usize, |next| unsafe {
-        page.set_next(block, next as *mut Block)
-    });
+    let link = |next: usize| {
+        // SAFETY: the block is ours to write until the push publishes it.
+        unsafe { page.set_next(block, next as *mut Block) }
+    };
+    let notify = page.thread_free.push(block as usize, link);
     if notify {
         let heap = page.heap.load(Ordering::Acquire);
         if !heap.is_null() {
