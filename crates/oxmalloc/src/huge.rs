@@ -143,10 +143,13 @@ fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) ->
         }
         header
     };
-    if crate::options::allow_thp() {
+    if crate::options::huge_pages() && crate::options::allow_thp() {
         // Huge blocks are used in bulk: transparent huge pages take one
         // fault per 2 MiB instead of 512 (and fewer TLB misses). Systems in
-        // THP "madvise" mode need the request; "never" ignores it.
+        // THP "madvise" mode need the request; "never" ignores it. Off by
+        // default: where huge pages are scarce, the kernel may compact
+        // memory synchronously at the fault, a stall of tens or hundreds of
+        // milliseconds (docs/PERFORMANCE.md).
         // SAFETY: the mapping we just made.
         unsafe { Os::advise_huge_pages(header, total, true) };
     }

@@ -62,6 +62,8 @@ pub enum Opt {
     Limit,
     /// Start a background thread to purge when much memory waits.
     BackgroundPurge,
+    /// Request transparent huge pages (`MADV_HUGEPAGE`) for huge blocks.
+    HugePages,
     /// Heap profiling: where to write the profile at exit (`%p`: the pid).
     Prof,
     /// Heap profiling: about one sample per this many bytes allocated.
@@ -69,7 +71,7 @@ pub enum Opt {
 }
 
 /// Every option with its default and documentation.
-pub const OPTIONS: [OptionInfo; 11] = [
+pub const OPTIONS: [OptionInfo; 12] = [
     OptionInfo {
         name: "SHOW_STATS",
         kind: Kind::Bool,
@@ -123,6 +125,12 @@ pub const OPTIONS: [OptionInfo; 11] = [
         kind: Kind::Bool,
         default: 1,
         doc: "purge from a background thread once over 4 MiB waits (so idle threads give memory back)",
+    },
+    OptionInfo {
+        name: "HUGE_PAGES",
+        kind: Kind::Bool,
+        default: 0,
+        doc: "ask for transparent huge pages on huge blocks (fewer faults; may stall on compaction)",
     },
     OptionInfo {
         name: "PROF",
@@ -193,6 +201,12 @@ pub fn purge_zeroes() -> bool {
 #[inline]
 pub fn allow_thp() -> bool {
     get(Opt::AllowThp) != 0
+}
+
+/// `HUGE_PAGES`.
+#[inline]
+pub fn huge_pages() -> bool {
+    get(Opt::HugePages) != 0
 }
 
 /// `BACKGROUND_PURGE`.
