@@ -168,12 +168,12 @@ fn find_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-#[test]
-fn c_program_preloaded_profile_to_flame_graph() {
+/// Compiles `tests/prof_fixture.c`; `None` (after printing why) without gcc.
+fn c_fixture(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let Some(gcc) = find_program("gcc") else {
         println!("SKIPPED: gcc not installed (apt-get install gcc)");
         eprintln!("SKIPPED: gcc not installed (apt-get install gcc)");
-        return;
+        return None;
     };
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/liboxmalloc.so");
     assert!(
@@ -181,18 +181,47 @@ fn c_program_preloaded_profile_to_flame_graph() {
         "{} is missing: run cargo build --release first",
         lib.display()
     );
-    let dir = tmp("c");
     let exe = dir.join("prof_fixture");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prof_fixture.c");
     let cc = Command::new(gcc)
         .args(["-g", "-O0", "-fno-omit-frame-pointer", "-o"])
         .arg(&exe)
         .arg(&src)
+        .arg("-ldl")
         .output()
         .unwrap();
     assert!(cc.status.success(), "gcc: {}", show(&cc));
+    Some((exe, lib.canonicalize().unwrap()))
+}
+
+#[test]
+fn c_program_preloaded_profile_to_flame_graph() {
+    // Sampling from ox_prof_start, the profile from ox_prof_dump.
+    let dir = tmp("c");
+    let Some((exe, lib)) = c_fixture(&dir) else {
+        return;
+    };
+    let profile = dir.join("c.heap");
     let output = Command::new(&exe)
-        .env("LD_PRELOAD", lib.canonicalize().unwrap())
+        .arg(&profile)
+        .env("LD_PRELOAD", &lib)
+        .env_remove("OXMALLOC_PROF")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "C fixture: {}", show(&output));
+    check_prof(&profile, &dir, "dominant_site", "minor_site");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn c_program_preloaded_exit_profile_to_flame_graph() {
+    // OXMALLOC_PROF: the profile is written at exit.
+    let dir = tmp("c-exit");
+    let Some((exe, lib)) = c_fixture(&dir) else {
+        return;
+    };
+    let output = Command::new(&exe)
+        .env("LD_PRELOAD", &lib)
         .env("OXMALLOC_PROF", dir.join("exit.%p.heap"))
         .env("OXMALLOC_PROF_SAMPLE", "16K")
         .output()

@@ -19,21 +19,16 @@ fn allocated_current(json: &serde_json::Value) -> u64 {
         .unwrap_or_else(|| panic!("no allocated_bytes.current in {json}"))
 }
 
-#[test]
-fn heaps_stats_json_and_profiling() {
-    let dir = TempDir::new("heaps");
-    let lib_dir = lib_so().parent().expect("lib dir").to_path_buf();
-    let l = format!("-L{}", lib_dir.display());
-    let rpath = format!("-Wl,-rpath,{}", lib_dir.display());
-    let prog = compile_test_program("heaps.c", &dir, &[&l, &rpath, "-loxmalloc"]);
-    let mut cmd = Command::new(&prog);
+/// Runs the compiled `heaps.c` and checks everything it printed.
+fn check_heaps(prog: &std::path::Path, dir: &TempDir, how: &str) {
+    let mut cmd = Command::new(prog);
     cmd.arg(dir.path()).env_remove("OXMALLOC_PROF");
     let output = run(cmd, LIMIT);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL ")).collect();
     assert!(
         output.status.success() && failed.is_empty() && stdout.contains(" checks, 0 failed"),
-        "heaps.c: {}\n{}\nstdout:\n{stdout}\nstderr:\n{}",
+        "heaps.c ({how}): {}\n{}\nstdout:\n{stdout}\nstderr:\n{}",
         output.status,
         failed.join("\n"),
         tail(&output.stderr)
@@ -91,7 +86,29 @@ fn heaps_stats_json_and_profiling() {
     assert!(samples >= 20, "only {samples} samples:\n{text}");
     assert!(text.contains("\nMAPPED_LIBRARIES:\n"), "no memory map in the profile");
     println!(
-        "heaps.c: {} checks passed, {samples} samples in the profile",
+        "heaps.c ({how}): {} checks passed, {samples} samples in the profile",
         stdout.lines().filter(|l| l.starts_with("ok ")).count()
     );
+}
+
+#[test]
+fn heaps_linked_shared() {
+    let dir = TempDir::new("heaps-shared");
+    let lib_dir = lib_so().parent().expect("lib dir").to_path_buf();
+    let l = format!("-L{}", lib_dir.display());
+    let rpath = format!("-Wl,-rpath,{}", lib_dir.display());
+    let prog = compile_test_program("heaps.c", &dir, &[&l, &rpath, "-loxmalloc"]);
+    check_heaps(&prog, &dir, "linked with -loxmalloc");
+}
+
+#[test]
+fn heaps_linked_static() {
+    let dir = TempDir::new("heaps-static");
+    let archive = lib_a();
+    let prog = compile_test_program(
+        "heaps.c",
+        &dir,
+        &[archive.to_str().expect("utf-8 path"), "-lpthread", "-ldl"],
+    );
+    check_heaps(&prog, &dir, "linked with liboxmalloc.a");
 }
