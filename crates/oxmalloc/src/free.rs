@@ -140,8 +140,18 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
     let local = p.owner.load(Ordering::Relaxed) & !OWNER_SLOW == tls::owner_key();
     // SAFETY: `ptr` is a carved block of `p` with `end` usable bytes.
     unsafe { secure::on_free(p, ptr, end, given, !local) };
-    // SAFETY: validated above.
-    unsafe { free_local_or_slow(ptr, page) }
+    // SAFETY: validated above (no need to validate again on the slow path).
+    unsafe {
+        if p.owner.load(Ordering::Relaxed) == tls::owner_key() {
+            p.count_local_free();
+            if p.push_local(ptr.cast()) {
+                page_emptied(page);
+            }
+        } else {
+            free_class_block(p, page, ptr);
+            purge::start_if_wanted();
+        }
+    }
 }
 
 /// The owner check and local push shared by both fast paths.
@@ -215,40 +225,8 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }
-            let class = p.class();
-            let owner = p.owner.load(Ordering::Relaxed);
-            if owner & !OWNER_SLOW == tls::owner_key() {
-                // SAFETY: we own the page, so the page's heap is one of ours.
-                unsafe {
-                    p.count_local_free();
-                    let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
-                    if owner & OWNER_SLOW != 0 {
-                        profile::on_free(p, ptr);
-                        if p.in_full.get() {
-                            // One of our full pages: it has room again.
-                            page_heap.unpark_full(page);
-                        } else {
-                            page_heap.restore_owner(p);
-                        }
-                    }
-                    // (Otherwise reached through a forwarder: a plain local free.)
-                    if p.push_local(ptr.cast()) {
-                        page_heap.page_emptied(page);
-                    }
-                }
-            } else {
-                let heap = tls::heap();
-                if !tls::has_heap() {
-                    stats::unowned_free(class);
-                } else {
-                    // SAFETY: the calling thread's own default heap.
-                    unsafe { stats::bump(&(*heap).counters.frees[class]) };
-                }
-                profile::on_free(p, ptr);
-                // SAFETY: a valid block of a class page owned by another
-                // thread, or by none.
-                unsafe { free_remote(p, ptr.cast()) };
-            }
+            // SAFETY: a validated block of a class page.
+            unsafe { free_class_block(p, page, ptr) };
         }
         PageKind::Large | PageKind::Huge => {
             if ptr != p.start.get() {
@@ -275,6 +253,47 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
     purge::start_if_wanted();
 }
 
+/// Frees a validated block of a class page that is not a plain local free
+/// into a non-full page: local frees into full or sampled pages (or
+/// reached through a forwarder), and remote frees.
+///
+/// # Safety
+/// `ptr` must be a live block of the class page `p` (at `page`).
+unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
+    let class = p.class();
+    let owner = p.owner.load(Ordering::Relaxed);
+    if owner & !OWNER_SLOW == tls::owner_key() {
+        // SAFETY: we own the page, so the page's heap is one of ours.
+        unsafe {
+            p.count_local_free();
+            let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
+            if owner & OWNER_SLOW != 0 {
+                profile::on_free(p, ptr);
+                if p.in_full.get() {
+                    // One of our full pages: it has room again.
+                    page_heap.unpark_full(page);
+                } else {
+                    page_heap.restore_owner(p);
+                }
+            }
+            if p.push_local(ptr.cast()) {
+                page_heap.page_emptied(page);
+            }
+        }
+    } else {
+        let heap = tls::heap();
+        if !tls::has_heap() {
+            stats::unowned_free(class);
+        } else {
+            // SAFETY: the calling thread's own default heap.
+            unsafe { stats::bump(&(*heap).counters.frees[class]) };
+        }
+        profile::on_free(p, ptr);
+        // SAFETY: a valid block of a class page owned by another thread, or by none.
+        unsafe { free_remote(p, ptr.cast()) };
+    }
+}
+
 /// Frees a large or huge block claimed with `Page::claim_big`.
 ///
 /// # Safety
@@ -295,11 +314,11 @@ unsafe fn release_big(page: *mut Page, ptr: *mut u8, kind: PageKind) {
 /// `block` must be a live block of the class page `page`, freed by a
 /// thread that does not own the page.
 unsafe fn free_remote(page: &Page, block: *mut Block) {
-    let link = |next: usize| {
+    let link = |next: *mut u8| {
         // SAFETY: the block is ours to write until the push publishes it.
-        unsafe { page.set_next(block, next as *mut Block) }
+        unsafe { page.set_next(block, next.cast()) }
     };
-    let notify = page.thread_free.push(block as usize, link);
+    let notify = page.thread_free.push(block.cast(), link);
     if notify {
         let heap = page.heap.load(Ordering::Acquire);
         if !heap.is_null() {

@@ -154,7 +154,7 @@ impl Page {
             start: Cell::new(ptr::null_mut()),
             span_slices: Cell::new(0),
             pending_frees: AtomicU32::new(0),
-            thread_free: ThreadFree::from_word(AtomicUsize::new(0)),
+            thread_free: ThreadFree::from_word(AtomicPtr::new(ptr::null_mut())),
             heap: AtomicPtr::new(ptr::null_mut()),
             next: Cell::new(ptr::null_mut()),
             prev: Cell::new(ptr::null_mut()),
@@ -403,16 +403,19 @@ impl Page {
     unsafe fn carve_shuffled(&self, first: *mut u8, count: usize, size: usize) {
         const MAX_BATCH: usize = 2048;
         let count = count.min(MAX_BATCH);
-        let mut order = [0u16; MAX_BATCH];
+        // Only the first `count` entries are written and read.
+        let mut order = [core::mem::MaybeUninit::<u16>::uninit(); MAX_BATCH];
         for (i, slot) in order[..count].iter_mut().enumerate() {
-            *slot = i as u16;
+            slot.write(i as u16);
         }
         let mut rng = crate::secure::Shuffle::new(self);
         for i in (1..count).rev() {
             order.swap(i, rng.below(i + 1));
         }
         let mut next: *mut Block = ptr::null_mut();
-        for &i in order[..count].iter().rev() {
+        for slot in order[..count].iter().rev() {
+            // SAFETY: the first `count` entries were written above.
+            let i = unsafe { slot.assume_init() };
             let block = first.wrapping_add(i as usize * size);
             // SAFETY: a fresh block of ours.
             unsafe {
@@ -430,7 +433,7 @@ impl Page {
     /// # Safety
     /// Only the owner (or the holder of the page's abandoned-list lock) may call this.
     pub unsafe fn collect_thread_free(&self) -> usize {
-        let head = self.thread_free.take_all() as *mut Block;
+        let head = self.thread_free.take_all().cast::<Block>();
         if head.is_null() {
             return 0;
         }
@@ -535,7 +538,7 @@ mod tests {
 
     #[test]
     fn block_index_agrees_with_division_for_every_class() {
-        let start = 0x7f00_0040_0000usize as *mut u8;
+        let start = core::ptr::without_provenance_mut::<u8>(0x7f00_0040_0000);
         for class in 0..CLASS_COUNT {
             let page = Page::new();
             let size = class_size(class);

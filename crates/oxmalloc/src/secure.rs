@@ -47,13 +47,14 @@ pub const TRAILER: usize = if ENABLED { 8 } else { 0 };
 
 /// Bytes after the requested size that hold the pad pattern and are checked.
 const PAD_CHECKED: usize = 16;
-/// The pad pattern byte.
+/// The pad pattern byte, and eight of them.
 const PAD_BYTE: u8 = 0xA5;
+const PAD_WORD: u64 = u64::from_ne_bytes([PAD_BYTE; 8]);
 /// First and last byte offsets of a free block's pattern (after the link word).
 const FREED_FROM: usize = 8;
 const FREED_TO: usize = 32;
-/// The freed-block pattern byte.
-const FREED_BYTE: u8 = 0xDF;
+/// The freed-block pattern, eight bytes at a time.
+const FREED_WORD: u64 = u64::from_ne_bytes([0xDF; 8]);
 
 static SECRET: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 static PAGES: AtomicU64 = AtomicU64::new(0);
@@ -131,9 +132,12 @@ fn trailer_ptr(block: *mut u8, end: usize) -> *mut u64 {
     block.wrapping_add(end - TRAILER).cast()
 }
 
+/// The block's canary: one multiply of its address with the page key
+/// (a secret per page; the canary only needs to be unpredictable to code
+/// that does not know the key).
 #[inline(always)]
 fn canary(page: &Page, block: *mut u8) -> u32 {
-    (mix(block as u64 ^ page.key.get() as u64) >> 32) as u32
+    ((block as u64 ^ page.key.get() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
 }
 
 #[inline(always)]
@@ -163,16 +167,59 @@ pub unsafe fn prepare_carved(page: &Page, block: *mut u8, end: usize) {
     }
 }
 
-/// Writes the freed-block pattern (bytes 8..32, within the block before its trailer).
+/// Words of the freed pattern a block of `end` usable bytes holds
+/// (bytes 8..32, before the trailer; block sizes are multiples of 8).
+#[inline(always)]
+fn freed_words(end: usize) -> usize {
+    (FREED_TO.min(end - TRAILER).saturating_sub(FREED_FROM)) / 8
+}
+
+/// Writes the freed-block pattern.
 ///
 /// # Safety
 /// `block` must be `end` bytes long and ours.
 #[inline]
 unsafe fn fill_freed(block: *mut u8, end: usize) {
-    let to = FREED_TO.min(end - TRAILER);
-    if to > FREED_FROM {
-        // SAFETY: `FREED_FROM..to` lies within the block, before the trailer.
-        unsafe { core::ptr::write_bytes(block.add(FREED_FROM), FREED_BYTE, to - FREED_FROM) };
+    for i in 0..freed_words(end) {
+        // SAFETY: the word lies within the block, before the trailer.
+        unsafe { block.add(FREED_FROM + 8 * i).cast::<u64>().write_unaligned(FREED_WORD) };
+    }
+}
+
+/// Writes the pad pattern over `[from, from + len)` (`len <= PAD_CHECKED`).
+///
+/// # Safety
+/// The range must lie within a block of ours.
+#[inline]
+unsafe fn write_pad(from: *mut u8, len: usize) {
+    // SAFETY: every store below stays within `[from, from + len)`.
+    unsafe {
+        if len >= 8 {
+            // Two possibly overlapping words cover 8..=16 bytes.
+            from.cast::<u64>().write_unaligned(PAD_WORD);
+            from.add(len - 8).cast::<u64>().write_unaligned(PAD_WORD);
+        } else {
+            for i in 0..len {
+                *from.add(i) = PAD_BYTE;
+            }
+        }
+    }
+}
+
+/// Whether `[from, from + len)` still holds the pad pattern (`len <= PAD_CHECKED`).
+///
+/// # Safety
+/// The range must lie within a block of ours.
+#[inline]
+unsafe fn pad_intact(from: *mut u8, len: usize) -> bool {
+    // SAFETY: every load below stays within `[from, from + len)`.
+    unsafe {
+        if len >= 8 {
+            from.cast::<u64>().read_unaligned() == PAD_WORD
+                && from.add(len - 8).cast::<u64>().read_unaligned() == PAD_WORD
+        } else {
+            (0..len).all(|i| *from.add(i) == PAD_BYTE)
+        }
     }
 }
 
@@ -190,10 +237,9 @@ pub unsafe fn on_alloc(page: &Page, block: *mut u8, end: usize, requested: usize
         return;
     }
     if recycled {
-        let to = FREED_TO.min(end - TRAILER);
-        for offset in FREED_FROM..to.max(FREED_FROM) {
-            // SAFETY: within the block.
-            if unsafe { *block.add(offset) } != FREED_BYTE {
+        for i in 0..freed_words(end) {
+            // SAFETY: the word lies within the block, before the trailer.
+            if unsafe { block.add(FREED_FROM + 8 * i).cast::<u64>().read_unaligned() } != FREED_WORD {
                 fatal(HeapError::WriteAfterFree, block as usize, end - TRAILER);
             }
         }
@@ -214,7 +260,7 @@ pub unsafe fn write_allocated(page: &Page, block: *mut u8, end: usize, requested
     let delta = end - TRAILER - requested;
     // SAFETY: the pad and the trailer lie within the block.
     unsafe {
-        core::ptr::write_bytes(block.add(requested), PAD_BYTE, delta.min(PAD_CHECKED));
+        write_pad(block.add(requested), delta.min(PAD_CHECKED));
         trailer_ptr(block, end).write_unaligned(allocated_form(page, block, delta));
     }
 }
@@ -245,20 +291,19 @@ pub unsafe fn on_free(page: &Page, block: *mut u8, end: usize, given: usize, rem
     let trailer = trailer_ptr(block, end);
     // SAFETY: the trailer lies within the block.
     let seen = unsafe { trailer.read_unaligned() };
-    let freed = freed_form(page, block);
+    let canary = canary(page, block);
+    let freed = ((!canary as u64) << 32) | 0xFFFF_FFFF;
     if seen == freed {
         fatal(HeapError::DoubleFree, block as usize, end - TRAILER);
     }
     let delta = (seen & 0xFFFF_FFFF) as usize;
-    if (seen >> 32) as u32 != canary(page, block) || delta + TRAILER > end {
+    if (seen >> 32) as u32 != canary || delta + TRAILER > end {
         fatal(HeapError::BufferOverflow, block as usize, end - TRAILER);
     }
     let requested = end - TRAILER - delta;
-    for offset in requested..requested + delta.min(PAD_CHECKED) {
-        // SAFETY: the pad lies within the block.
-        if unsafe { *block.add(offset) } != PAD_BYTE {
-            fatal(HeapError::BufferOverflow, block as usize, requested);
-        }
+    // SAFETY: the pad lies within the block.
+    if !unsafe { pad_intact(block.add(requested), delta.min(PAD_CHECKED)) } {
+        fatal(HeapError::BufferOverflow, block as usize, requested);
     }
     if given != 0 && given != requested {
         crate::fatal::fatal_size_mismatch(block as usize, given, requested);

@@ -106,6 +106,16 @@ pub fn class_for_aligned(size: usize, align: usize) -> Option<Class> {
     if size > MAX_CLASS_SIZE {
         return None;
     }
+    if align <= 16 {
+        // Every class of a multiple of 16 is itself a multiple of 16 (up to
+        // 128 the class is the size; above, classes step by 16 or more).
+        let rounded = (size + align - 1) & !(align - 1);
+        return Some(if rounded <= DIRECT_MAX {
+            DIRECT_CLASS[rounded.div_ceil(WORD)] as usize
+        } else {
+            class_of(rounded)
+        });
+    }
     let mut class = class_of(size);
     while class < CLASS_COUNT {
         if CLASS_SIZE[class] as usize & (align - 1) == 0 {

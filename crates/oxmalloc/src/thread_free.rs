@@ -16,45 +16,46 @@
 //! file uses only `crate::sync::atomic`, so the model test in
 //! `tests/loom_thread_free.rs` compiles it against loom's atomics.
 
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicPtr, Ordering};
 
 /// The tag: the owner parked the page as full and wants a notification.
 pub const NOTIFY: usize = 1;
 
 /// A page's list of blocks freed by other threads. Invariant: the word is
-/// `block address | tag`, with block addresses at least 2-aligned, and the
-/// tag set only while the list is empty.
+/// `last block pushed | tag` (a pointer with the block's provenance; blocks
+/// are at least 2-aligned), with the tag set only while the list is empty.
 pub struct ThreadFree {
-    word: AtomicUsize,
+    word: AtomicPtr<u8>,
 }
 
 impl ThreadFree {
-    /// A list over `word`, which must be 0 (empty). Takes the atomic from
-    /// the caller so that the same code builds with core's atomics (in a
-    /// `const` context) and with loom's (in the model test).
-    pub const fn from_word(word: AtomicUsize) -> Self {
+    /// A list over `word`, which must be null (empty). Takes the atomic
+    /// from the caller so that the same code builds with core's atomics (in
+    /// a `const` context) and with loom's (in the model test).
+    pub const fn from_word(word: AtomicPtr<u8>) -> Self {
         ThreadFree { word }
     }
 
     /// Empties the list and clears the tag (a page being set up).
     pub fn reset(&self) {
-        self.word.store(0, Ordering::Relaxed);
+        self.word.store(core::ptr::null_mut(), Ordering::Relaxed);
     }
 
     /// Pushes `block`: `link(next)` must store `next` (the previous head,
-    /// 0 for none) in the block before it is published. Returns `true` when
-    /// the push consumed a notification request (the caller tells the owner).
+    /// null for none) in the block before it is published. Returns `true`
+    /// when the push consumed a notification request (the caller tells the
+    /// owner).
     #[inline]
-    pub fn push(&self, block: usize, mut link: impl FnMut(usize)) -> bool {
-        debug_assert!(block & NOTIFY == 0);
+    pub fn push(&self, block: *mut u8, mut link: impl FnMut(*mut u8)) -> bool {
+        debug_assert!(block as usize & NOTIFY == 0);
         let mut old = self.word.load(Ordering::Relaxed);
         loop {
-            link(old & !NOTIFY);
+            link(old.map_addr(|a| a & !NOTIFY));
             match self
                 .word
                 .compare_exchange_weak(old, block, Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => return old & NOTIFY != 0,
+                Ok(_) => return old as usize & NOTIFY != 0,
                 Err(current) => old = current,
             }
         }
@@ -63,16 +64,19 @@ impl ThreadFree {
     /// Whether blocks wait on the list (a hint: more may arrive at any time).
     #[inline]
     pub fn has_blocks(&self) -> bool {
-        self.word.load(Ordering::Relaxed) & !NOTIFY != 0
+        self.word.load(Ordering::Relaxed) as usize & !NOTIFY != 0
     }
 
-    /// Takes every block (the head, 0 when empty) and clears the tag. Owner only.
+    /// Takes every block (the head, null when empty) and clears the tag.
+    /// Owner only.
     #[inline]
-    pub fn take_all(&self) -> usize {
+    pub fn take_all(&self) -> *mut u8 {
         if !self.has_blocks() {
-            return 0;
+            return core::ptr::null_mut();
         }
-        self.word.swap(0, Ordering::Acquire) & !NOTIFY
+        self.word
+            .swap(core::ptr::null_mut(), Ordering::Acquire)
+            .map_addr(|a| a & !NOTIFY)
     }
 
     /// Asks for a notification at the next push, if the list is empty;
@@ -80,19 +84,35 @@ impl ThreadFree {
     #[inline]
     pub fn try_park(&self) -> bool {
         self.word
-            .compare_exchange(0, NOTIFY, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                core::ptr::null_mut(),
+                core::ptr::without_provenance_mut(NOTIFY),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_ok()
     }
 
     /// Withdraws a notification request (the page left the full queue). Owner only.
     #[inline]
     pub fn clear_notify(&self) {
-        self.word.fetch_and(!NOTIFY, Ordering::Relaxed);
+        let mut current = self.word.load(Ordering::Relaxed);
+        while current as usize & NOTIFY != 0 {
+            match self.word.compare_exchange_weak(
+                current,
+                current.map_addr(|a| a & !NOTIFY),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => current = seen,
+            }
+        }
     }
 }
 
 impl Default for ThreadFree {
     fn default() -> Self {
-        Self::from_word(AtomicUsize::new(0))
+        Self::from_word(AtomicPtr::new(core::ptr::null_mut()))
     }
 }

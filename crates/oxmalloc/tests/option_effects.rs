@@ -10,7 +10,8 @@ static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
 /// Runs `case` in a child process with `env` set; returns its output.
 fn run_case(case: &str, env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"]).env("OX_OPTION_CASE", case);
+    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("OX_OPTION_CASE", case);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -39,14 +40,20 @@ fn child() {
             drop(blocks);
             let after = oxmalloc::stats();
             assert_eq!(after.purge_pending, 0, "memory waits for a purge despite PURGE_DELAY=0");
-            assert!(after.purged_bytes > before.purged_bytes + (32 << 20), "nothing was purged: {after:?}");
+            assert!(
+                after.purged_bytes > before.purged_bytes + (32 << 20),
+                "nothing was purged: {after:?}"
+            );
         }
         "purge-later" => {
             // The default delay: freed pages wait for their purge.
             let blocks: Vec<Box<[u8; 4000]>> = (0..20_000).map(|i| Box::new([i as u8; 4000])).collect();
             drop(blocks);
             let after = oxmalloc::stats();
-            assert!(after.purge_pending > (16 << 20), "freed pages were purged at once: {after:?}");
+            assert!(
+                after.purge_pending > (16 << 20),
+                "freed pages were purged at once: {after:?}"
+            );
         }
         "limit" => {
             // OXMALLOC_LIMIT=64M: allocation fails with ENOMEM past the cap.
@@ -91,8 +98,14 @@ fn child() {
 
 #[test]
 fn purge_delay_zero_releases_at_once() {
-    run_case("purge-now", &[("OXMALLOC_PURGE_DELAY", "0"), ("OXMALLOC_BACKGROUND_PURGE", "0")]);
-    run_case("purge-later", &[("OXMALLOC_PURGE_DELAY", "60000"), ("OXMALLOC_BACKGROUND_PURGE", "0")]);
+    run_case(
+        "purge-now",
+        &[("OXMALLOC_PURGE_DELAY", "0"), ("OXMALLOC_BACKGROUND_PURGE", "0")],
+    );
+    run_case(
+        "purge-later",
+        &[("OXMALLOC_PURGE_DELAY", "60000"), ("OXMALLOC_BACKGROUND_PURGE", "0")],
+    );
 }
 
 #[test]
@@ -102,11 +115,19 @@ fn limit_makes_allocation_fail_with_enomem() {
 
 #[test]
 fn a_bad_value_gets_one_warning_and_the_default() {
-    let out = run_case("bad-value", &[("OXMALLOC_PURGE_DELAY", "soon"), ("OXMALLOC_LIMIT", "12X")]);
+    let out = run_case(
+        "bad-value",
+        &[("OXMALLOC_PURGE_DELAY", "soon"), ("OXMALLOC_LIMIT", "12X")],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("oxmalloc: warning:")).collect();
     assert_eq!(warnings.len(), 2, "one warning per bad option: {err}");
-    assert!(warnings.iter().any(|l| l.contains("OXMALLOC_PURGE_DELAY=soon") && l.contains("default 10")), "{err}");
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("OXMALLOC_PURGE_DELAY=soon") && l.contains("default 10")),
+        "{err}"
+    );
     assert!(warnings.iter().any(|l| l.contains("OXMALLOC_LIMIT=12X")), "{err}");
 }
 
@@ -116,7 +137,11 @@ fn verbose_lists_every_option() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("oxmalloc 0.").count(), 1, "one banner: {err}");
     for info in oxmalloc::options::OPTIONS.iter() {
-        assert!(err.contains(&format!("OXMALLOC_{}=", info.name)), "{} missing from the banner: {err}", info.name);
+        assert!(
+            err.contains(&format!("OXMALLOC_{}=", info.name)),
+            "{} missing from the banner: {err}",
+            info.name
+        );
     }
     assert!(err.contains("OXMALLOC_PURGE_DELAY=25"), "{err}");
 }
