@@ -95,11 +95,17 @@ pub fn start_if_requested() {
         return;
     }
     if start_sampling() {
-        extern "C" fn dump_at_exit() {
+        extern "C" fn dump_at_exit(_: *mut c_void) {
             dump_to_option_path();
         }
-        // SAFETY: registering a plain C function.
-        unsafe { libc::atexit(dump_at_exit) };
+        extern "C" {
+            // glibc's registration behind `atexit` (which itself lives in
+            // libc_nonshared.a and so cannot be referenced from a shared
+            // library); a null DSO handle keeps it until exit.
+            fn __cxa_atexit(f: extern "C" fn(*mut c_void), arg: *mut c_void, dso: *mut c_void) -> c_int;
+        }
+        // SAFETY: registering a plain C function with no argument.
+        unsafe { __cxa_atexit(dump_at_exit, ptr::null_mut(), ptr::null_mut()) };
     }
 }
 

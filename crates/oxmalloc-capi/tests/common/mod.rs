@@ -107,7 +107,15 @@ pub fn skip(program: &str) {
 /// output on failure.
 pub fn compile(compiler: &str, sources: &[&Path], out: &Path, flags: &[&str], extra: &[&str]) {
     let mut cmd = Command::new(compiler);
-    cmd.args(flags).arg("-o").arg(out).args(sources).args(extra);
+    // An rpath given in `extra` becomes DT_RPATH, which wins over the
+    // LD_LIBRARY_PATH that `cargo test` sets (it lists target/debug, where a
+    // debug liboxmalloc.so may be older than the release one under test).
+    cmd.args(flags)
+        .arg("-o")
+        .arg(out)
+        .args(sources)
+        .args(extra)
+        .arg("-Wl,--disable-new-dtags");
     let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     assert!(
         output.status.success(),
