@@ -238,7 +238,6 @@ fn c_program_preloaded_exit_profile_to_flame_graph() {
 /// `thread_free` is exactly `NOTIFY` (which `collect_thread_free` leaves
 /// alone). Uses the release worker (the debug one rarely hangs).
 #[test]
-#[ignore = "engine bug: larson under OXMALLOC_PROF livelocks in Heap::find_page/park_full (thread_free == NOTIFY on a bin page)"]
 fn larson_under_profiling_finishes() {
     let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/oxbench-worker-oxmalloc");
     assert!(

@@ -55,6 +55,7 @@ pub unsafe fn abandon(page: *mut Page) {
     let p = unsafe { &*page };
     // Stop asking for notifications and stop fast local frees.
     p.thread_free.clear_notify();
+    p.in_full.set(false);
     p.owner.store(0, Ordering::Relaxed);
     p.heap.store(ptr::null_mut(), Ordering::Relaxed);
     // Merge `free` into `local_free` so that `used` counts exactly the
@@ -152,7 +153,8 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         TOTAL.fetch_sub(1, Ordering::Relaxed);
         drop(list);
         p.heap.store(heap as *const Heap as *mut Heap, Ordering::Relaxed);
-        p.owner.store(heap.key(), Ordering::Relaxed);
+        p.in_full.set(false);
+        heap.restore_owner(p);
         stats::page_reclaimed();
         return Some(page);
     }

@@ -128,9 +128,12 @@ pub struct Page {
     pub recip: Cell<u64>,
     /// Live profiling samples in the page (their frees take the slow path).
     pub samples: AtomicU32,
+    /// Heap profiling: bit `i % 32` set when block `i` may hold a sample
+    /// (frees of other blocks skip the sample table).
+    pub sample_bits: AtomicU32,
     /// The page is parked in its heap's full queue (owner only).
     pub in_full: Cell<bool>,
-    _pad1: [u8; 11],
+    _pad1: [u8; 7],
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -161,8 +164,9 @@ impl Page {
             key: Cell::new(0),
             recip: Cell::new(0),
             samples: AtomicU32::new(0),
+            sample_bits: AtomicU32::new(0),
             in_full: Cell::new(false),
-            _pad1: [0; 11],
+            _pad1: [0; 7],
         }
     }
 
@@ -190,6 +194,7 @@ impl Page {
         self.thread_free.reset();
         self.pending_frees.store(0, Ordering::Relaxed);
         self.samples.store(0, Ordering::Relaxed);
+        self.sample_bits.store(0, Ordering::Relaxed);
         self.in_full.set(false);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());

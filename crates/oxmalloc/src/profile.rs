@@ -29,9 +29,11 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 use core::ptr;
 
 /// Frames kept per sample.
-pub const MAX_FRAMES: usize = 48;
-/// Capacity of the sample table (live samples beyond it are dropped and counted).
-const TABLE_SLOTS: usize = 1 << 14;
+pub const MAX_FRAMES: usize = 40;
+/// log2 of the capacity of the sample table (live samples beyond it are
+/// dropped and counted).
+const TABLE_BITS: u32 = 13;
+const TABLE_SLOTS: usize = 1 << TABLE_BITS;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static RATE: AtomicU64 = AtomicU64::new(512 * 1024);
@@ -47,7 +49,7 @@ static UNWIND_GET_IP: AtomicUsize = AtomicUsize::new(0);
 #[derive(Clone, Copy)]
 #[repr(C)]
 struct Sample {
-    /// The block (0: free slot; 1: deleted slot).
+    /// The block (0: free slot).
     addr: usize,
     /// Bytes requested.
     size: usize,
@@ -57,8 +59,8 @@ struct Sample {
     frames: [usize; MAX_FRAMES],
 }
 
+/// A free slot (`addr` of a sample is never 0).
 const EMPTY: usize = 0;
-const DELETED: usize = 1;
 
 /// The sample table: open addressing on the block address; mapped on the
 /// first sample.
@@ -185,7 +187,7 @@ pub unsafe fn on_slow_alloc(heap: &Heap, page: &Page, block: *mut u8, requested:
         } else {
             // SAFETY: forwarded contract.
             if unsafe { record(heap, block, requested) } {
-                page.samples.fetch_add(1, Ordering::Relaxed);
+                mark_sampled(page, block);
                 page.owner.fetch_or(OWNER_SLOW, Ordering::Relaxed);
             }
             countdown += next_interval(heap);
@@ -215,7 +217,7 @@ pub unsafe fn on_big_alloc(heap: *mut Heap, page: &Page, block: *mut u8, request
     if countdown <= 0 {
         // SAFETY: forwarded contract.
         if unsafe { record(heap, block, requested) } {
-            page.samples.fetch_add(1, Ordering::Relaxed);
+            mark_sampled(page, block);
         }
         heap.prof_countdown.set(countdown.max(0) + next_interval(heap));
     } else {
@@ -223,10 +225,28 @@ pub unsafe fn on_big_alloc(heap: *mut Heap, page: &Page, block: *mut u8, request
     }
 }
 
+/// The bit of `page.sample_bits` for `block`.
+fn sample_bit(page: &Page, block: *mut u8) -> u32 {
+    let index = if page.kind() == crate::page::PageKind::Class {
+        page.block_index(block as usize).unwrap_or(0)
+    } else {
+        0
+    };
+    1 << (index % 32)
+}
+
+/// Notes that `page` holds a sample at `block`.
+fn mark_sampled(page: &Page, block: *mut u8) {
+    page.samples.fetch_add(1, Ordering::Relaxed);
+    page.sample_bits.fetch_or(sample_bit(page, block), Ordering::Relaxed);
+}
+
 /// A block of a page with samples is freed: forget its sample, if any.
 #[cold]
 pub fn on_free(page: &Page, block: *mut u8) {
-    if page.samples.load(Ordering::Relaxed) == 0 {
+    if page.samples.load(Ordering::Relaxed) == 0
+        || page.sample_bits.load(Ordering::Relaxed) & sample_bit(page, block) == 0
+    {
         return;
     }
     let mut table = TABLE.lock();
@@ -234,52 +254,83 @@ pub fn on_free(page: &Page, block: *mut u8) {
         return;
     }
     if let Some(slot) = table.find(block as usize) {
-        // SAFETY: `slot` is inside the table, which we hold.
-        unsafe { (*slot).addr = DELETED };
+        table.remove(slot);
         LIVE.fetch_sub(1, Ordering::Relaxed);
         drop(table);
-        page.samples.fetch_sub(1, Ordering::Relaxed);
+        if page.samples.fetch_sub(1, Ordering::Relaxed) == 1 {
+            page.sample_bits.store(0, Ordering::Relaxed);
+        }
     }
 }
 
 impl Table {
     fn hash(addr: usize) -> usize {
-        (addr >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - 14)
+        (addr >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (usize::BITS - TABLE_BITS)
     }
 
-    /// The slot holding `addr`, if any.
-    fn find(&mut self, addr: usize) -> Option<*mut Sample> {
+    /// The slot at index `i` (< TABLE_SLOTS) of the mapped table.
+    fn slot(&self, i: usize) -> *mut Sample {
+        // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
+        unsafe { self.slots.add(i) }
+    }
+
+    fn addr_at(&self, i: usize) -> usize {
+        // SAFETY: a slot of the mapped table.
+        unsafe { (*self.slot(i)).addr }
+    }
+
+    /// The index of the slot holding `addr`, if any (linear probing).
+    fn find(&mut self, addr: usize) -> Option<usize> {
         let mut i = Self::hash(addr);
         for _ in 0..TABLE_SLOTS {
-            // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
-            let slot = unsafe { self.slots.add(i) };
-            // SAFETY: as above.
-            let a = unsafe { (*slot).addr };
-            if a == addr {
-                return Some(slot);
+            match self.addr_at(i) {
+                a if a == addr => return Some(i),
+                EMPTY => return None,
+                _ => i = (i + 1) % TABLE_SLOTS,
             }
-            if a == EMPTY {
-                return None;
-            }
-            i = (i + 1) % TABLE_SLOTS;
         }
         None
     }
 
-    /// A slot to store `addr` in (empty or deleted), if the table has room.
+    /// A free slot to store `addr` in, if the table has room (one is kept
+    /// empty so that probes always end).
     fn vacant(&mut self, addr: usize) -> Option<*mut Sample> {
+        if LIVE.load(Ordering::Relaxed) + 1 >= TABLE_SLOTS as u64 as usize {
+            return None;
+        }
         let mut i = Self::hash(addr);
-        for _ in 0..TABLE_SLOTS {
-            // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
-            let slot = unsafe { self.slots.add(i) };
-            // SAFETY: as above.
-            let a = unsafe { (*slot).addr };
-            if a == EMPTY || a == DELETED {
-                return Some(slot);
-            }
+        while self.addr_at(i) != EMPTY {
             i = (i + 1) % TABLE_SLOTS;
         }
-        None
+        Some(self.slot(i))
+    }
+
+    /// Empties slot `i`, shifting later entries of the probe run back so
+    /// that lookups never need tombstones (backward-shift deletion).
+    fn remove(&mut self, mut i: usize) {
+        let mut j = i;
+        loop {
+            j = (j + 1) % TABLE_SLOTS;
+            let a = self.addr_at(j);
+            if a == EMPTY {
+                break;
+            }
+            let home = Self::hash(a);
+            // Move the entry at `j` into the hole at `i` unless its home
+            // lies cyclically in (i, j].
+            let in_between = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !in_between {
+                // SAFETY: two distinct slots of the mapped table.
+                unsafe { self.slot(i).write(self.slot(j).read()) };
+                i = j;
+            }
+        }
+        // SAFETY: a slot of the mapped table.
+        unsafe { (*self.slot(i)).addr = EMPTY };
     }
 }
 
@@ -524,7 +575,7 @@ impl Table {
         for i in 0..TABLE_SLOTS {
             // SAFETY: `i < TABLE_SLOTS` and the table is mapped.
             let s = unsafe { &*self.slots.add(i) };
-            if s.addr > DELETED {
+            if s.addr != EMPTY {
                 f(s);
             }
         }
