@@ -145,7 +145,8 @@ impl Arena {
         if !stats::may_map(CHUNK_SIZE) {
             return ptr::null_mut();
         }
-        let Some(mem) = Os::map(CHUNK_SIZE, CHUNK_SIZE) else {
+        // (Lock order: the arena lock, then the huge cache's.)
+        let Some(mem) = crate::huge::map_or_flush(CHUNK_SIZE, CHUNK_SIZE) else {
             return ptr::null_mut();
         };
         stats::os_mapped(CHUNK_SIZE);

@@ -3,9 +3,10 @@
 //! held them do not exist). The child also gets fresh secrets and no
 //! background purger.
 //!
-//! The only nesting of locks in oxmalloc is the purge lock around the arena
-//! lock; `prepare` takes the purge lock first, so it cannot deadlock
-//! against a running thread.
+//! Locks nest in oxmalloc only as: the purge lock around the arena lock;
+//! the arena lock or the heap pool's around the huge cache's (mapping
+//! memory may give cached huge mappings back). `prepare` takes them in that
+//! order, so it cannot deadlock against a running thread.
 
 use crate::abandon::ABANDONED;
 use crate::arena::{ARENA, PURGE_LOCK};
@@ -26,23 +27,25 @@ pub fn register() {
 }
 
 extern "C" fn prepare() {
+    // The order in which locks nest anywhere: purge before arena, pool and
+    // arena before the huge cache.
     PURGE_LOCK.lock_for_fork();
     POOL.lock_for_fork();
+    ARENA.lock_for_fork();
     CACHE.lock_for_fork();
     for list in &ABANDONED {
         list.lock_for_fork();
     }
-    ARENA.lock_for_fork();
 }
 
 extern "C" fn parent() {
     // SAFETY: `prepare` took every lock on this thread.
     unsafe {
-        ARENA.unlock_after_fork();
         for list in ABANDONED.iter().rev() {
             list.unlock_after_fork();
         }
         CACHE.unlock_after_fork();
+        ARENA.unlock_after_fork();
         POOL.unlock_after_fork();
         PURGE_LOCK.unlock_after_fork();
     }

@@ -779,11 +779,10 @@ pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool { free: ptr::null_mut() }
 
 /// Takes a heap from the pool (or maps a batch of new ones); null when out of memory.
 pub fn heap_acquire() -> *mut Heap {
-    use crate::os::{Os, Platform};
     let mut pool = POOL.lock();
     if pool.free.is_null() {
         const BATCH: usize = 64 * 1024;
-        let Some(mem) = Os::map(BATCH, 4096) else {
+        let Some(mem) = crate::huge::map_or_flush(BATCH, 4096) else {
             return ptr::null_mut();
         };
         stats::os_mapped(BATCH);

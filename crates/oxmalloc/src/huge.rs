@@ -379,6 +379,12 @@ pub fn cache_purge(now: u64, force: bool) -> usize {
     purged
 }
 
+/// Maps fresh memory; when the system refuses (an address-space limit, say),
+/// gives the cached huge mappings back and tries once more.
+pub fn map_or_flush(size: usize, align: usize) -> Option<core::ptr::NonNull<u8>> {
+    Os::map(size, align).or_else(|| if cache_flush() > 0 { Os::map(size, align) } else { None })
+}
+
 /// Unmaps every cached mapping; returns how many there were.
 pub fn cache_flush() -> usize {
     let mut n = 0;
