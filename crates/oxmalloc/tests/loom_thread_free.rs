@@ -24,7 +24,7 @@ mod sync {
 #[allow(dead_code)]
 mod thread_free;
 
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use thread_free::ThreadFree;
@@ -44,6 +44,10 @@ impl Blocks {
     fn addr(i: usize) -> usize {
         (i + 1) * 8
     }
+    /// The fake block `addr` as the pointer the list stores (never dereferenced).
+    fn ptr(addr: usize) -> *mut u8 {
+        std::ptr::without_provenance_mut(addr)
+    }
     fn link(&self, addr: usize, next: usize) {
         self.links[addr / 8 - 1].store(next, Ordering::Relaxed);
     }
@@ -51,7 +55,8 @@ impl Blocks {
         self.links[addr / 8 - 1].load(Ordering::Relaxed)
     }
     /// Walks a taken list, returning the addresses.
-    fn walk(&self, mut head: usize) -> Vec<usize> {
+    fn walk(&self, head: *mut u8) -> Vec<usize> {
+        let mut head = head as usize;
         let mut out = Vec::new();
         while head != 0 {
             out.push(head);
@@ -65,14 +70,14 @@ impl Blocks {
 #[test]
 fn pushes_racing_with_take_all_lose_nothing() {
     loom::model(|| {
-        let list = Arc::new(ThreadFree::from_word(AtomicUsize::new(0)));
+        let list = Arc::new(ThreadFree::from_word(AtomicPtr::new(std::ptr::null_mut())));
         let blocks = Blocks::new(2);
         let pushers: Vec<_> = (0..2)
             .map(|i| {
                 let (list, blocks) = (list.clone(), blocks.clone());
                 thread::spawn(move || {
                     let b = Blocks::addr(i);
-                    list.push(b, |next| blocks.link(b, next));
+                    list.push(Blocks::ptr(b), |next| blocks.link(b, next as usize));
                 })
             })
             .collect();
@@ -90,14 +95,14 @@ fn pushes_racing_with_take_all_lose_nothing() {
 #[test]
 fn parking_a_full_page_never_misses_a_remote_free() {
     loom::model(|| {
-        let list = Arc::new(ThreadFree::from_word(AtomicUsize::new(0)));
+        let list = Arc::new(ThreadFree::from_word(AtomicPtr::new(std::ptr::null_mut())));
         let blocks = Blocks::new(1);
         let notified = Arc::new(AtomicUsize::new(0));
         let pusher = {
             let (list, blocks, notified) = (list.clone(), blocks.clone(), notified.clone());
             thread::spawn(move || {
                 let b = Blocks::addr(0);
-                if list.push(b, |next| blocks.link(b, next)) {
+                if list.push(Blocks::ptr(b), |next| blocks.link(b, next as usize)) {
                     notified.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -119,18 +124,20 @@ fn parking_a_full_page_never_misses_a_remote_free() {
 #[test]
 fn abandon_and_reclaim_race_with_a_remote_free() {
     loom::model(|| {
-        let list = Arc::new(ThreadFree::from_word(AtomicUsize::new(0)));
+        let list = Arc::new(ThreadFree::from_word(AtomicPtr::new(std::ptr::null_mut())));
         let blocks = Blocks::new(2);
         // The abandoned-pages list: `true` when the page is on it.
         let abandoned = Arc::new(Mutex::new(false));
         let collected = Arc::new(Mutex::new(Vec::new()));
         // Block 0 was freed remotely before the owner starts abandoning.
-        list.push(Blocks::addr(0), |next| blocks.link(Blocks::addr(0), next));
+        list.push(Blocks::ptr(Blocks::addr(0)), |next| {
+            blocks.link(Blocks::addr(0), next as usize)
+        });
         let remote = {
             let (list, blocks) = (list.clone(), blocks.clone());
             thread::spawn(move || {
                 let b = Blocks::addr(1);
-                list.push(b, |next| blocks.link(b, next));
+                list.push(Blocks::ptr(b), |next| blocks.link(b, next as usize));
             })
         };
         let owner = {
