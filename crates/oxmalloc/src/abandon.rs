@@ -63,17 +63,8 @@ pub unsafe fn abandon(page: *mut Page) {
     // SAFETY: we still act as the owner.
     unsafe {
         p.collect_thread_free();
-        let mut free = p.free.get();
-        p.free.set(ptr::null_mut());
-        let mut moved = 0u32;
-        while !free.is_null() {
-            let next = p.next_of(free);
-            p.set_next(free, p.local_free.get());
-            p.local_free.set(free);
-            free = next;
-            moved += 1;
-        }
-        p.used.set(p.used.get() - moved);
+        let free = p.free.replace(ptr::null_mut());
+        p.move_to_local(free);
     }
     if p.used.get() == 0 {
         // SAFETY: empty and on no list.

@@ -457,19 +457,25 @@ impl Heap {
     /// # Safety
     /// Only the owning thread may call this, once, at its exit.
     pub unsafe fn abandon_all(&self) {
+        // SAFETY: the pages were ours; each is off every queue when passed.
+        self.drain(|_, page| unsafe { abandon::abandon(page) });
+    }
+
+    /// Takes every class page off this heap's queues, flushes its counted
+    /// frees, and hands it to `f` (with its class); the direct table is
+    /// left pointing at the empty page.
+    fn drain(&self, mut f: impl FnMut(Class, *mut Page)) {
         for class in 0..CLASS_COUNT {
             for queue in [&self.bins[class], &self.full[class]] {
                 loop {
-                    // SAFETY: our own queue.
+                    // SAFETY: our own queue (every caller is the owner).
                     let page = unsafe { queue.pop_front() };
                     if page.is_null() {
                         break;
                     }
-                    // SAFETY: the page was ours; it is off every queue now.
-                    unsafe {
-                        self.flush_frees(&*page);
-                        abandon::abandon(page);
-                    }
+                    // SAFETY: a page of ours, now off every queue.
+                    self.flush_frees(unsafe { &*page });
+                    f(class, page);
                 }
             }
             self.update_direct(class);
@@ -563,26 +569,15 @@ impl Heap {
     /// Only the owning thread may call this; no block of the heap may be
     /// used (or freed) afterwards, by any thread.
     pub unsafe fn destroy(&self) {
-        for class in 0..CLASS_COUNT {
-            for queue in [&self.bins[class], &self.full[class]] {
-                loop {
-                    // SAFETY: our own queue.
-                    let page = unsafe { queue.pop_front() };
-                    if page.is_null() {
-                        break;
-                    }
-                    // SAFETY: our page, off every queue; its blocks die with it.
-                    unsafe {
-                        self.flush_frees(&*page);
-                        let live = live_blocks(&*page);
-                        stats::add(&self.counters.frees[class], live as u64);
-                        stats::bump(&self.counters.pages_freed);
-                        arena::free_page_span(page);
-                    }
-                }
+        self.drain(|class, page| {
+            // SAFETY: our page, off every queue; its blocks die with it.
+            unsafe {
+                let live = live_blocks(&*page);
+                stats::add(&self.counters.frees[class], live as u64);
+                stats::bump(&self.counters.pages_freed);
+                arena::free_page_span(page);
             }
-            self.update_direct(class);
-        }
+        });
         let list = self.large.lock();
         loop {
             // SAFETY: we hold the lock.
@@ -618,27 +613,18 @@ impl Heap {
         // SAFETY: the family link of a live first-class heap is the thread's
         // default heap, which the calling thread owns.
         let default = unsafe { &*default };
-        for class in 0..CLASS_COUNT {
-            for queue in [&self.bins[class], &self.full[class]] {
-                loop {
-                    // SAFETY: our own queue.
-                    let page = unsafe { queue.pop_front() };
-                    if page.is_null() {
-                        break;
-                    }
-                    // SAFETY: our page moves to another heap of the same thread.
-                    unsafe {
-                        let p = &*page;
-                        self.flush_frees(p);
-                        p.thread_free.clear_notify();
-                        p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
-                        p.in_full.set(false);
-                        default.restore_owner(p);
-                        default.bins[class].push_back(page);
-                    }
-                }
+        self.drain(|class, page| {
+            // SAFETY: our page moves to another heap of the same thread.
+            unsafe {
+                let p = &*page;
+                p.thread_free.clear_notify();
+                p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
+                p.in_full.set(false);
+                default.restore_owner(p);
+                default.bins[class].push_back(page);
             }
-            self.update_direct(class);
+        });
+        for class in 0..CLASS_COUNT {
             default.update_direct(class);
         }
         self.forget_large();

@@ -492,23 +492,35 @@ impl Page {
                 tail = next;
                 kept += 1;
             }
-            let mut rest = self.next_of(tail);
+            let rest = self.next_of(tail);
             if rest.is_null() {
                 return kept;
             }
             self.set_next(tail, ptr::null_mut());
-            let mut moved = 0;
-            while !rest.is_null() {
-                let next = self.next_of(rest);
-                self.set_next(rest, self.local_free.get());
-                self.local_free.set(rest);
-                rest = next;
-                moved += 1;
-            }
-            self.used.set(self.used.get() - moved);
+            self.move_to_local(rest);
         }
         self.free_is_zero.set(false);
         kept
+    }
+
+    /// Moves a detached list of this page's free blocks (taken off `free`)
+    /// onto `local_free`, keeping `used` (A + F + T) exact.
+    ///
+    /// # Safety
+    /// Only the owner may call this, with blocks no list holds any more.
+    pub unsafe fn move_to_local(&self, mut list: *mut Block) {
+        let mut moved = 0;
+        while !list.is_null() {
+            // SAFETY: caller's contract: free blocks of this page, ours.
+            unsafe {
+                let next = self.next_of(list);
+                self.set_next(list, self.local_free.get());
+                self.local_free.set(list);
+                list = next;
+            }
+            moved += 1;
+        }
+        self.used.set(self.used.get() - moved);
     }
 
     /// Brings `local_free` and `thread_free` into `free` when `free` is empty.

@@ -93,6 +93,16 @@ pub unsafe fn free_sized(ptr: *mut u8, size: usize) {
 /// # Safety
 /// A block of oxmalloc's must not be used after it is moved.
 pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
+    // SAFETY: forwarded contract; the thread's own heap.
+    unsafe { realloc_into(crate::tls::heap(), ptr, size) }
+}
+
+/// `realloc` moving (when it must) into `heap`.
+///
+/// # Safety
+/// As for [`realloc`]; `heap` is the calling thread's default heap or one
+/// of its first-class heaps.
+unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize) -> *mut u8 {
     if size > MAX_SIZE {
         return alloc::out_of_memory();
     }
@@ -108,7 +118,7 @@ pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
     }
     // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
     // and `page` its descriptor.
-    unsafe { alloc::realloc_block(ptr, page, size, MALLOC_ALIGN) }
+    unsafe { alloc::realloc_block_in(heap, ptr, page, size, MALLOC_ALIGN) }
 }
 
 /// `malloc_usable_size`: 0 for null; reports and returns 0 for a pointer
@@ -207,26 +217,8 @@ pub unsafe fn heap_aligned_alloc(heap: RawHeap, size: usize, align: usize) -> *m
 /// # Safety
 /// As for [`heap_malloc`], and `ptr` as for [`realloc`].
 pub unsafe fn heap_realloc(heap: RawHeap, ptr: *mut u8, size: usize) -> *mut u8 {
-    if size > MAX_SIZE {
-        return alloc::out_of_memory();
-    }
-    let Some(page) = chunk::page_of_checked(ptr) else {
-        report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
-        return core::ptr::null_mut();
-    };
-    let page = resolve_forward(page);
-    // SAFETY: descriptors in a chunk the map vouches for are valid memory.
-    if alloc::block_usable_size(unsafe { &*page }, ptr).is_none() {
-        report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
-        return core::ptr::null_mut();
-    }
     // SAFETY: forwarded contract.
-    unsafe {
-        with_heap(heap, |h| {
-            alloc::realloc_block_in(h.as_raw(), ptr, page, size, MALLOC_ALIGN)
-        })
-    }
-    .unwrap_or(core::ptr::null_mut())
+    unsafe { with_heap(heap, |h| realloc_into(h.as_raw(), ptr, size)) }.unwrap_or(core::ptr::null_mut())
 }
 
 /// Frees every block of the heap at once, and the heap.
