@@ -3,11 +3,18 @@
 //! In the default build `ENABLED` is false and every hook here compiles to
 //! nothing. The hardened build adds, at a small cost:
 //!
-//! * **Encoded free lists.** Each link is stored as
-//!   `rotl(next ^ key, r) ^ block`, with a random key per page (`Page::key`,
-//!   drawn from a process secret). A decoded link must be null or the start of
-//!   a carved block of the same page, otherwise the process stops with
-//!   "corrupted free list": a wild pointer is never handed out.
+//! * **Authenticated free lists.** A link is stored as the next block's
+//!   offset in the page (plus one; 0 for the end of the list) in the low
+//!   [`LINK_OFFSET_BITS`] bits, and above them a tag: a keyed hash of that
+//!   offset and of the address of the block holding the link, with a random
+//!   key per page (`Page::key`, drawn from a process secret). A link whose
+//!   tag does not match, or that does not lead to a carved block of the same
+//!   page, stops the process with "corrupted free list" naming the block
+//!   that held it: a wild pointer is never handed out, and — unlike a plain
+//!   xor/rotate encoding, where flipping a few bits of a link can land on
+//!   another block of the same page — a corrupted link cannot redirect the
+//!   list to a live block by accident (a 40-bit tag; see `link_tag` for
+//!   what it does not claim).
 //! * **A trailer on every block**: its last 8 bytes hold a 32-bit canary
 //!   derived from the block address and the page key, and the distance from
 //!   the caller's size to the trailer (so the requested size is known at
@@ -96,9 +103,27 @@ pub fn page_key() -> usize {
     (mix(SECRET.load(Ordering::Relaxed) ^ n.wrapping_mul(0x2545_f491_4f6c_dd1d)) | 1) as usize
 }
 
+/// Low bits of an encoded link that hold the next block's offset plus one.
+/// Class pages span at most `MEDIUM_PAGE_SLICES` slices (512 KiB), so every
+/// offset fits with room to spare; the other 40 bits hold the tag.
+const LINK_OFFSET_BITS: u32 = 24;
+const LINK_OFFSET_MASK: usize = (1 << LINK_OFFSET_BITS) - 1;
+const _: () = assert!(
+    crate::size_class::MEDIUM_PAGE_SLICES * crate::chunk::SLICE_SIZE < LINK_OFFSET_MASK,
+    "a class page's offsets must fit in the offset bits of a link"
+);
+
+/// The tag of link value `offset` stored in `block`: the high 40 bits of a
+/// keyed hash of the pair. The block address goes through a multiply and a
+/// rotation before the offset joins, so that no xor of offsets and blocks
+/// keeps a tag valid: a link copied into another block, or with any bit of
+/// its offset changed, fails the check. (Two multiplies: cheap, not a
+/// cryptographic MAC; the constants differ from the canary's.)
 #[inline(always)]
-fn rotation(key: usize) -> u32 {
-    (key >> 58) as u32
+fn link_tag(page: &Page, block: *mut Block, offset: usize) -> usize {
+    let seeded = ((block as usize ^ page.key.get()) as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let x = seeded.rotate_left(29) ^ offset as u64;
+    (x.wrapping_mul(0x94d0_49bb_1331_11eb) as usize) & !LINK_OFFSET_MASK
 }
 
 /// Encodes a free-list link before it is stored in `block`.
@@ -107,23 +132,48 @@ pub fn encode_link(page: &Page, block: *mut Block, next: *mut Block) -> *mut Blo
     if !ENABLED {
         return next;
     }
-    let key = page.key.get();
-    next.map_addr(|n| (n ^ key).rotate_left(rotation(key)) ^ block as usize)
+    seal_link(page, block, next)
 }
 
-/// Decodes a free-list link read from `block`, stopping the process when it
-/// does not lead to a block of the same page.
+/// Decodes a free-list link read from `block`, stopping the process when its
+/// tag does not match or it does not lead to a carved block of the same page.
 #[inline(always)]
 pub fn decode_link(page: &Page, block: *mut Block, raw: *mut Block) -> *mut Block {
     if !ENABLED {
         return raw;
     }
-    let key = page.key.get();
-    let next = raw.map_addr(|r| (r ^ block as usize).rotate_right(rotation(key)) ^ key);
-    if !next.is_null() && page.block_index(next as usize).is_none() {
-        fatal(HeapError::CorruptedFreeList, block as usize, page.block_size.get());
+    match open_link(page, block, raw) {
+        Some(next) => next,
+        None => fatal(HeapError::CorruptedFreeList, block as usize, page.block_size.get()),
     }
-    next
+}
+
+/// The stored form of a link to `next` (null: end of list) kept in `block`.
+#[inline(always)]
+fn seal_link(page: &Page, block: *mut Block, next: *mut Block) -> *mut Block {
+    let offset = if next.is_null() {
+        0
+    } else {
+        next as usize - page.start.get() as usize + 1
+    };
+    debug_assert!(offset <= LINK_OFFSET_MASK);
+    core::ptr::without_provenance_mut(offset | link_tag(page, block, offset))
+}
+
+/// The link that `raw`, read from `block`, stands for; `None` when the tag
+/// does not match or the link leads outside the page's carved blocks.
+#[inline(always)]
+fn open_link(page: &Page, block: *mut Block, raw: *mut Block) -> Option<*mut Block> {
+    let offset = raw as usize & LINK_OFFSET_MASK;
+    if raw as usize != offset | link_tag(page, block, offset) {
+        return None;
+    }
+    if offset == 0 {
+        return Some(core::ptr::null_mut());
+    }
+    // The block's own provenance covers its page (one mapping).
+    let next = block.with_addr(page.start.get() as usize + offset - 1);
+    page.block_index(next as usize).map(|_| next)
 }
 
 /// The trailer word of a block whose last usable byte ends at `end`.
@@ -339,5 +389,107 @@ impl Shuffle {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (((self.0 >> 32) * n as u64) >> 32) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::page::PageKind;
+    use crate::size_class::{class_for_aligned, class_size, page_slices};
+
+    /// A class page of `size`-byte blocks at a made-up address, fully
+    /// carved, with a fixed key (links are only computed, never stored).
+    fn page_of(size: usize) -> Page {
+        let page = Page::new();
+        let class = class_for_aligned(size, 8).unwrap();
+        let start = core::ptr::without_provenance_mut::<u8>(0x7f12_3440_0000);
+        page.init(
+            PageKind::Class,
+            start,
+            page_slices(class),
+            class_size(class),
+            class,
+            true,
+        );
+        page.set_capacity(page.reserved.get());
+        page.key.set(0x5eed_1234_abcd_0f01);
+        page
+    }
+
+    fn block(page: &Page, index: usize) -> *mut Block {
+        page.start.get().wrapping_add(index * page.block_size.get()).cast()
+    }
+
+    #[test]
+    fn links_round_trip() {
+        for size in [16, 48, 1024, 8192, 65536] {
+            let page = page_of(size);
+            let blocks = page.reserved.get() as usize;
+            let step = if cfg!(miri) { blocks / 3 + 1 } else { 1 };
+            for i in (0..blocks).step_by(step) {
+                let next = block(&page, (i * 7 + 3) % blocks);
+                for target in [next, core::ptr::null_mut()] {
+                    let raw = seal_link(&page, block(&page, i), target);
+                    assert_eq!(
+                        open_link(&page, block(&page, i), raw),
+                        Some(target),
+                        "size {size} block {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every single-bit flip and every single-byte change of a stored link
+    /// is rejected — in particular the ones that would turn it into a link
+    /// to another block of the same page, which a plain xor/rotate encoding
+    /// accepts.
+    #[test]
+    fn corrupted_links_are_rejected() {
+        let page = page_of(16);
+        let blocks = page.reserved.get() as usize;
+        let samples = if cfg!(miri) { 3 } else { 200 };
+        for k in 0..samples {
+            let holder = block(&page, (k * 97) % blocks);
+            let next = if k % 5 == 0 {
+                core::ptr::null_mut()
+            } else {
+                block(&page, (k * 31 + 1) % blocks)
+            };
+            let raw = seal_link(&page, holder, next) as usize;
+            for bit in 0..64 {
+                let bad = core::ptr::without_provenance_mut(raw ^ (1 << bit));
+                assert_eq!(open_link(&page, holder, bad), None, "bit {bit} of link {k}");
+            }
+            let byte_values = if cfg!(miri) { 1..=3 } else { 1..=255 };
+            for byte in 0..8 {
+                for x in byte_values.clone() {
+                    let bad = core::ptr::without_provenance_mut(raw ^ ((x as usize) << (8 * byte)));
+                    assert_eq!(open_link(&page, holder, bad), None, "byte {byte} ^ {x:#x} of link {k}");
+                }
+            }
+            for bad in [0usize, holder as usize, next as usize] {
+                if bad != raw {
+                    let bad = core::ptr::without_provenance_mut(bad);
+                    assert_eq!(open_link(&page, holder, bad), None, "plain word {bad:?} in link {k}");
+                }
+            }
+        }
+    }
+
+    /// A link copied into another block (of the same page) does not verify
+    /// there: the tag binds the link to the block that holds it.
+    #[test]
+    fn links_are_bound_to_their_block() {
+        let page = page_of(32);
+        let blocks = page.reserved.get() as usize;
+        let samples = if cfg!(miri) { 4 } else { 400 };
+        for k in 0..samples {
+            let from = block(&page, (k * 13) % blocks);
+            let to = block(&page, (k * 13 + 1 + k % 17) % blocks);
+            let raw = seal_link(&page, from, block(&page, (k * 5) % blocks));
+            assert_eq!(open_link(&page, to, raw), None, "link of block {k} moved");
+        }
     }
 }
