@@ -4,8 +4,9 @@
 # (raw_ops) and of GlobalAlloc calls with arbitrary layouts (global_alloc_ops),
 # checked against a model. FUZZ_FEATURES=secure fuzzes the hardened engine.
 #
-# Needs cargo-fuzz (`cargo install cargo-fuzz`) and the nightly toolchain;
-# without them it prints SKIPPED and exits 0 (so does OXMALLOC_SKIP_FUZZ=1). A crash fails the run and
+# Needs cargo-fuzz and the nightly toolchain, which it installs when missing
+# (scripts/nightly-tools.sh); where that is impossible it prints SKIPPED and
+# exits 0 (so does OXMALLOC_SKIP_FUZZ=1). A crash fails the run and
 # leaves the reproducer in fuzz/artifacts/<target>/ (replay it with
 # `cd fuzz && cargo +nightly fuzz run <target> <file>`).
 set -euo pipefail
@@ -16,14 +17,12 @@ if [ "${OXMALLOC_SKIP_FUZZ:-0}" = 1 ]; then
     echo "SKIPPED: fuzzing (OXMALLOC_SKIP_FUZZ=1)"
     exit 0
 fi
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-    echo "SKIPPED: fuzzing: no nightly toolchain (rustup toolchain install nightly)"
+. ../scripts/nightly-tools.sh
+if ! why=$(ensure_nightly) || ! why=$(ensure_cargo_fuzz); then
+    echo "SKIPPED: fuzzing: $why"
     exit 0
 fi
-if ! cargo +nightly fuzz --help >/dev/null 2>&1; then
-    echo "SKIPPED: fuzzing: cargo-fuzz is not installed (cargo install cargo-fuzz)"
-    exit 0
-fi
+if [ -n "$why" ]; then echo "$why"; fi
 
 features=()
 [ -n "${FUZZ_FEATURES:-}" ] && features=(--features "$FUZZ_FEATURES")

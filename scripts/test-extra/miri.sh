@@ -10,8 +10,8 @@
 # they run on Miri's allocator (the OS layer, TLS assembly and mmap are
 # beyond what Miri emulates) and sample the exhaustive loops.
 #
-# Skips with a SKIPPED line (exit 0) when Miri is not installed
-# (`rustup component add miri --toolchain nightly`). Undefined behaviour, a
+# Installs Miri when it is missing (scripts/nightly-tools.sh); skips with a
+# SKIPPED line (exit 0) when that is impossible. Undefined behaviour, a
 # failed test or any other error fails the run. OXMALLOC_SKIP_MIRI=1 skips
 # on purpose.
 set -euo pipefail
@@ -21,14 +21,12 @@ if [ "${OXMALLOC_SKIP_MIRI:-0}" = 1 ]; then
     echo "SKIPPED: Miri (OXMALLOC_SKIP_MIRI=1)"
     exit 0
 fi
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-    echo "SKIPPED: Miri: no nightly toolchain (rustup toolchain install nightly)"
+. scripts/nightly-tools.sh
+if ! why=$(ensure_nightly) || ! why=$(ensure_component miri cargo +nightly miri --version); then
+    echo "SKIPPED: Miri: $why"
     exit 0
 fi
-if ! cargo +nightly miri --version >/dev/null 2>&1; then
-    echo "SKIPPED: Miri is not installed (rustup component add miri --toolchain nightly)"
-    exit 0
-fi
+if [ -n "$why" ]; then echo "$why"; fi
 
 export MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-disable-isolation ${MIRIFLAGS:-}"
 log=$(mktemp)

@@ -6,9 +6,9 @@
 # every atomic and plain access of the allocator is checked for data races
 # while threads allocate, free remotely and exit.
 #
-# Needs the nightly toolchain with rust-src (`rustup toolchain install nightly`,
-# `rustup component add rust-src --toolchain nightly`); without them it prints
-# SKIPPED and exits 0. OXMALLOC_SKIP_TSAN=1 skips it on purpose (also with a
+# Needs the nightly toolchain with rust-src, which it installs when missing
+# (scripts/nightly-tools.sh); where that is impossible it prints SKIPPED and
+# exits 0. OXMALLOC_SKIP_TSAN=1 skips it on purpose (also with a
 # SKIPPED line). Extra test names can be given as arguments (default: stress).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,15 +17,13 @@ if [ "${OXMALLOC_SKIP_TSAN:-0}" = 1 ]; then
     echo "SKIPPED: ThreadSanitizer run (OXMALLOC_SKIP_TSAN=1)"
     exit 0
 fi
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-    echo "SKIPPED: ThreadSanitizer run: no nightly toolchain (rustup toolchain install nightly)"
+. scripts/nightly-tools.sh
+has_rust_src() { [ -d "$(rustup run nightly rustc --print sysroot)/lib/rustlib/src/rust/library" ]; }
+if ! why=$(ensure_nightly) || ! why=$(ensure_component rust-src has_rust_src); then
+    echo "SKIPPED: ThreadSanitizer run: $why"
     exit 0
 fi
-sysroot=$(rustup run nightly rustc --print sysroot)
-if [ ! -d "$sysroot/lib/rustlib/src/rust/library" ]; then
-    echo "SKIPPED: ThreadSanitizer run: nightly has no rust-src (rustup component add rust-src --toolchain nightly)"
-    exit 0
-fi
+if [ -n "$why" ]; then echo "$why"; fi
 
 target=$(rustup run nightly rustc -vV | sed -n 's/^host: //p')
 tests=("$@")

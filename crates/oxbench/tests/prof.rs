@@ -232,11 +232,11 @@ fn c_program_preloaded_exit_profile_to_flame_graph() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Engine bug reproducer: larson (2 threads) under `OXMALLOC_PROF` never
-/// finishes: one thread spins in `Heap::find_page` -> `park_full`, whose
-/// `compare_exchange(0, NOTIFY)` fails forever on a bin page whose
-/// `thread_free` is exactly `NOTIFY` (which `collect_thread_free` leaves
-/// alone). Uses the release worker (the debug one rarely hangs).
+/// Regression test for a livelock fixed in d2f5c34: larson (2 threads)
+/// under `OXMALLOC_PROF` could spin forever in `Heap::find_page` ->
+/// `park_full`, whose `compare_exchange(0, NOTIFY)` failed on a bin page
+/// whose `thread_free` was exactly `NOTIFY`. Uses the release worker (the
+/// debug one rarely hit it).
 #[test]
 fn larson_under_profiling_finishes() {
     let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/oxbench-worker-oxmalloc");
