@@ -87,9 +87,23 @@ void ox_stats_get(ox_stats_t *out);
 /* Options by name, with or without the OXMALLOC_ prefix, any case
  * ("SHOW_STATS", "OXMALLOC_PURGE_DELAY"). ox_option_get returns -1 for an
  * unknown name; ox_option_set returns 0, or -1 for an unknown name or a
- * negative value. */
+ * negative value.
+ *
+ * Text options (PROF, a path) hold a copy of their value, of at most 255
+ * bytes: ox_option_get gives 1 when one is set and 0 when not, and
+ * ox_option_set refuses them (-1). ox_option_set_text copies value (NULL
+ * or "": unset), so the caller's buffer may be reused at once; it returns
+ * 0, or -1 (the option keeping its value) for an unknown name, an option
+ * that is not a text option, or a value over 255 bytes (with a warning).
+ * ox_option_get_text copies the value into buf like snprintf (at most
+ * len - 1 bytes and a NUL) and returns its whole length (0: unset), or -1
+ * for an unknown name or an option that is not a text option. PROF set
+ * after start-up is the path of ox_prof_dump(NULL); the profile written
+ * at exit goes where PROF named at start-up. */
 long long ox_option_get(const char *name);
 int ox_option_set(const char *name, long long value);
+int ox_option_set_text(const char *name, const char *value);
+long long ox_option_get_text(const char *name, char *buf, size_t len);
 
 /* Statistics as one JSON object (the fields of oxmalloc::Stats::json():
  * "allocated_bytes": {"current", "peak", "total"}, "allocated_blocks",
@@ -143,7 +157,8 @@ bool ox_heap_visit_blocks(ox_heap_t *heap, bool (*visit)(void *block, size_t siz
  * sample_bytes allocated (0: OXMALLOC_PROF_SAMPLE, 512 KiB by default),
  * and returns false when the unwinder (libgcc_s) is missing; it writes
  * nothing at exit. ox_prof_dump writes the live samples to path ("%p"
- * becomes the process id; NULL: the OXMALLOC_PROF path) and returns
+ * becomes the process id; NULL: the PROF option's current path, from
+ * OXMALLOC_PROF or ox_option_set_text) and returns
  * whether it did; blocks freed before the dump are not in it. Read the
  * file with `oxbench prof FILE`. */
 bool ox_prof_start(size_t sample_bytes);

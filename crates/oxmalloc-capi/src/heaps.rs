@@ -236,7 +236,8 @@ pub extern "C" fn ox_prof_start(sample_bytes: usize) -> bool {
 }
 
 /// `ox_prof_dump`: writes the live sampled allocations to `path` (`%p`
-/// becomes the process id; NULL: the `OXMALLOC_PROF` path) in the text
+/// becomes the process id; NULL: the current `PROF` option, from the
+/// environment or [`crate::prefixed::ox_option_set_text`]) in the text
 /// heap-profile format read by `oxbench prof` and `pprof`. Returns whether
 /// the file was written. Does not allocate.
 ///
@@ -244,17 +245,14 @@ pub extern "C" fn ox_prof_start(sample_bytes: usize) -> bool {
 /// `path` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn ox_prof_dump(path: *const c_char) -> bool {
-    let path = if path.is_null() {
-        // The option holds the address of the environment's string.
-        options::get(Opt::Prof) as usize as *const c_char
-    } else {
-        path
-    };
     if path.is_null() {
-        return false;
+        // A copy of the option's current value, on our stack.
+        return match options::text(Opt::Prof) {
+            Some(text) => engine::profile::dump(text.as_c_str()),
+            None => false,
+        };
     }
-    // SAFETY: caller's contract, or the environment string of OXMALLOC_PROF,
-    // which lives as long as the process.
+    // SAFETY: caller's contract: a NUL-terminated string.
     let path = unsafe { CStr::from_ptr(path) };
     engine::profile::dump(path)
 }

@@ -178,7 +178,9 @@ unsafe fn option_index(name: *const c_char) -> Option<usize> {
 }
 
 /// `ox_option_get`: the value of an option (`"SHOW_STATS"` or
-/// `"OXMALLOC_SHOW_STATS"`); -1 when there is no such option.
+/// `"OXMALLOC_SHOW_STATS"`); -1 when there is no such option. A text
+/// option (`PROF`) gives 1 when set and 0 when unset; read its text with
+/// [`ox_option_get_text`].
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.
@@ -193,7 +195,8 @@ pub unsafe extern "C" fn ox_option_get(name: *const c_char) -> c_longlong {
 
 /// `ox_option_set`: sets an option as if `OXMALLOC_<name>=<value>` were in
 /// the environment (booleans: any non-zero value is 1). Returns 0, or -1
-/// when there is no such option or the value is negative. Options that
+/// when there is no such option, the value is negative, or the option is a
+/// text option (`PROF`: set it with [`ox_option_set_text`]). Options that
 /// shape start-up (RESERVE, VERBOSE) only count before the first allocation.
 ///
 /// # Safety
@@ -208,6 +211,10 @@ pub unsafe extern "C" fn ox_option_set(name: *const c_char, value: c_longlong) -
         return -1;
     }
     let info = &OPTIONS[index];
+    if info.kind == Kind::Text {
+        // A number is no text: it would be taken for a path.
+        return -1;
+    }
     let value = if info.kind == Kind::Bool {
         (value != 0) as usize
     } else {
@@ -232,6 +239,63 @@ pub unsafe extern "C" fn ox_option_set(name: *const c_char, value: c_longlong) -
     }
     options::apply_env_entry(&buf[..len]);
     0
+}
+
+/// `ox_option_set_text`: sets a text option (`"PROF"`) to a copy of
+/// `value` (NULL or `""`: unset); `value` may be freed or overwritten as
+/// soon as this returns. Returns 0, or -1 when there is no such option, it
+/// is not a text option, or `value` is longer than 255 bytes
+/// ([`options::TEXT_MAX`], with a warning); the option then keeps its value.
+///
+/// # Safety
+/// `name` and `value` are each NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn ox_option_set_text(name: *const c_char, value: *const c_char) -> c_int {
+    // SAFETY: forwarded contract.
+    let Some(index) = (unsafe { option_index(name) }) else {
+        return -1;
+    };
+    let value = if value.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: caller's contract: a NUL-terminated string.
+        unsafe { CStr::from_ptr(value) }.to_bytes()
+    };
+    match options::set_text_at(index, value) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+/// `ox_option_get_text`: copies a text option's value into `buf` like
+/// `snprintf` (at most `len - 1` bytes and a NUL; nothing when `len` is 0)
+/// and returns its whole length (0: unset), or -1 when there is no such
+/// option or it is not a text option.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `buf` is NULL or points to
+/// `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn ox_option_get_text(name: *const c_char, buf: *mut c_char, len: usize) -> c_longlong {
+    // SAFETY: forwarded contract.
+    let Some(index) = (unsafe { option_index(name) }) else {
+        return -1;
+    };
+    if OPTIONS[index].kind != Kind::Text {
+        return -1;
+    }
+    let text = options::text_at(index);
+    let value = text.as_ref().map_or(&[][..], |t| t.as_bytes());
+    if !buf.is_null() && len > 0 {
+        let n = value.len().min(len - 1);
+        // SAFETY: caller's contract: `buf` has `len` writable bytes, and we
+        // write `n + 1 <= len` of them from our own copy (no overlap).
+        unsafe {
+            core::ptr::copy_nonoverlapping(value.as_ptr(), buf.cast::<u8>(), n);
+            buf.add(n).write(0);
+        }
+    }
+    value.len() as c_longlong
 }
 
 /// `ox_version`: the version string, e.g. `"0.1.0"`.

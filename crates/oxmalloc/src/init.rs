@@ -32,7 +32,9 @@ fn ensure_slow() {
         .is_ok()
     {
         options::load_from_env();
-        crate::profile::init_from_options(options::get(options::Opt::Prof) as usize as *const core::ffi::c_char);
+        // A copy that is never written again: the profile keeps the pointer
+        // until exit.
+        crate::profile::init_from_options(options::pinned_text(options::Opt::Prof));
         Os::page_size();
         secure::init();
         thread::create_key();

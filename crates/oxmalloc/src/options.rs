@@ -6,11 +6,19 @@
 //! `G` (or `KiB`, `MiB`, `GiB`) suffixes; booleans take 1/0, on/off,
 //! true/false, yes/no. A bad value gets one warning naming the option, and
 //! the default is kept.
+//!
+//! Text options (a path) own their bytes: a value is copied into a fixed
+//! buffer here (at most [`TEXT_MAX`] bytes; nothing is allocated), whatever
+//! it came from (`environ`, [`set_text`], [`apply_env_entry`]), so no
+//! option ever points into memory that its caller may free or reuse. See
+//! [`TEXTS`] for the invariant.
 
 use crate::fatal;
 use crate::os::{Os, Platform};
-use crate::sync::atomic::{AtomicI64, Ordering};
-use core::ffi::CStr;
+use crate::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use crate::sync::Mutex;
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, CStr};
 
 /// How an option's value is written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,8 +31,9 @@ pub enum Kind {
     Millis,
     /// A plain count.
     Count,
-    /// Text (a path); the value is the address of the C string in the
-    /// environment (0: unset).
+    /// Text (a path) of at most [`TEXT_MAX`] bytes, read with [`text`] and
+    /// set with [`set_text`]; its numeric value ([`get`]) is 1 when set,
+    /// 0 when unset.
     Text,
 }
 
@@ -156,22 +165,264 @@ static VALUES: [AtomicI64; OPTIONS.len()] = {
     values
 };
 
-/// The current value of an option.
+/// The longest value of a text option, in bytes (without a terminating
+/// NUL). Longer values are refused with a warning naming the option.
+pub const TEXT_MAX: usize = 255;
+
+/// Why setting an option was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SetError {
+    /// A text option given a number ([`set`]): use [`set_text`].
+    TextOption,
+    /// A text given to an option that is not a text option ([`set_text`]).
+    NotText,
+    /// A text longer than [`TEXT_MAX`] bytes (a warning was printed).
+    TooLong,
+    /// A text with a NUL byte in it.
+    Nul,
+    /// No option has this index in [`OPTIONS`].
+    NoSuchOption,
+}
+
+/// The value of a text option: a copy, NUL-terminated, owned by whoever
+/// holds it (so it stays intact whatever happens to the option afterwards).
+#[derive(Clone, Copy)]
+pub struct Text {
+    len: usize,
+    /// `bytes[..len]` is the value, and `bytes[len..]` is all NUL (so the
+    /// last byte always is, and the value has no NUL of its own).
+    bytes: [u8; TEXT_MAX + 1],
+}
+
+impl Text {
+    const EMPTY: Text = Text {
+        len: 0,
+        bytes: [0; TEXT_MAX + 1],
+    };
+
+    /// The value's bytes (without the NUL).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// The value as a C string.
+    pub fn as_c_str(&self) -> &CStr {
+        // Cannot fail: the last byte is NUL and the value holds none.
+        CStr::from_bytes_until_nul(&self.bytes).unwrap_or(c"")
+    }
+}
+
+/// Index of each text option among the text options (`usize::MAX`: not one).
+const TEXT_SLOT: [usize; OPTIONS.len()] = {
+    let mut slots = [usize::MAX; OPTIONS.len()];
+    let (mut i, mut n) = (0, 0);
+    while i < OPTIONS.len() {
+        if matches!(OPTIONS[i].kind, Kind::Text) {
+            slots[i] = n;
+            n += 1;
+        }
+        i += 1;
+    }
+    slots
+};
+
+/// How many text options there are.
+const TEXT_COUNT: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < OPTIONS.len() {
+        if matches!(OPTIONS[i].kind, Kind::Text) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The values of the text options, one per text option (in the order of
+/// [`OPTIONS`]).
+///
+/// Invariant: a text option's value lives only here, as a copy. Every
+/// source (`environ` at start-up, [`set_text`], [`apply_env_entry`]) is
+/// copied in under the lock, and every reader copies it out under the lock
+/// ([`text`]); no pointer into these buffers is handed out, so changing a
+/// value never races with a reader, and no value depends on the lifetime of
+/// the memory it came from. Environment strings are copied too: a program
+/// may change or free its environment (`putenv` with its own buffer,
+/// `setenv`, `clearenv`) after start-up. The lock is a leaf (nothing else is
+/// taken under it) and held only to copy at most [`TEXT_MAX`] bytes.
+/// For the one reader that needs a pointer for the whole process (the
+/// profile written at exit) there is [`pinned_text`].
+static TEXTS: [Mutex<Text>; TEXT_COUNT] = [const { Mutex::new(Text::EMPTY) }; TEXT_COUNT];
+
+/// The current value of an option (text options: 1 when set, 0 when unset;
+/// read the text with [`text`]).
 #[inline]
 pub fn get(opt: Opt) -> i64 {
     VALUES[opt as usize].load(Ordering::Relaxed)
 }
 
-/// The value of the option at `index` in [`OPTIONS`] (0 when out of range).
+/// The value of the option at `index` in [`OPTIONS`] (0 when out of range;
+/// text options: 1 when set, 0 when unset).
 pub fn value_at(index: usize) -> i64 {
     VALUES.get(index).map_or(0, |v| v.load(Ordering::Relaxed))
 }
 
-/// Sets an option. Takes effect for what happens afterwards; options that
-/// shape start-up (RESERVE, VERBOSE) only count before the first allocation.
-pub fn set(opt: Opt, value: i64) {
-    VALUES[opt as usize].store(value, Ordering::Relaxed);
+/// Sets a numeric (or boolean) option. Takes effect for what happens
+/// afterwards; options that shape start-up (RESERVE, VERBOSE) only count
+/// before the first allocation. A text option is refused
+/// ([`SetError::TextOption`]) and keeps its value: set it with [`set_text`].
+pub fn set(opt: Opt, value: i64) -> Result<(), SetError> {
+    set_at(opt as usize, value)
 }
+
+/// [`set`] for the option at `index` in [`OPTIONS`].
+pub fn set_at(index: usize, value: i64) -> Result<(), SetError> {
+    match OPTIONS.get(index) {
+        None => Err(SetError::NoSuchOption),
+        Some(info) if info.kind == Kind::Text => Err(SetError::TextOption),
+        Some(_) => {
+            VALUES[index].store(value, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+}
+
+/// Sets a text option to a copy of `value` (empty: unset). `value` may be
+/// freed or overwritten as soon as this returns. Refused, and the option
+/// keeps its value, when `opt` is not a text option, when `value` is
+/// longer than [`TEXT_MAX`] bytes (with a warning naming the option), or
+/// when it holds a NUL byte.
+///
+/// `PROF` set after start-up is the path of `ox_prof_dump(NULL)`; the
+/// profile written at exit goes where `PROF` named at start-up.
+pub fn set_text(opt: Opt, value: &[u8]) -> Result<(), SetError> {
+    set_text_at(opt as usize, value)
+}
+
+/// [`set_text`] for the option at `index` in [`OPTIONS`].
+pub fn set_text_at(index: usize, value: &[u8]) -> Result<(), SetError> {
+    let Some(info) = OPTIONS.get(index) else {
+        return Err(SetError::NoSuchOption);
+    };
+    let slot = TEXT_SLOT[index];
+    if slot == usize::MAX {
+        return Err(SetError::NotText);
+    }
+    if value.len() > TEXT_MAX {
+        let mut lengths = crate::util::Line::new();
+        lengths
+            .dec(value.len() as u64)
+            .str(" bytes long; at most ")
+            .dec(TEXT_MAX as u64);
+        fatal::warn(&[
+            b"OXMALLOC_",
+            info.name.as_bytes(),
+            b" is ",
+            lengths.as_bytes(),
+            b" bytes are allowed (value ignored)",
+        ]);
+        return Err(SetError::TooLong);
+    }
+    if value.contains(&0) {
+        return Err(SetError::Nul);
+    }
+    let mut text = TEXTS[slot].lock();
+    text.bytes[..value.len()].copy_from_slice(value);
+    text.bytes[value.len()..].fill(0);
+    text.len = value.len();
+    // Under the lock, so that the flag and the text change together.
+    VALUES[index].store(!value.is_empty() as i64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A copy of a text option's value; `None` when it is unset or `opt` is not
+/// a text option.
+pub fn text(opt: Opt) -> Option<Text> {
+    text_at(opt as usize)
+}
+
+/// [`text`] for the option at `index` in [`OPTIONS`].
+pub fn text_at(index: usize) -> Option<Text> {
+    let slot = *TEXT_SLOT.get(index)?;
+    if slot == usize::MAX {
+        return None;
+    }
+    let text = *TEXTS[slot].lock();
+    (text.len != 0).then_some(text)
+}
+
+/// A text option's value copied once into a buffer that is never written
+/// again, for a reader that keeps a pointer for the rest of the process
+/// (the profile written at exit). Null when `opt` is not a text option or
+/// is unset at the first call. Every call returns the same pointer, to a
+/// NUL-terminated string that is never written after the first call
+/// returns and lives as long as the process (a thread that gets the
+/// pointer from another needs the usual happens-before to read it, e.g.
+/// process initialisation's Release store).
+pub fn pinned_text(opt: Opt) -> *const c_char {
+    let slot = TEXT_SLOT[opt as usize];
+    if slot == usize::MAX {
+        return core::ptr::null();
+    }
+    PINNED_TEXTS[slot].pin(|| text(opt))
+}
+
+/// A buffer written once, then only read ([`pinned_text`]).
+struct Pinned {
+    /// `UNPINNED`, `PINNING` (one thread is writing `text`), or `PINNED`.
+    state: AtomicU8,
+    text: UnsafeCell<Text>,
+}
+
+const UNPINNED: u8 = 0;
+const PINNING: u8 = 1;
+const PINNED: u8 = 2;
+
+// SAFETY: `text` is written only by the one thread that moves `state` from
+// UNPINNED to PINNING, before it stores PINNED with Release; it is read only
+// after an Acquire load of PINNED, and never written again. So no access to
+// it races.
+unsafe impl Sync for Pinned {}
+
+impl Pinned {
+    /// Copies `value()` in on the first call; returns the C string (null:
+    /// unset).
+    fn pin(&self, value: impl FnOnce() -> Option<Text>) -> *const c_char {
+        if self
+            .state
+            .compare_exchange(UNPINNED, PINNING, Ordering::Acquire, Ordering::Acquire)
+            .is_ok()
+        {
+            if let Some(v) = value() {
+                // SAFETY: we moved the state to PINNING, so we are the only
+                // thread that ever writes `text`, and nobody reads it before
+                // it becomes PINNED (see the `Sync` impl).
+                unsafe { *self.text.get() = v };
+            }
+            self.state.store(PINNED, Ordering::Release);
+        } else {
+            while self.state.load(Ordering::Acquire) != PINNED {
+                core::hint::spin_loop();
+            }
+        }
+        // SAFETY: the state is PINNED (stored by us, or seen with Acquire),
+        // so `text` is written for good and only read from now on.
+        let text = unsafe { &*self.text.get() };
+        if text.len == 0 {
+            core::ptr::null()
+        } else {
+            text.bytes.as_ptr().cast()
+        }
+    }
+}
+
+/// The pinned copies, one per text option (see [`pinned_text`]).
+static PINNED_TEXTS: [Pinned; TEXT_COUNT] = [const {
+    Pinned {
+        state: AtomicU8::new(UNPINNED),
+        text: UnsafeCell::new(Text::EMPTY),
+    }
+}; TEXT_COUNT];
 
 /// `SHOW_ERRORS`.
 #[inline]
@@ -240,7 +491,7 @@ pub fn parse(kind: Kind, text: &[u8]) -> Option<i64> {
             }
         }
         Kind::Millis | Kind::Count => parse_number(text).filter(|&(_, rest)| rest.is_empty()).map(|(n, _)| n),
-        // The caller stores the address of the string itself.
+        // The caller copies the text itself ([`set_text`]).
         Kind::Text => (!text.is_empty()).then_some(1),
         Kind::Size => {
             let (n, rest) = parse_number(text)?;
@@ -306,6 +557,8 @@ fn kind_words(kind: Kind) -> &'static str {
 }
 
 /// Applies one `NAME=VALUE` environment entry if it is an oxmalloc option.
+/// A text value is copied (see [`set_text`]): `entry` may be freed or
+/// overwritten as soon as this returns.
 pub fn apply_env_entry(entry: &[u8]) {
     const PREFIX: &[u8] = b"OXMALLOC_";
     let Some(rest) = entry.strip_prefix(PREFIX) else {
@@ -324,7 +577,17 @@ pub fn apply_env_entry(entry: &[u8]) {
     };
     let info = &OPTIONS[index];
     match parse(info.kind, value) {
-        Some(_) if info.kind == Kind::Text => VALUES[index].store(value.as_ptr() as i64, Ordering::Relaxed),
+        // Too long: `set_text_at` has warned. A NUL: not a text.
+        Some(_) if info.kind == Kind::Text => match set_text_at(index, value) {
+            Ok(()) | Err(SetError::TooLong) => {}
+            Err(_) => fatal::warn(&[
+                b"OXMALLOC_",
+                info.name.as_bytes(),
+                b" holds a NUL byte; it is not ",
+                kind_words(info.kind).as_bytes(),
+                b" (ignored)",
+            ]),
+        },
         Some(v) => VALUES[index].store(v, Ordering::Relaxed),
         None => {
             let mut default = crate::util::Line::new();

@@ -708,17 +708,16 @@ pub fn print_banner() {
     Os::write_stderr(line.as_bytes());
     for (i, info) in options::OPTIONS.iter().enumerate() {
         let mut line = Line::new();
-        let value = options::value_at(i);
         line.str("  OXMALLOC_").str(info.name).str("=");
         if info.kind == options::Kind::Text {
-            if value != 0 {
-                // SAFETY: text options hold the address of an environment string.
-                line.bytes(unsafe { core::ffi::CStr::from_ptr(value as usize as *const core::ffi::c_char) }.to_bytes());
+            if let Some(text) = options::text_at(i) {
+                line.bytes(text.as_bytes());
             }
         } else {
-            line.signed(value);
+            line.signed(options::value_at(i));
         }
-        line.pad_to(40).str("# ").str(info.doc).str("\n");
+        // A long value (a path) still gets a space before its comment.
+        line.str(" ").pad_to(40).str("# ").str(info.doc).str("\n");
         Os::write_stderr(line.as_bytes());
     }
 }

@@ -91,9 +91,99 @@ fn child() {
             let v: Vec<u8> = vec![1; 10];
             assert_eq!(v.len(), 10);
         }
+        "text" => text_options_own_their_bytes(),
         other => panic!("unknown case {other}"),
     }
     println!("case {case}: ok");
+}
+
+/// Text options keep a copy of their value: the buffer it came from may be
+/// overwritten and freed right after (the child side of
+/// `text_options_are_copies`).
+fn text_options_own_their_bytes() {
+    use oxmalloc::options::{self, Opt, SetError, TEXT_MAX};
+    let prof = |what: &str| {
+        options::text(Opt::Prof)
+            .unwrap_or_else(|| panic!("PROF unset {what}"))
+            .as_bytes()
+            .to_vec()
+    };
+    // From the environment (the parent set OXMALLOC_PROF), then the
+    // environment entry is changed and removed.
+    assert_eq!(prof("from the environment"), b"/nonexistent-dir/env.heap");
+    assert_eq!(options::get(Opt::Prof), 1);
+    std::env::set_var("OXMALLOC_PROF", "/nonexistent-dir/XXXXXXXXXXXXXXXX");
+    std::env::remove_var("OXMALLOC_PROF");
+    assert_eq!(prof("after the environment changed"), b"/nonexistent-dir/env.heap");
+
+    // set_text from a stack buffer, which is then overwritten.
+    let mut stack = [0u8; 64];
+    let path = b"/nonexistent-dir/stack.%p.heap";
+    stack[..path.len()].copy_from_slice(path);
+    assert_eq!(options::set_text(Opt::Prof, &stack[..path.len()]), Ok(()));
+    stack.fill(b'Z');
+    std::hint::black_box(&mut stack);
+    assert_eq!(prof("after its buffer was overwritten"), path);
+    assert_eq!(
+        options::text(Opt::Prof).unwrap().as_c_str().to_bytes(),
+        path,
+        "as a C string"
+    );
+
+    // apply_env_entry from a heap buffer, overwritten, then freed.
+    let mut entry = b"OXMALLOC_PROF=/nonexistent-dir/heap.heap".to_vec();
+    options::apply_env_entry(&entry);
+    entry.iter_mut().for_each(|b| *b = b'Y');
+    drop(entry);
+    // Reuse the freed memory for something else.
+    let other = vec![b'Q'; 40];
+    assert_eq!(prof("after its entry was freed"), b"/nonexistent-dir/heap.heap");
+    drop(other);
+
+    // The numeric setter refuses a text option and leaves it alone.
+    assert_eq!(options::set(Opt::Prof, 1), Err(SetError::TextOption));
+    assert_eq!(options::set(Opt::Prof, 0x7fff_0000_1000), Err(SetError::TextOption));
+    assert_eq!(prof("after set(Prof, n)"), b"/nonexistent-dir/heap.heap");
+    assert_eq!(options::get(Opt::Prof), 1);
+    // ... and set_text refuses a numeric option.
+    assert_eq!(options::set_text(Opt::PurgeDelay, b"25"), Err(SetError::NotText));
+    assert_eq!(options::get(Opt::PurgeDelay), 10);
+    assert!(options::text(Opt::PurgeDelay).is_none());
+
+    // Too long (a warning naming the option), or with a NUL: refused, the
+    // value kept. Exactly TEXT_MAX bytes fit.
+    let long = vec![b'a'; TEXT_MAX + 1];
+    assert_eq!(options::set_text(Opt::Prof, &long), Err(SetError::TooLong));
+    assert_eq!(options::set_text(Opt::Prof, b"/a\0b"), Err(SetError::Nul));
+    assert_eq!(prof("after refused values"), b"/nonexistent-dir/heap.heap");
+    assert_eq!(options::set_text(Opt::Prof, &long[..TEXT_MAX]), Ok(()));
+    assert_eq!(prof("at the longest").len(), TEXT_MAX);
+    assert_eq!(options::text(Opt::Prof).unwrap().as_c_str().to_bytes().len(), TEXT_MAX);
+
+    // Empty: unset.
+    assert_eq!(options::set_text(Opt::Prof, b""), Ok(()));
+    assert!(options::text(Opt::Prof).is_none());
+    assert_eq!(options::get(Opt::Prof), 0);
+}
+
+#[test]
+fn text_options_are_copies() {
+    let out = run_case("text", &[("OXMALLOC_PROF", "/nonexistent-dir/env.heap")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("oxmalloc: warning:")).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("OXMALLOC_PROF is 256 bytes long") && l.contains("at most 255")),
+        "no warning naming OXMALLOC_PROF for the long value: {err}"
+    );
+    // The profile written at exit goes where OXMALLOC_PROF named at
+    // start-up (a directory that does not exist: a warning with the path),
+    // although the environment and the option changed since.
+    assert!(
+        err.contains("cannot write the heap profile to /nonexistent-dir/env.heap\n"),
+        "the profile at exit did not go to the start-up path: {err}"
+    );
 }
 
 #[test]
@@ -133,7 +223,14 @@ fn a_bad_value_gets_one_warning_and_the_default() {
 
 #[test]
 fn verbose_lists_every_option() {
-    let out = run_case("verbose", &[("OXMALLOC_VERBOSE", "1"), ("OXMALLOC_PURGE_DELAY", "25")]);
+    let out = run_case(
+        "verbose",
+        &[
+            ("OXMALLOC_VERBOSE", "1"),
+            ("OXMALLOC_PURGE_DELAY", "25"),
+            ("OXMALLOC_PROF", "/nonexistent-dir/verbose.heap"),
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("oxmalloc 0.").count(), 1, "one banner: {err}");
     for info in oxmalloc::options::OPTIONS.iter() {
@@ -144,4 +241,5 @@ fn verbose_lists_every_option() {
         );
     }
     assert!(err.contains("OXMALLOC_PURGE_DELAY=25"), "{err}");
+    assert!(err.contains("OXMALLOC_PROF=/nonexistent-dir/verbose.heap "), "{err}");
 }
