@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! heap profile: 12: 6291456 [12: 6291456] @ heapprofile
+//! # oxmalloc: samples taken 40, live 12, dropped 0
 //! 1: 524288 [1: 524288] @ 0x55d0c1a2b3c4 0x55d0c1a2b000 ...
 //! ...
 //!
@@ -153,7 +154,9 @@ impl Profile {
                 continue;
             }
             let trimmed = line.trim();
-            if trimmed.is_empty() {
+            // Blank lines, and comments (`pprof` skips `#` lines too; oxmalloc
+            // writes its sampler's counts in one).
+            if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
             if trimmed == "MAPPED_LIBRARIES:" {
@@ -747,6 +750,17 @@ mod tests {
         assert_eq!(p.mappings[3].path, "");
         assert_eq!(p.mapping_of(0x2fff).unwrap().path, "/nonexistent/lib.so");
         assert!(p.mapping_of(0x5000).is_none());
+    }
+
+    #[test]
+    fn comment_lines_are_skipped() {
+        let with_comment = GOOD.replacen(
+            "@ heapprofile\n",
+            "@ heapprofile\n# oxmalloc: samples taken 9, live 3, dropped 1 (the sample table was full)\n",
+            1,
+        );
+        assert_ne!(with_comment, GOOD);
+        assert_eq!(Profile::parse(&with_comment).unwrap(), Profile::parse(GOOD).unwrap());
     }
 
     #[test]

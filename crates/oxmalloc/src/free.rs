@@ -133,7 +133,7 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
                 // Freed large blocks become inaccessible until their span is reused.
                 Os::protect(p.start.get(), p.span_bytes(), true);
             }
-            release_big(page, ptr, kind);
+            release_big(page, kind);
         }
         return;
     }
@@ -238,7 +238,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
                 return;
             };
             // SAFETY: we claimed this live large or huge block.
-            unsafe { release_big(page, ptr, kind) };
+            unsafe { release_big(page, kind) };
         }
         PageKind::Forward => {
             // SAFETY: a forwarder points at the valid first descriptor of its span.
@@ -294,14 +294,14 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
     }
 }
 
-/// Frees a large or huge block claimed with `Page::claim_big`.
+/// Frees a large or huge block claimed with `Page::claim_big`
+/// (`free_big_block` drops its profiling sample).
 ///
 /// # Safety
 /// The caller claimed the block (`kind` is what it was).
-unsafe fn release_big(page: *mut Page, ptr: *mut u8, kind: PageKind) {
+unsafe fn release_big(page: *mut Page, kind: PageKind) {
     // SAFETY: caller's contract.
     unsafe {
-        profile::on_free(&*page, ptr);
         Heap::untrack_large(page);
         free_big_block(page, kind);
     }

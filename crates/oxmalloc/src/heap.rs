@@ -26,7 +26,7 @@ use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE,
 use crate::stats::HeapCounters;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
-use crate::{abandon, huge, stats};
+use crate::{abandon, huge, profile, stats};
 use core::cell::Cell;
 use core::ptr;
 
@@ -570,11 +570,13 @@ impl Heap {
     /// used (or freed) afterwards, by any thread.
     pub unsafe fn destroy(&self) {
         self.drain(|class, page| {
-            // SAFETY: our page, off every queue; its blocks die with it.
+            // SAFETY: our page, off every queue; its blocks die with it
+            // (their profiling samples too: no free will come for them).
             unsafe {
                 let live = live_blocks(&*page);
                 stats::add(&self.counters.frees[class], live as u64);
                 stats::bump(&self.counters.pages_freed);
+                profile::on_page_freed(&*page);
                 arena::free_page_span(page);
             }
         });
@@ -637,6 +639,9 @@ impl Heap {
     /// (class pages; and large and huge blocks of first-class heaps). Stops
     /// early when `visit` returns `false`. Returns whether it visited all.
     ///
+    /// Big blocks are visited with the `large` lock held, so `visit` must
+    /// not call `fork` (whose handlers take it; see `fork.rs`).
+    ///
     /// # Safety
     /// Only the owning thread may call this; `visit` must not allocate from
     /// or free into this heap.
@@ -669,7 +674,8 @@ impl Heap {
     }
 }
 
-/// Frees a large or huge block of kind `kind`, claimed with `Page::claim_big`.
+/// Frees a large or huge block of kind `kind`, claimed with `Page::claim_big`
+/// (its profiling sample, if any, goes with it).
 ///
 /// # Safety
 /// `page` must be the descriptor of a large or huge block the caller
@@ -677,6 +683,7 @@ impl Heap {
 pub unsafe fn free_big_block(page: *mut Page, kind: PageKind) {
     // SAFETY: caller's contract.
     unsafe {
+        profile::on_free(&*page, (*page).start.get());
         if kind == PageKind::Huge {
             stats::big_freed((*page).block_size.get());
             huge::free_huge(page);
@@ -830,6 +837,71 @@ unsafe fn register(heap: *mut Heap) {
             Err(current) => head = current,
         }
     }
+}
+
+/// `fork`: the newest heap whose `large` lock `lock_large_for_fork` took.
+static FORK_LOCKED: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+
+/// Calls `f` on the registered heaps from `from` (inclusive) down to
+/// `until` (exclusive; null: to the oldest).
+fn each_registered(from: *mut Heap, until: *mut Heap, mut f: impl FnMut(&Heap)) {
+    let mut heap = from;
+    while !heap.is_null() && heap != until {
+        // SAFETY: registered heaps are valid forever, and their registry
+        // link never changes once set.
+        unsafe {
+            f(&*heap);
+            heap = (*heap).registry_next.load(Ordering::Acquire);
+        }
+    }
+}
+
+/// `fork` (see `fork.rs` for the order): takes the `large` lock of every
+/// heap registered since the last call of this `prepare` (all of them on
+/// the first), and returns whether the heap pool is now locked with no
+/// heap registered meanwhile. `lock_pool` is called once the heaps are
+/// locked, and must lock the pool (and whatever comes between);
+/// `unlock_pool` undoes it when a heap was registered in the meantime
+/// (heaps are only registered with the pool locked), and the caller then
+/// calls this again to lock the newcomers.
+pub fn lock_large_for_fork(lock_pool: impl FnOnce(), unlock_pool: impl FnOnce()) -> bool {
+    let locked = FORK_LOCKED.load(Ordering::Relaxed);
+    let head = REGISTRY.load(Ordering::Acquire);
+    each_registered(head, locked, |heap| heap.large.lock_for_fork());
+    FORK_LOCKED.store(head, Ordering::Relaxed);
+    lock_pool();
+    if REGISTRY.load(Ordering::Acquire) == head {
+        return true;
+    }
+    unlock_pool();
+    false
+}
+
+/// `fork`, in the parent: releases the `large` locks that
+/// [`lock_large_for_fork`] took.
+///
+/// # Safety
+/// The calling thread must hold them through `lock_large_for_fork`.
+pub unsafe fn unlock_large_after_fork() {
+    let locked = FORK_LOCKED.swap(ptr::null_mut(), Ordering::Relaxed);
+    each_registered(locked, ptr::null_mut(), |heap| {
+        // SAFETY: caller's contract: `prepare` locked every heap from
+        // `locked` down.
+        unsafe { heap.large.unlock_after_fork() }
+    });
+}
+
+/// `fork`, in the child: frees the `large` lock of every heap (their lists
+/// are consistent: the parent held the locks across the fork).
+///
+/// # Safety
+/// Only in the child of `fork`, while it is single-threaded.
+pub unsafe fn reset_large_in_child() {
+    FORK_LOCKED.store(ptr::null_mut(), Ordering::Relaxed);
+    each_registered(REGISTRY.load(Ordering::Acquire), ptr::null_mut(), |heap| {
+        // SAFETY: forwarded contract.
+        unsafe { heap.large.reset_in_child() }
+    });
 }
 
 /// Calls `f` on the counters of every heap ever made (for statistics).

@@ -118,7 +118,8 @@ impl Heap {
 
     /// Calls `visit(block, usable_size)` for every live block of the heap
     /// (stopping early if it returns `false`); returns whether it saw them
-    /// all. `visit` must not free blocks of this heap.
+    /// all. `visit` must not free blocks of this heap, nor call `fork` (it
+    /// sees the big blocks with a lock held that `fork` takes).
     pub fn walk(&mut self, mut visit: impl FnMut(*mut u8, usize) -> bool) -> bool {
         // SAFETY: the heap is the calling thread's; `&mut self` keeps
         // allocation from it out of `visit`.

@@ -505,11 +505,18 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
         return ptr::null_mut();
     };
     map_mapping(header as usize, old_total, block as usize, false);
+    // The block's profiling sample moves first: until the remap, both
+    // addresses are ours (nothing else can be freed or sampled at either).
+    let moved = dest.as_ptr().wrapping_add(offset);
+    // SAFETY: caller's contract: our live descriptor (not moved yet).
+    let p = unsafe { &*page };
+    crate::profile::on_moved(p, block, moved);
     // SAFETY: `dest` is a fresh reservation of ours of `new_total` bytes.
     if unsafe { Os::remap_to(header, old_total, new_total, dest.as_ptr()) } {
         return update(dest.as_ptr());
     }
     // Could not move: undo.
+    crate::profile::on_moved(p, moved, block);
     map_mapping(header as usize, old_total, block as usize, true);
     // SAFETY: the unused reservation.
     unsafe { Os::unmap(dest.as_ptr(), new_total) };

@@ -17,6 +17,13 @@
 //! of blocks before coming back; so the slow path sees every sampling
 //! point. Pages holding a sampled block send their frees to the slow path
 //! (the owner word carries `OWNER_SLOW`), which drops the sample.
+//!
+//! Blocks that die without a `free` drop their samples too: the class
+//! pages and big blocks of a destroyed heap ([`on_page_freed`],
+//! [`on_free`] from `free_big_block`); a huge block that `realloc` moves
+//! with `mremap` takes its sample along ([`on_moved`]). Otherwise stale
+//! samples would stay in every dump and fill the table, and new samples
+//! would be dropped.
 
 use crate::heap::Heap;
 use crate::os::{Os, Platform};
@@ -250,16 +257,67 @@ pub fn on_free(page: &Page, block: *mut u8) {
         return;
     }
     let mut table = TABLE.lock();
-    if table.slots.is_null() {
-        return;
-    }
-    if let Some(slot) = table.find(block as usize) {
-        table.remove(slot);
-        LIVE.fetch_sub(1, Ordering::Relaxed);
+    if table.forget(block as usize) {
         drop(table);
         if page.samples.fetch_sub(1, Ordering::Relaxed) == 1 {
             page.sample_bits.store(0, Ordering::Relaxed);
         }
+    }
+}
+
+/// A class page is freed with whatever blocks it still holds (`Heap::destroy`):
+/// forgets the samples of its blocks, whose frees will never come.
+///
+/// The caller must own the page (no block of it is allocated or freed
+/// meanwhile); only its blocks whose bit is set in `sample_bits` are
+/// looked up, and the scan stops once `samples` of them were found.
+#[cold]
+pub fn on_page_freed(page: &Page) {
+    let mut left = page.samples.load(Ordering::Relaxed);
+    if left == 0 {
+        return;
+    }
+    let bits = page.sample_bits.load(Ordering::Relaxed);
+    let start = page.start.get() as usize;
+    let size = page.block_size.get();
+    let mut table = TABLE.lock();
+    for index in 0..page.capacity() as usize {
+        if left == 0 {
+            break;
+        }
+        if bits & (1 << (index % 32)) != 0 && table.forget(start + index * size) {
+            left -= 1;
+        }
+    }
+    drop(table);
+    page.samples.store(0, Ordering::Relaxed);
+    page.sample_bits.store(0, Ordering::Relaxed);
+}
+
+/// A huge block of `page` moves from `old` to `new` (`realloc` through
+/// `mremap`): its sample, if any, moves along (same call stack and size).
+/// Called before the move, while nothing can be mapped at `new` but our
+/// reservation and `old` is still ours, so no other block can own either
+/// address meanwhile; called again with the addresses swapped if the move
+/// fails.
+#[cold]
+pub fn on_moved(page: &Page, old: *mut u8, new: *mut u8) {
+    if page.samples.load(Ordering::Relaxed) == 0 || old == new {
+        return;
+    }
+    let mut table = TABLE.lock();
+    if table.slots.is_null() {
+        return;
+    }
+    if let Some(i) = table.find(old as usize) {
+        // SAFETY: a slot of the mapped table we hold.
+        let mut sample = unsafe { table.slot(i).read() };
+        table.remove(i);
+        sample.addr = new as usize;
+        // The slot just emptied leaves room: the count of entries is unchanged.
+        let slot = table.probe_vacant(new as usize);
+        // SAFETY: a vacant slot of the table we hold.
+        unsafe { slot.write(sample) };
     }
 }
 
@@ -298,11 +356,32 @@ impl Table {
         if LIVE.load(Ordering::Relaxed) + 1 >= TABLE_SLOTS as u64 as usize {
             return None;
         }
+        Some(self.probe_vacant(addr))
+    }
+
+    /// The first empty slot of `addr`'s probe run (the table must have one).
+    fn probe_vacant(&mut self, addr: usize) -> *mut Sample {
         let mut i = Self::hash(addr);
         while self.addr_at(i) != EMPTY {
             i = (i + 1) % TABLE_SLOTS;
         }
-        Some(self.slot(i))
+        self.slot(i)
+    }
+
+    /// Forgets the sample at `addr`, if there is one (and the table is
+    /// mapped); returns whether there was.
+    fn forget(&mut self, addr: usize) -> bool {
+        if self.slots.is_null() {
+            return false;
+        }
+        match self.find(addr) {
+            Some(slot) => {
+                self.remove(slot);
+                LIVE.fetch_sub(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Empties slot `i`, shifting later entries of the probe run back so
@@ -432,6 +511,30 @@ unsafe fn record(heap: &Heap, block: *mut u8, requested: usize) -> bool {
     stored
 }
 
+/// `fork` (see `fork.rs` for the order): takes the sample table's lock.
+pub fn lock_for_fork() {
+    TABLE.lock_for_fork();
+}
+
+/// `fork`, in the parent: releases what [`lock_for_fork`] took.
+///
+/// # Safety
+/// The calling thread must have called [`lock_for_fork`].
+pub unsafe fn unlock_after_fork() {
+    // SAFETY: forwarded contract.
+    unsafe { TABLE.unlock_after_fork() };
+}
+
+/// `fork`, in the child: frees the sample table's lock (the table is
+/// consistent: the parent held the lock across the fork).
+///
+/// # Safety
+/// Only in the child of `fork`, while it is single-threaded.
+pub unsafe fn reset_in_child() {
+    // SAFETY: forwarded contract.
+    unsafe { TABLE.reset_in_child() };
+}
+
 /// Samples taken so far, live now, and dropped for want of room.
 pub fn counts() -> (u64, u64, u64) {
     (
@@ -530,6 +633,21 @@ pub fn dump(path: &CStr) -> bool {
         .str(": ");
     line.dec(space).str("] @ heapprofile\n");
     out.write(line.as_bytes());
+    // The sampler's own counts, as a comment (`pprof` skips `#` lines), so
+    // that a profile missing samples for want of room says so.
+    let (taken, live, dropped) = counts();
+    let mut line = Line::new();
+    line.str("# oxmalloc: samples taken ")
+        .dec(taken)
+        .str(", live ")
+        .dec(live)
+        .str(", dropped ")
+        .dec(dropped);
+    if dropped != 0 {
+        line.str(" (the sample table was full: this profile misses allocations)");
+    }
+    line.str("\n");
+    out.write(line.as_bytes());
     table.each(|s| {
         let count = (s.weight / s.size.max(1) as u64).max(1);
         let mut line = Line::new();
@@ -542,6 +660,12 @@ pub fn dump(path: &CStr) -> bool {
             .dec(s.weight)
             .str("] @");
         for &ip in &s.frames[..s.depth as usize] {
+            // A deep stack does not fit one `Line` (which truncates): write
+            // it out in pieces.
+            if line.as_bytes().len() > 512 - 24 {
+                out.write(line.as_bytes());
+                line = Line::new();
+            }
             line.str(" ").hex(ip);
         }
         line.str("\n");
