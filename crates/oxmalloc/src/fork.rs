@@ -18,15 +18,17 @@
 //! 4. the arena lock; 5. the huge cache's, inside the arena's or the
 //!    pool's (mapping memory may give cached huge mappings back);
 //! 6. the abandoned-page lists' (one at a time);
-//! 7. the profiling sample table's, a leaf (held only around table
-//!    updates, the table's own first mapping, and a dump's writes).
+//! 7. the profiling sample table's (held only around table updates, the
+//!    table's own first mapping, and a dump's writes);
+//! 8. the text options' (`options::TEXTS`), leaves held only to copy a
+//!    value in or out.
 
 use crate::abandon::ABANDONED;
 use crate::arena::{ARENA, PURGE_LOCK};
 use crate::heap::POOL;
 use crate::huge::CACHE;
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::{heap, profile, purge, secure};
+use crate::{heap, options, profile, purge, secure};
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
 
@@ -64,11 +66,13 @@ extern "C" fn prepare() {
         list.lock_for_fork();
     }
     profile::lock_for_fork();
+    options::lock_texts_for_fork();
 }
 
 extern "C" fn parent() {
     // SAFETY: `prepare` took every lock on this thread.
     unsafe {
+        options::unlock_texts_after_fork();
         profile::unlock_after_fork();
         for list in ABANDONED.iter().rev() {
             list.unlock_after_fork();
@@ -85,6 +89,7 @@ extern "C" fn child() {
     // SAFETY: in the child right after fork, single-threaded; `prepare`
     // held every lock across the fork, so what they guard is consistent.
     unsafe {
+        options::reset_texts_in_child();
         profile::reset_in_child();
         ARENA.reset_in_child();
         for list in &ABANDONED {

@@ -34,7 +34,7 @@ fn ensure_slow() {
         options::load_from_env();
         // A copy that is never written again: the profile keeps the pointer
         // until exit.
-        crate::profile::init_from_options(options::pinned_text(options::Opt::Prof));
+        crate::profile::init_from_options();
         Os::page_size();
         secure::init();
         thread::create_key();

@@ -254,6 +254,36 @@ const TEXT_COUNT: usize = {
 /// profile written at exit) there is [`pinned_text`].
 static TEXTS: [Mutex<Text>; TEXT_COUNT] = [const { Mutex::new(Text::EMPTY) }; TEXT_COUNT];
 
+/// Takes every text option's lock and keeps it (before `fork`; they are
+/// leaves, so they come last in the order of `fork.rs`).
+pub fn lock_texts_for_fork() {
+    for text in &TEXTS {
+        text.lock_for_fork();
+    }
+}
+
+/// Releases the locks taken by [`lock_texts_for_fork`] (parent after `fork`).
+///
+/// # Safety
+/// The calling thread must hold them through [`lock_texts_for_fork`].
+pub unsafe fn unlock_texts_after_fork() {
+    for text in TEXTS.iter().rev() {
+        // SAFETY: caller's contract.
+        unsafe { text.unlock_after_fork() };
+    }
+}
+
+/// Frees the text options' locks in the child of `fork`.
+///
+/// # Safety
+/// Only in the child of `fork`, while it is still single-threaded.
+pub unsafe fn reset_texts_in_child() {
+    for text in &TEXTS {
+        // SAFETY: caller's contract.
+        unsafe { text.reset_in_child() };
+    }
+}
+
 /// The current value of an option (text options: 1 when set, 0 when unset;
 /// read the text with [`text`]).
 #[inline]

@@ -88,8 +88,10 @@ pub fn active() -> bool {
 }
 
 /// Reads `OXMALLOC_PROF` / `OXMALLOC_PROF_SAMPLE` (process initialisation;
-/// must not allocate).
-pub fn init_from_options(path: *const c_char) {
+/// must not allocate). The path is the option's pinned copy, valid for the
+/// rest of the process.
+pub fn init_from_options() {
+    let path = options::pinned_text(options::Opt::Prof);
     if path.is_null() {
         return;
     }
