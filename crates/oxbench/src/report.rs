@@ -202,11 +202,15 @@ pub struct Overall {
     pub alloc: String,
     /// How it was reached.
     pub route: Route,
-    /// Geometric mean of relative cost.
+    /// Geometric mean of relative cost over the time and throughput rows
+    /// (the latency rows are summarised apart: a p99 ratio swings by
+    /// orders of magnitude and would swamp the time figure).
     pub cost: Option<f64>,
-    /// Geometric mean of peak RSS ratio.
+    /// Geometric mean of the p99 request latency ratio over latency rows.
+    pub latency: Option<f64>,
+    /// Geometric mean of peak RSS ratio (every row).
     pub rss: Option<f64>,
-    /// Rows with a ratio.
+    /// Rows with a cost ratio (time and throughput rows).
     pub rows: usize,
     /// Failed samples.
     pub failed: usize,
@@ -218,20 +222,28 @@ pub fn overall(report: &Report, rows: &[Row]) -> Vec<Overall> {
         .allocators
         .iter()
         .map(|a| {
-            let cells: Vec<&Cell> = rows
+            let cells: Vec<(Metric, &Cell)> = rows
                 .iter()
-                .flat_map(|r| r.cells.iter())
-                .filter(|c| c.alloc == a.name)
+                .flat_map(|r| r.cells.iter().map(move |c| (r.metric, c)))
+                .filter(|(_, c)| c.alloc == a.name)
                 .collect();
-            let costs: Vec<f64> = cells.iter().filter_map(|c| c.cost).collect();
-            let rss: Vec<f64> = cells.iter().filter_map(|c| c.rss_ratio).collect();
+            let cost_of = |latency: bool| -> Vec<f64> {
+                cells
+                    .iter()
+                    .filter(|(m, _)| (*m == Metric::Latency) == latency)
+                    .filter_map(|(_, c)| c.cost)
+                    .collect()
+            };
+            let costs = cost_of(false);
+            let rss: Vec<f64> = cells.iter().filter_map(|(_, c)| c.rss_ratio).collect();
             Overall {
                 alloc: a.name.clone(),
                 route: a.route,
                 cost: stats::geomean(&costs),
+                latency: stats::geomean(&cost_of(true)),
                 rss: stats::geomean(&rss),
                 rows: costs.len(),
-                failed: cells.iter().map(|c| c.failed).sum(),
+                failed: cells.iter().map(|(_, c)| c.failed).sum(),
             }
         })
         .collect()
@@ -409,20 +421,22 @@ pub fn render(report: &Report, baseline: &str) -> String {
     render_matrix(&mut out, report, &rows);
     let _ = writeln!(
         out,
-        "\nSummary: geometric mean over rows, relative to {baseline} (lower is better)"
+        "\nSummary: geometric means relative to {baseline} (lower is better): cost over the time and\n\
+         throughput rows, p99 over the latency rows (p99 request latency), RSS over every row"
     );
     let _ = writeln!(
         out,
-        "  {:<16} {:<16} {:>8} {:>8} {:>6} {:>8}",
-        "allocator", "route", "cost", "RSS", "rows", "failed"
+        "  {:<16} {:<16} {:>8} {:>8} {:>8} {:>6} {:>8}",
+        "allocator", "route", "cost", "p99", "RSS", "rows", "failed"
     );
     for o in overall(report, &rows) {
         let _ = writeln!(
             out,
-            "  {:<16} {:<16} {:>8} {:>8} {:>6} {:>8}",
+            "  {:<16} {:<16} {:>8} {:>8} {:>8} {:>6} {:>8}",
             o.alloc,
             o.route.label(),
             ratio_str(o.cost),
+            ratio_str(o.latency),
             ratio_str(o.rss),
             o.rows,
             o.failed
@@ -510,6 +524,23 @@ mod tests {
             samples.push(sample("x", "glibc-simple", w * 2.0, 1.0, 4096));
             samples.push(sample("x", "larson", 1.5, t / 4.0, 2048));
         }
+        // A latency row where x's p99 is 100x the baseline's: summarised
+        // apart, it must not move the cost geometric mean.
+        for (alloc, p99) in [("base", 1_000), ("x", 100_000)] {
+            let mut s = sample(alloc, "latency", 1.0, 1.0, 2048);
+            let o = s.outcome.as_mut().unwrap();
+            o.latency.insert(
+                "request".into(),
+                Percentiles {
+                    count: 10,
+                    p50: 10,
+                    p99,
+                    p999: p99,
+                    max: p99,
+                },
+            );
+            samples.push(s);
+        }
         let mut bad = sample("x", "mleak", 0.1, 0.0, 1);
         bad.ok = false;
         bad.error = Some("killed by signal 11 (SIGSEGV)".into());
@@ -529,7 +560,7 @@ mod tests {
     fn ratios_medians_and_geomean() {
         let r = report();
         let rows = rows(&r, "base");
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].bench, "larson"); // workload order
         let larson_x = &rows[0].cells[1];
         assert_eq!(larson_x.throughput.unwrap().median, 50.0);
@@ -542,6 +573,9 @@ mod tests {
         let o = overall(&r, &rows);
         assert_eq!(o[0].cost, Some(1.0));
         assert!((o[1].cost.unwrap() - 8f64.sqrt()).abs() < 1e-9);
+        assert_eq!(o[1].rows, 2);
+        assert!((o[1].latency.unwrap() - 100.0).abs() < 1e-9);
+        assert!((o[0].latency.unwrap() - 1.0).abs() < 1e-9);
         assert_eq!(o[1].failed, 1);
         let text = render(&r, "base");
         assert!(text.contains("FAILED"), "{text}");

@@ -81,7 +81,7 @@ fn tiny_run_writes_json_and_charts_and_report_rerenders() {
     );
     let stdout = String::from_utf8_lossy(&st.stdout);
     assert!(st.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&st.stderr));
-    assert!(stdout.contains("Summary: geometric mean"), "{stdout}");
+    assert!(stdout.contains("Summary: geometric means"), "{stdout}");
 
     let r = Report::load(&json).unwrap();
     assert_eq!(r, Report::load(&out.join("report.json")).unwrap());
