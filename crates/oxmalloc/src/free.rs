@@ -2,7 +2,8 @@
 //!
 //! The fast path finds the page descriptor by arithmetic on the pointer
 //! (chunk header + slice index), checks that the calling thread owns the
-//! page, and pushes onto `local_free`. Everything else — frees from other
+//! page, and pushes back onto `free` (last in, first out: see `page.rs`).
+//! Everything else — frees from other
 //! threads, full pages, large and huge blocks, later slices of multi-slice
 //! pages, invalid pointers — goes to [`free_slow`].
 
@@ -160,12 +161,13 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
 /// `page` must be a valid descriptor in a live chunk.
 #[inline(always)]
 unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
-    // SAFETY: caller's contract; an owner match means this thread owns the
-    // page, so its Cell fields are ours to touch.
+    // SAFETY: caller's contract; an owner match (without `OWNER_SLOW`)
+    // means this thread owns the page and `free` may grow, so its Cell
+    // fields are ours to touch.
     unsafe {
         if (*page).owner.load(Ordering::Relaxed) == tls::owner_key() {
             (*page).count_local_free();
-            if (*page).push_local(ptr.cast()) {
+            if (*page).push_free(ptr.cast()) {
                 page_emptied(page);
             }
             return;

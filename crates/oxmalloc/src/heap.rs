@@ -40,7 +40,11 @@ unsafe impl Send for LargeBlocks {}
 /// A heap.
 ///
 /// Invariants: `direct[w]` is the first page of `bins[class of w*8]`, or
-/// [`EMPTY_PAGE`] when that queue is empty; pages on `bins[c]` and `full[c]`
+/// [`EMPTY_PAGE`] when that queue is empty; `pinned[c]` is the first page
+/// of `bins[c]` (null when empty), and that page's `used` carries one extra
+/// count (the pin), so that a local free never finds the current page of a
+/// class empty: a loop that allocates and frees one block does not call
+/// `page_emptied` on every free; pages on `bins[c]` and `full[c]`
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
 /// `owner_key` (with [`OWNER_SLOW`] set exactly for the pages on `full`,
 /// whose `thread_free` then carries `NOTIFY` until a remote free clears
@@ -49,6 +53,8 @@ unsafe impl Send for LargeBlocks {}
 pub struct Heap {
     /// Current page for each request size up to 1 KiB, indexed by `(size + 7) / 8`.
     pub direct: [Cell<*mut Page>; DIRECT_ENTRIES],
+    /// The page of each class that carries the pin (see the invariants).
+    pub pinned: [Cell<*mut Page>; CLASS_COUNT],
     /// Pages that may have free blocks, per class.
     pub bins: [PageQueue; CLASS_COUNT],
     /// Pages found full, per class.
@@ -131,6 +137,7 @@ impl Heap {
     pub const fn new() -> Self {
         Heap {
             direct: [const { Cell::new((&raw const EMPTY_PAGE.0).cast_mut()) }; DIRECT_ENTRIES],
+            pinned: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT],
             bins: [const { PageQueue::new() }; CLASS_COUNT],
             full: [const { PageQueue::new() }; CLASS_COUNT],
             notify: [const { AtomicU64::new(0) }; 2],
@@ -218,13 +225,23 @@ impl Heap {
         }
     }
 
-    /// Points the direct entries of `class` at the first page of its bin.
+    /// The first page of `bins[class]` may have changed: moves the pin to
+    /// it and points the direct entries of `class` at it.
     #[inline]
-    pub fn update_direct(&self, class: Class) {
+    pub fn refresh_current(&self, class: Class) {
+        let first = self.bins[class].first.get();
+        if self.pinned[class].get() != first {
+            self.unpin(class);
+            if !first.is_null() {
+                // SAFETY: the first page of our bin is ours.
+                let p = unsafe { &*first };
+                p.used.set(p.used.get() + 1);
+                self.pinned[class].set(first);
+            }
+        }
         if class > LAST_DIRECT_CLASS {
             return;
         }
-        let first = self.bins[class].first.get();
         let page = if first.is_null() { empty_page() } else { first };
         let lo = if class == 0 {
             0
@@ -235,6 +252,24 @@ impl Heap {
         for entry in &self.direct[lo..=hi] {
             entry.set(page);
         }
+    }
+
+    /// Takes the pin off the page of `class` that carries it (which must
+    /// still be ours).
+    fn unpin(&self, class: Class) {
+        let pinned = self.pinned[class].replace(ptr::null_mut());
+        if !pinned.is_null() {
+            // SAFETY: a pinned page is one of ours (see the invariants).
+            let p = unsafe { &*pinned };
+            p.used.set(p.used.get() - 1);
+        }
+    }
+
+    /// Whether `page` (one of ours) holds no allocated block: `used`, less
+    /// the pin, once its remote frees are collected.
+    fn page_is_empty(&self, page: &Page) -> bool {
+        let pinned = ptr::eq(self.pinned[page.class()].get(), page);
+        page.used.get() == pinned as u32
     }
 
     /// Finds a page of `class` with a free block on its `free` list, moving
@@ -258,7 +293,7 @@ impl Heap {
                     if queue.first.get() != page {
                         // SAFETY: the page is on this queue.
                         unsafe { queue.move_to_front(page) };
-                        self.update_direct(class);
+                        self.refresh_current(class);
                     }
                     return page;
                 }
@@ -280,7 +315,7 @@ impl Heap {
             }
             // SAFETY: the page is now ours and on no queue.
             unsafe { queue.push_front(page) };
-            self.update_direct(class);
+            self.refresh_current(class);
         }
     }
 
@@ -327,7 +362,7 @@ impl Heap {
         }
         p.in_full.set(true);
         p.owner.store(self.key() | OWNER_SLOW, Ordering::Relaxed);
-        self.update_direct(class);
+        self.refresh_current(class);
         true
     }
 
@@ -349,13 +384,16 @@ impl Heap {
         p.in_full.set(false);
         self.restore_owner(p);
         if self.bins[class].first.get() == page {
-            self.update_direct(class);
+            self.refresh_current(class);
         }
     }
 
-    /// Sets a page's owner word: slow frees only while it holds profiling samples.
+    /// Sets a page's owner word: slow frees only while it is parked as full
+    /// or profiling needs them (it holds samples, or sampling is on: local
+    /// frees must then go to `local_free`, not lengthen the `free` list the
+    /// profiler cut; see `profile::on_slow_alloc`).
     pub fn restore_owner(&self, page: &Page) {
-        let slow = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 {
+        let slow = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 || crate::profile::active() {
             OWNER_SLOW
         } else {
             0
@@ -419,7 +457,7 @@ impl Heap {
             self.flush_frees(&*page);
             self.bins[class].remove(page);
         }
-        self.update_direct(class);
+        self.refresh_current(class);
         stats::bump(&self.counters.pages_freed);
         // SAFETY: the page is ours, empty and off every queue.
         unsafe { arena::free_page_span(page) };
@@ -441,7 +479,7 @@ impl Heap {
                 let next = p.next.get();
                 // SAFETY: as above.
                 unsafe { p.collect() };
-                let empty = p.used.get() as usize == count_list(p);
+                let empty = self.page_is_empty(p);
                 if empty && (force || self.bins[class].first.get() != page) {
                     // SAFETY: the page is on bins[class] and empty.
                     unsafe { self.retire(page, class) };
@@ -466,6 +504,8 @@ impl Heap {
     /// left pointing at the empty page.
     fn drain(&self, mut f: impl FnMut(Class, *mut Page)) {
         for class in 0..CLASS_COUNT {
+            // Before any page leaves: `f` may hand it to another thread.
+            self.unpin(class);
             for queue in [&self.bins[class], &self.full[class]] {
                 loop {
                     // SAFETY: our own queue (every caller is the owner).
@@ -478,7 +518,7 @@ impl Heap {
                     f(class, page);
                 }
             }
-            self.update_direct(class);
+            self.refresh_current(class);
         }
     }
 }
@@ -627,7 +667,7 @@ impl Heap {
             }
         });
         for class in 0..CLASS_COUNT {
-            default.update_direct(class);
+            default.refresh_current(class);
         }
         self.forget_large();
         self.unlink_from_family();
@@ -694,15 +734,15 @@ pub unsafe fn free_big_block(page: *mut Page, kind: PageKind) {
     }
 }
 
-/// Live (allocated) blocks of a class page: `used` minus what waits on
-/// `free` and `thread_free` (collected first).
+/// Live (allocated) blocks of a class page: `used` once `thread_free` is
+/// collected.
 ///
 /// # Safety
 /// The caller must own the page.
 unsafe fn live_blocks(page: &Page) -> usize {
     // SAFETY: forwarded contract.
     unsafe { page.collect_thread_free() };
-    page.used.get() as usize - count_list(page)
+    page.used.get() as usize
 }
 
 /// Visits the live blocks of one class page: every carved block that is on
@@ -741,18 +781,6 @@ impl Default for Heap {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Number of blocks on a page's `free` list (owner only; walks the list).
-fn count_list(page: &Page) -> usize {
-    let mut count = 0;
-    let mut block = page.free.get();
-    while !block.is_null() {
-        count += 1;
-        // SAFETY: blocks on `free` are free blocks of this page.
-        block = unsafe { page.next_of(block) };
-    }
-    count
 }
 
 // ---------------------------------------------------------------------------

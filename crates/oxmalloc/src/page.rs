@@ -4,12 +4,19 @@
 //! (or, for large and huge blocks, exactly one block). Its descriptor lives
 //! in the chunk header. Free blocks are threaded on three lists:
 //!
-//! * `free` — the only list allocation pops from (owner thread only);
-//! * `local_free` — where the owner's frees go; swapped into `free` by the
-//!   slow path when `free` runs dry, which gives the slow path a regular
-//!   cadence for deferred work;
+//! * `free` — the only list allocation pops from, and where the owner's
+//!   fast-path frees go (owner thread only). Pushing a local free back onto
+//!   the list allocation pops from makes reuse last-in first-out: the next
+//!   allocation of the class gets the block freed last, which is still in
+//!   the cache (measured: larson, see docs/PERFORMANCE.md, E12);
+//! * `local_free` — frees that must not lengthen `free`: the owner's frees
+//!   that take the slow path (full pages, pages holding or being cut for
+//!   heap-profiling samples, the hardened build), remote frees once
+//!   collected, and the blocks of an abandoned page. Swapped into `free` by
+//!   the slow path when `free` runs dry;
 //! * `thread_free` — an atomic stack that other threads push remote frees
-//!   onto with one compare-and-swap; the owner takes it whole with one swap.
+//!   onto with one compare-and-swap; the owner takes it whole with one swap
+//!   when `free` runs dry (or at the other slow-path visits of the page).
 //!
 //! Blocks are carved lazily: `capacity` grows a few KiB at a time up to
 //! `reserved`, so a page costs physical memory only for what was used.
@@ -18,22 +25,38 @@
 //!
 //! Every carved block is in exactly one state: allocated (A), on `free`
 //! (F), on `local_free` (L) or on `thread_free` (T). The page keeps
-//! `used = A + F + T = capacity - L`, which every path can maintain without
+//! `used = A + T = capacity - F - L`, which every path can maintain without
 //! touching the others' state:
 //!
-//! * allocation pops F into A: `used` unchanged (no counter on the fast path);
-//! * a local free moves A to L: `used -= 1`;
+//! * allocation pops F into A: `used += 1` (on the page's first cache
+//!   line, which the pop has just read);
+//! * a local free moves A to F (fast path) or to L (slow path): `used -= 1`;
 //! * a remote free moves A to T: `used` unchanged (remote threads never write it);
-//! * collecting T into L: `used -= |T|`; installing L as F (F empty): `used = capacity`.
+//! * collecting T into L: `used -= |T|`; carving fresh blocks onto F,
+//!   moving F to L and installing L as F leave it unchanged.
 //!
 //! So `used == 0` after a local free means the page holds no allocated
-//! block: it is empty. Abandoned pages keep F empty, so there `used == A`.
+//! block: it is empty; once T is collected, `used == A` exactly.
 
 use crate::chunk::SLICE_SIZE;
 use crate::heap::Heap;
 use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::ptr;
+
+/// Asks the CPU to bring the cache line at `p` in (a hint: never faults,
+/// null included).
+#[inline(always)]
+fn prefetch(p: *mut Block) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: a prefetch is only a hint; it reads nothing and cannot fault,
+    // whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
+}
 
 /// A free block: its first word links to the next free block.
 #[repr(C)]
@@ -88,7 +111,8 @@ pub struct Page {
     pub local_free: Cell<*mut Block>,
     /// The owning heap's address, see [`OWNER_SLOW`]; read by every free.
     pub owner: AtomicUsize,
-    /// Carved blocks not on `local_free` (see the module notes).
+    /// Carved blocks on neither `free` nor `local_free`: allocated, or
+    /// waiting on `thread_free` (see the module notes).
     pub used: Cell<u32>,
     /// Blocks carved so far (atomic: remote frees read it to validate
     /// pointers while the owner carves more).
@@ -99,7 +123,8 @@ pub struct Page {
     pub class: AtomicU8,
     /// What this descriptor describes.
     kind: AtomicU8,
-    /// Every block on `free` is zero but for its link word.
+    /// Every block on `free` is zero but for its link word (a fresh carve;
+    /// the first local free onto `free` clears it).
     pub free_is_zero: Cell<bool>,
     /// The span was zero (fresh from the OS or purged) when the page was set up.
     pub fresh: Cell<bool>,
@@ -268,12 +293,21 @@ impl Page {
     ///
     /// # Safety
     /// Only the owner may call this.
+    ///
+    /// It also prefetches the next block: popping reads a block's link, and
+    /// blocks on `free` were freed a while ago (a refill swaps in the whole
+    /// `local_free` list), so without the prefetch that read is often a
+    /// cache miss on the next allocation of the class (measured on larson:
+    /// the hottest load of the whole run, see docs/PERFORMANCE.md).
     #[inline(always)]
     pub unsafe fn pop(&self) -> *mut Block {
         let block = self.free.get();
         if !block.is_null() {
             // SAFETY: blocks on `free` are free blocks of this page.
-            self.free.set(unsafe { self.next_of(block) });
+            let next = unsafe { self.next_of(block) };
+            self.free.set(next);
+            self.used.set(self.used.get() + 1);
+            prefetch(next);
         }
         block
     }
@@ -333,8 +367,27 @@ impl Page {
         self.pending_frees.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
-    /// Pushes a block freed by the owner onto `local_free`; returns `true`
-    /// when the page now holds no allocated block.
+    /// Pushes a block freed by the owner onto `free` (the fast path: the
+    /// next allocation of the class reuses it while it is in the cache);
+    /// returns `true` when the page now holds no allocated block.
+    ///
+    /// # Safety
+    /// Only the owner may call this, with an allocated block of this page,
+    /// and only when `free` may grow (not on pages whose owner word has
+    /// `OWNER_SLOW`: see the module notes).
+    #[inline(always)]
+    pub unsafe fn push_free(&self, block: *mut Block) -> bool {
+        // SAFETY: the block was allocated from this page and is now ours.
+        unsafe { self.set_next(block, self.free.get()) };
+        self.free.set(block);
+        self.free_is_zero.set(false);
+        let used = self.used.get() - 1;
+        self.used.set(used);
+        used == 0
+    }
+
+    /// Pushes a block freed by the owner onto `local_free` (slow-path
+    /// frees); returns `true` when the page now holds no allocated block.
     ///
     /// # Safety
     /// Only the owner may call this, with an allocated block of this page.
@@ -369,7 +422,6 @@ impl Page {
         // span and have never been handed out; we own them.
         unsafe { self.carve(first, count, size) };
         self.set_capacity((capacity + count) as u32);
-        self.used.set(self.used.get() + count as u32);
         // Hardened carving writes patterns into the blocks.
         self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
         true
@@ -504,12 +556,11 @@ impl Page {
     }
 
     /// Moves a detached list of this page's free blocks (taken off `free`)
-    /// onto `local_free`, keeping `used` (A + F + T) exact.
+    /// onto `local_free` (`used`, A + T, does not change).
     ///
     /// # Safety
     /// Only the owner may call this, with blocks no list holds any more.
     pub unsafe fn move_to_local(&self, mut list: *mut Block) {
-        let mut moved = 0;
         while !list.is_null() {
             // SAFETY: caller's contract: free blocks of this page, ours.
             unsafe {
@@ -518,9 +569,7 @@ impl Page {
                 self.local_free.set(list);
                 list = next;
             }
-            moved += 1;
         }
-        self.used.set(self.used.get() - moved);
     }
 
     /// Brings `local_free` and `thread_free` into `free` when `free` is empty.
@@ -535,7 +584,6 @@ impl Page {
             if !local.is_null() {
                 self.free.set(local);
                 self.local_free.set(ptr::null_mut());
-                self.used.set(self.capacity());
                 self.free_is_zero.set(false);
             }
         }

@@ -203,10 +203,13 @@ pub unsafe fn on_slow_alloc(heap: &Heap, page: &Page, block: *mut u8, requested:
         }
     }
     heap.prof_countdown.set(countdown.max(1));
-    // Let the fast path hand out at most `countdown` bytes of this class.
+    // Let the fast path hand out at most `countdown` bytes of this class;
+    // local frees into the page take the slow path meanwhile (onto
+    // `local_free`), or they would lengthen the cut list.
     let allowed = (countdown / size).max(1) as usize;
     // SAFETY: forwarded contract: we own the page.
     let kept = unsafe { page.cut_free_list(allowed) };
+    page.owner.fetch_or(OWNER_SLOW, Ordering::Relaxed);
     heap.prof_handed[class].set(kept as u32);
 }
 
