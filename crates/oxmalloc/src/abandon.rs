@@ -22,10 +22,9 @@ use core::ptr;
 
 /// Abandoned pages of one class, linked through `Page::next`.
 ///
-/// Invariant: every page here has `owner == 0`, a null `heap`, an empty
-/// `free` list, and `used` equal to its allocated blocks plus whatever
-/// still waits on `thread_free`. Whoever holds the lock may act as the
-/// pages' owner.
+/// Invariant: every page here has `owner == 0`, a null `heap`, and `used`
+/// equal to its allocated blocks plus whatever still waits on
+/// `thread_free`. Whoever holds the lock may act as the pages' owner.
 pub struct AbandonedList {
     head: *mut Page,
     tail: *mut Page,
@@ -59,14 +58,9 @@ pub unsafe fn abandon(page: *mut Page) {
     p.owner.store(0, Ordering::Relaxed);
     p.heap.store(ptr::null_mut(), Ordering::Relaxed);
     // Collect the remote frees, so that `used` counts exactly the allocated
-    // blocks (plus future remote frees), and merge `free` into
-    // `local_free`: an abandoned page keeps `free` empty.
+    // blocks (plus future remote frees).
     // SAFETY: we still act as the owner.
-    unsafe {
-        p.collect_thread_free();
-        let free = p.free.replace(ptr::null_mut());
-        p.move_to_local(free);
-    }
+    unsafe { p.collect_thread_free() };
     if p.used.get() == 0 {
         // SAFETY: empty and on no list.
         unsafe { arena::free_page_span(page) };
@@ -134,7 +128,7 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         let p = unsafe { &*page };
         // SAFETY: as above.
         unsafe { p.collect_thread_free() };
-        let has_room = !p.local_free.get().is_null() || p.capacity() < p.reserved.get();
+        let has_room = !p.free.get().is_null() || !p.local_free.get().is_null() || p.capacity() < p.reserved.get();
         if !has_room {
             // Still full: keep it for later, look at the next one.
             // SAFETY: we hold the lock; the page was just unlinked.

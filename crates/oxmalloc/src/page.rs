@@ -490,23 +490,96 @@ impl Page {
     /// # Safety
     /// Only the owner (or the holder of the page's abandoned-list lock) may call this.
     pub unsafe fn collect_thread_free(&self) -> usize {
-        let head = self.thread_free.take_all().cast::<Block>();
+        // SAFETY: forwarded contract.
+        let (head, count) = unsafe { self.take_thread_free() };
         if head.is_null() {
             return 0;
         }
-        // Find the tail (and count), then splice the whole list onto local_free.
+        let local = self.local_free.get();
+        if !local.is_null() {
+            // Both lists hold blocks (rare: `local_free` only gets slow-path
+            // frees): splice the taken list in front, which needs its tail.
+            // SAFETY: the taken list is ours now.
+            unsafe {
+                let tail = self.tail_of(head);
+                self.set_next(tail, local);
+            }
+        }
+        self.local_free.set(head);
+        count
+    }
+
+    /// Takes the whole `thread_free` list (head and length, known from the
+    /// list's word without walking it) and counts its blocks out of `used`.
+    /// The hardened build walks it all the same, to check every link and
+    /// the length.
+    ///
+    /// # Safety
+    /// As for [`Page::collect_thread_free`].
+    unsafe fn take_thread_free(&self) -> (*mut Block, usize) {
+        let (head, count) = self.thread_free.take_all();
+        let head = head.cast::<Block>();
+        if head.is_null() {
+            return (head, 0);
+        }
+        if crate::secure::ENABLED {
+            // SAFETY: the blocks were published by their pushers' Release
+            // CAS, which our Acquire swap saw.
+            let walked = unsafe { self.list_length(head, count) };
+            if walked != count {
+                crate::fatal::fatal(
+                    crate::fatal::HeapError::CorruptedFreeList,
+                    head as usize,
+                    self.block_size.get(),
+                );
+            }
+        }
+        self.used.set(self.used.get() - count as u32);
+        (head, count)
+    }
+
+    /// The length of a detached list of this page's free blocks, stopping
+    /// the process when it exceeds `limit` (or the page's capacity): a
+    /// longer list has a cycle.
+    ///
+    /// # Safety
+    /// `head` must start a list of free blocks of this page that no other
+    /// thread touches.
+    unsafe fn list_length(&self, head: *mut Block, limit: usize) -> usize {
+        let limit = limit.min(self.capacity() as usize);
+        let mut block = head;
+        let mut length = 0;
+        while !block.is_null() {
+            length += 1;
+            if length > limit {
+                crate::fatal::fatal(
+                    crate::fatal::HeapError::CorruptedFreeList,
+                    block as usize,
+                    self.block_size.get(),
+                );
+            }
+            // SAFETY: caller's contract.
+            block = unsafe { self.next_of(block) };
+        }
+        length
+    }
+
+    /// The last block of a detached, non-empty list of this page's free blocks.
+    ///
+    /// # Safety
+    /// As for [`Page::list_length`].
+    unsafe fn tail_of(&self, head: *mut Block) -> *mut Block {
         let limit = self.capacity() as usize;
         let mut tail = head;
-        let mut count = 1;
+        let mut length = 1;
         loop {
-            // SAFETY: blocks on thread_free are free blocks of this page,
-            // published by the Release CAS of their pusher (our Acquire swap).
+            // SAFETY: caller's contract.
             let next = unsafe { self.next_of(tail) };
             if next.is_null() {
-                break;
+                return tail;
             }
-            count += 1;
-            if count > limit {
+            length += 1;
+            if length > limit {
                 crate::fatal::fatal(
                     crate::fatal::HeapError::CorruptedFreeList,
                     tail as usize,
@@ -515,11 +588,6 @@ impl Page {
             }
             tail = next;
         }
-        // SAFETY: the taken list is ours now.
-        unsafe { self.set_next(tail, self.local_free.get()) };
-        self.local_free.set(head);
-        self.used.set(self.used.get() - count as u32);
-        count
     }
 
     /// Keeps at most `keep` blocks on `free` and moves the rest to
@@ -560,7 +628,7 @@ impl Page {
     ///
     /// # Safety
     /// Only the owner may call this, with blocks no list holds any more.
-    pub unsafe fn move_to_local(&self, mut list: *mut Block) {
+    unsafe fn move_to_local(&self, mut list: *mut Block) {
         while !list.is_null() {
             // SAFETY: caller's contract: free blocks of this page, ours.
             unsafe {
@@ -572,20 +640,30 @@ impl Page {
         }
     }
 
-    /// Brings `local_free` and `thread_free` into `free` when `free` is empty.
+    /// Collects `thread_free`, and refills `free` when it is empty — from
+    /// `local_free` (the remote frees then wait there) or else from the
+    /// remote frees — without walking either list.
     ///
     /// # Safety
     /// Only the owner may call this.
     pub unsafe fn collect(&self) {
+        if !self.free.get().is_null() {
+            // SAFETY: forwarded contract.
+            unsafe { self.collect_thread_free() };
+            return;
+        }
         // SAFETY: forwarded contract.
-        unsafe { self.collect_thread_free() };
-        if self.free.get().is_null() {
-            let local = self.local_free.get();
-            if !local.is_null() {
-                self.free.set(local);
-                self.local_free.set(ptr::null_mut());
-                self.free_is_zero.set(false);
-            }
+        let (remote, _) = unsafe { self.take_thread_free() };
+        let local = self.local_free.get();
+        let refill = if local.is_null() {
+            remote
+        } else {
+            self.local_free.set(remote);
+            local
+        };
+        if !refill.is_null() {
+            self.free.set(refill);
+            self.free_is_zero.set(false);
         }
     }
 }

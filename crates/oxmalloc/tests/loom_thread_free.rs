@@ -54,8 +54,16 @@ impl Blocks {
     fn next(&self, addr: usize) -> usize {
         self.links[addr / 8 - 1].load(Ordering::Relaxed)
     }
-    /// Walks a taken list, returning the addresses.
-    fn walk(&self, head: *mut u8) -> Vec<usize> {
+    /// Walks a list taken with `take_all`, returning the addresses; the
+    /// count the list's word carried must be the walked length.
+    fn walk(&self, (head, count): (*mut u8, usize)) -> Vec<usize> {
+        let seen = self.walk_from(head);
+        assert_eq!(seen.len(), count, "the list's count disagrees with its length");
+        seen
+    }
+
+    /// Walks a list from `head`, returning the addresses.
+    fn walk_from(&self, head: *mut u8) -> Vec<usize> {
         let mut head = head as usize;
         let mut out = Vec::new();
         while head != 0 {
