@@ -146,10 +146,12 @@ fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) ->
     if crate::options::huge_pages() && crate::options::allow_thp() {
         // Huge blocks are used in bulk: transparent huge pages take one
         // fault per 2 MiB instead of 512 (and fewer TLB misses). Systems in
-        // THP "madvise" mode need the request; "never" ignores it. Off by
-        // default: where huge pages are scarce, the kernel may compact
-        // memory synchronously at the fault, a stall of tens or hundreds of
-        // milliseconds (docs/PERFORMANCE.md).
+        // THP "madvise" mode need the request; "never" ignores it. On by
+        // default, as mimalloc does (malloc-large: 483k page faults and
+        // 1.2-1.5 s without, 92k and 0.5-0.8 s with; docs/PERFORMANCE.md
+        // E15). The price: where huge pages are scarce, the kernel may
+        // compact memory synchronously at the fault, a stall of tens or
+        // hundreds of milliseconds; `OXMALLOC_HUGE_PAGES=0` turns it off.
         // SAFETY: the mapping we just made.
         unsafe { Os::advise_huge_pages(header, total, true) };
     }

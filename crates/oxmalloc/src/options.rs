@@ -138,7 +138,7 @@ pub const OPTIONS: [OptionInfo; 12] = [
     OptionInfo {
         name: "HUGE_PAGES",
         kind: Kind::Bool,
-        default: 0,
+        default: 1,
         doc: "ask for transparent huge pages on huge blocks (fewer faults; may stall on compaction)",
     },
     OptionInfo {
