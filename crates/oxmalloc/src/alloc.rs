@@ -204,7 +204,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
         }
         finish(&*page, block, requested, zero, was_zero)
     };
-    stats::report_class(heap, class);
+    stats::report_class(heap, class, false);
     purge::start_if_wanted();
     block
 }
