@@ -7,7 +7,12 @@
 //! - through `GlobalAlloc`: the worker's `pairs N` mode (for `LD_PRELOAD`
 //!   allocators the glibc worker, so `System` → malloc → the library);
 //! - through the C ABI: a tiny C program compiled with `cc` at run time,
-//!   plain (glibc) or with the library preloaded.
+//!   plain (glibc) or with the library preloaded;
+//! - through `GlobalAlloc` methods called on the allocator value, every
+//!   `#[global_allocator]` crate linked into one program (`oxbench-pairs`),
+//!   with the layout opaque (as `__rust_alloc` sees it) and constant (as
+//!   `Box::new` of a known type compiles): the side-by-side comparison of
+//!   the fast paths themselves.
 
 use crate::allocs::Allocator;
 use crate::sample::{InstrCount, Route, Skipped};
@@ -153,6 +158,64 @@ pub fn run(
                 }),
                 Err(e) => skipped.push(Skipped {
                     name: format!("callgrind {} (C ABI)", a.name),
+                    reason: e,
+                }),
+            }
+        }
+    }
+    (counts, skipped)
+}
+
+/// The allocators `oxbench-pairs` links in, by their names in `oxbench list`
+/// (`glibc` is `std::alloc::System` there).
+pub const ONE_PROGRAM: &[(&str, &str)] = &[
+    ("oxmalloc", "oxmalloc"),
+    ("mimalloc", "mimalloc"),
+    ("jemalloc", "jemalloc"),
+    ("snmalloc", "snmalloc"),
+    ("rpmalloc", "rpmalloc"),
+    ("glibc", "system"),
+];
+
+/// Counts instructions per pair through `GlobalAlloc` called on each
+/// allocator value inside one program (`pairs_bin`, `oxbench-pairs`), with
+/// an opaque and a constant layout, for the allocators of `names` that the
+/// program links in.
+pub fn run_one_program(
+    pairs_bin: &Path,
+    names: &[String],
+    dir: &Path,
+    pairs: u64,
+    mut progress: impl FnMut(&str),
+) -> (Vec<InstrCount>, Vec<Skipped>) {
+    let mut counts = Vec::new();
+    let mut skipped = Vec::new();
+    if !valgrind_available() {
+        return (counts, skipped);
+    }
+    if !pairs_bin.exists() {
+        skipped.push(Skipped {
+            name: "callgrind one program".into(),
+            reason: format!(
+                "{} is not built (cargo build --release -p oxbench --bins)",
+                pairs_bin.display()
+            ),
+        });
+        return (counts, skipped);
+    }
+    let pairs = pairs.max(100);
+    for (name, inside) in ONE_PROGRAM.iter().filter(|(n, _)| names.iter().any(|m| m == n)) {
+        progress(&format!("{name} (one program)"));
+        for mode in ["opaque", "constant"] {
+            let args = |n: u64| vec![inside.to_string(), mode.to_string(), n.to_string()];
+            match per_pair(pairs_bin, args, None, dir, pairs) {
+                Ok(x) => counts.push(InstrCount {
+                    alloc: name.to_string(),
+                    via: format!("GlobalAlloc value, {mode} layout"),
+                    per_pair: x,
+                }),
+                Err(e) => skipped.push(Skipped {
+                    name: format!("callgrind {name} (one program, {mode})"),
                     reason: e,
                 }),
             }

@@ -465,9 +465,16 @@ fn callgrind_cmd(a: &CallgrindArgs) -> Result<i32, String> {
     let (allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
     let dir = std::env::temp_dir().join(format!("oxbench-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (counts, more) = callgrind::run(&allocs, &dir, a.pairs, |name| eprintln!("oxbench: callgrind {name}"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (mut counts, more) = callgrind::run(&allocs, &dir, a.pairs, |name| eprintln!("oxbench: callgrind {name}"));
     skipped.extend(more);
+    let names: Vec<String> = allocs.iter().map(|x| x.name.clone()).collect();
+    let pairs_bin = paths(&a.worker_dir).workers.join("oxbench-pairs");
+    let (one, more) = callgrind::run_one_program(&pairs_bin, &names, &dir, a.pairs, |name| {
+        eprintln!("oxbench: callgrind {name}")
+    });
+    counts.extend(one);
+    skipped.extend(more);
+    let _ = std::fs::remove_dir_all(&dir);
     println!(
         "Instructions per malloc+free pair of 32 B (callgrind, {} pairs minus {}):",
         a.pairs,

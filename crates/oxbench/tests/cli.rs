@@ -316,3 +316,63 @@ fn env_reaches_every_worker_and_is_recorded() {
     assert_eq!(st.status.code(), Some(2), "{}", String::from_utf8_lossy(&st.stderr));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `oxbench callgrind` end to end: instruction counts per pair for oxmalloc
+/// and glibc through their workers, through the C ABI (glibc) and through
+/// `GlobalAlloc` called on the allocator values in one program, written to
+/// JSON. (Debug builds: the counts are checked for plausibility only.)
+#[test]
+fn callgrind_counts_instructions_per_pair() {
+    let has_valgrind = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_valgrind {
+        eprintln!("SKIPPED: callgrind test: valgrind is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let out = tmp("callgrind");
+    let json = out.join("counts.json");
+    let o = oxbench()
+        .args([
+            "callgrind",
+            "--no-build",
+            "--alloc",
+            "oxmalloc,glibc",
+            "--pairs",
+            "2000",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--worker-dir")
+        .arg(worker_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let report = Report::load(&json).unwrap();
+    let count = |alloc: &str, via: &str| {
+        report
+            .instructions
+            .iter()
+            .find(|c| c.alloc == alloc && c.via == via)
+            .unwrap_or_else(|| panic!("no count for {alloc} via {via}:\n{stdout}"))
+            .per_pair
+    };
+    for alloc in ["oxmalloc", "glibc"] {
+        for via in [
+            "GlobalAlloc",
+            "GlobalAlloc value, opaque layout",
+            "GlobalAlloc value, constant layout",
+        ] {
+            let n = count(alloc, via);
+            assert!(
+                (5.0..100_000.0).contains(&n),
+                "{alloc} via {via}: {n} instructions per pair"
+            );
+        }
+    }
+    let c_abi = count("glibc", "C ABI");
+    assert!((5.0..100_000.0).contains(&c_abi), "glibc C ABI: {c_abi}");
+    let _ = std::fs::remove_dir_all(&out);
+}
