@@ -31,7 +31,9 @@
 //! * **Guard pages**: the last OS page of each chunk header slice, the OS page
 //!   after every large and huge block, and freed large blocks are made
 //!   inaccessible.
-//! * **Randomised allocation order** within each batch of carved blocks.
+//! * **Randomised allocation order** within each batch of carved blocks: runs
+//!   of about 4 KiB linked in a random order, each entered at a random block
+//!   (see `Page::carve_shuffled`).
 //! * **Secrets** come from `getrandom`, and are drawn again in a `fork` child.
 //!
 //! Every detection prints one line (see `fatal.rs`) and aborts.
