@@ -19,11 +19,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "release build (liboxmalloc.so, liboxmalloc.a, oxbench)"
 cargo build --release --workspace
 
+step "general-dynamic TLS library (target/tls-gd: tests/dlopen.rs loads it late)"
+cargo build --release -p oxmalloc-capi --features tls-general-dynamic --target-dir target/tls-gd
+
 step "hardened library (liboxmalloc-secure.so: the C-ABI hardened tests preload it)"
 scripts/build-secure.sh
 
 step "tests (debug build: overflow checks on)"
-cargo test --workspace
+OXMALLOC_TEST_REQUIRE_TLS_GD=1 cargo test --workspace
 
 step "engine stress tests again in release mode"
 cargo test --release -p oxmalloc --test stress --test thread_churn --test purge_collect --test purge_idle

@@ -2,8 +2,11 @@
 //! (`tests/c/dlopen.c`): the initial-exec TLS build must still load (it
 //! needs 8 bytes of the C library's static-TLS reserve) and serve the
 //! prefixed API on the main thread and on a thread started before the load.
-//! A general-dynamic build, when present at `target/tls-gd/release` (made by
-//! `scripts/capi/callgrind.sh`), is checked the same way.
+//! A general-dynamic build, when present at `target/tls-gd/release`
+//! (`scripts/test.sh` builds it after the release build, as does
+//! `scripts/capi/callgrind.sh`), is checked the same way; with
+//! `OXMALLOC_TEST_REQUIRE_TLS_GD=1` (set by `scripts/test.sh`) a missing
+//! one is a failure, not a skip.
 
 mod common;
 
@@ -30,12 +33,17 @@ fn late_dlopen_initial_exec() {
 #[test]
 fn late_dlopen_general_dynamic_if_built() {
     let gd = release_dir().join("../tls-gd/release/liboxmalloc.so");
+    let build = "cargo build --release -p oxmalloc-capi --features tls-general-dynamic --target-dir target/tls-gd";
     if !gd.exists() {
-        println!(
-            "SKIPPED: no general-dynamic build at {} (scripts/capi/callgrind.sh makes one)",
+        assert!(
+            std::env::var_os("OXMALLOC_TEST_REQUIRE_TLS_GD").is_none(),
+            "OXMALLOC_TEST_REQUIRE_TLS_GD is set but there is no general-dynamic build at {} ({build})",
             gd.display()
         );
-        return;
+        return skip_because(&format!(
+            "no general-dynamic build at {} (scripts/test.sh makes one: {build})",
+            gd.display()
+        ));
     }
     check(&gd, "general-dynamic");
 }

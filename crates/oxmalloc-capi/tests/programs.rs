@@ -1,49 +1,89 @@
 //! Real programs from Debian's packages under `LD_PRELOAD=liboxmalloc.so`:
 //! each runs twice, with the C library's allocator and preloaded, and must
-//! print the same results; the preloaded run must show oxmalloc's
-//! statistics summary on stderr (proof that oxmalloc served it) and no
-//! heap error. A program that is not installed prints "SKIPPED: <program>
-//! not installed"; `tests/PACKAGES` lists the packages to install.
+//! print the same results; the preloaded run must show no heap error and
+//! one `OXMALLOC_SHOW_STATS` summary on stderr for **each process** it is
+//! expected to start (the proof that oxmalloc served every one of them,
+//! not only a wrapper shell): programs run directly, not through a shell;
+//! gcc's processes are counted from `gcc -###` (driver, cc1, as, collect2
+//! and the ld that collect2 runs), git's from its `GIT_TRACE` (one
+//! `built-in:` line per git process). A program that is not installed
+//! prints "SKIPPED: <program> not installed"; `tests/PACKAGES` lists the
+//! packages to install.
 
 mod common;
 
 use common::*;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-/// Runs `make(run_index, preload)` without and with oxmalloc, checks both
-/// succeed with the same stdout, and that oxmalloc served the second.
-fn same_output_preloaded(what: &str, make: impl Fn(usize) -> Command) -> String {
+/// How many processes of a preloaded run must print a statistics summary.
+#[derive(Clone, Copy, Debug)]
+enum Processes {
+    /// Exactly this many (each process the command starts).
+    Exactly(usize),
+    /// At least this many: for a shell script, whose forks are copies of
+    /// the shell (counted when they exit through `exit`) and whose
+    /// external commands are GNU coreutils, which close stderr before
+    /// exiting and so print no summary (see README.md).
+    AtLeast(usize),
+}
+
+/// The two runs of a command: without oxmalloc, and preloaded.
+struct Pair {
+    baseline: Output,
+    ours: Output,
+    /// Statistics summaries in the preloaded run's stderr.
+    summaries: usize,
+}
+
+/// Runs `make(0)` without oxmalloc and `make(1)` preloaded (with
+/// `OXMALLOC_SHOW_STATS=1`); both must succeed, the second must show
+/// oxmalloc's statistics (something allocated), as many summaries as
+/// `expected` says, and no heap error.
+fn run_both(what: &str, expected: Processes, make: impl Fn(usize) -> Command) -> Pair {
     let baseline = run(make(0), LIMIT);
     assert_success(&baseline, &format!("{what} (without oxmalloc)"));
     let mut cmd = make(1);
     preloaded(&mut cmd);
     let ours = run(cmd, LIMIT);
     assert_success(&ours, &format!("{what} (LD_PRELOAD=liboxmalloc.so)"));
-    let expected = String::from_utf8_lossy(&baseline.stdout).into_owned();
-    let got = String::from_utf8_lossy(&ours.stdout).into_owned();
-    assert!(!expected.trim().is_empty(), "{what}: the baseline printed nothing");
-    assert_eq!(got, expected, "{what}: output differs under oxmalloc");
     let summaries = assert_served_by_oxmalloc(&ours.stderr, what);
     assert_no_heap_errors(&ours.stderr, what);
-    println!(
-        "{what}: same output ({} lines), {summaries} process(es) served by oxmalloc",
-        expected.lines().count()
+    let ok = match expected {
+        Processes::Exactly(n) => summaries == n,
+        Processes::AtLeast(n) => summaries >= n,
+    };
+    assert!(
+        ok,
+        "{what}: {summaries} oxmalloc statistics summaries, expected {expected:?} (one per process): \
+         some process was not served by oxmalloc\nstderr:\n{}",
+        tail(&ours.stderr)
     );
-    expected
+    Pair {
+        baseline,
+        ours,
+        summaries,
+    }
 }
 
-/// Debian's interpreter rather than a version-manager shim when both exist.
-fn debian_program(name: &str) -> Option<PathBuf> {
-    let system = Path::new("/usr/bin").join(name);
-    if system.is_file() {
-        return Some(system);
-    }
-    find_program(name)
+/// [`run_both`], and both runs must print the same, non-empty stdout.
+/// Returns it.
+fn same_output_preloaded(what: &str, expected: Processes, make: impl Fn(usize) -> Command) -> String {
+    let pair = run_both(what, expected, make);
+    let expected_out = String::from_utf8_lossy(&pair.baseline.stdout).into_owned();
+    let got = String::from_utf8_lossy(&pair.ours.stdout).into_owned();
+    assert!(!expected_out.trim().is_empty(), "{what}: the baseline printed nothing");
+    assert_eq!(got, expected_out, "{what}: output differs under oxmalloc");
+    println!(
+        "{what}: same output ({} lines), {} process(es) served by oxmalloc",
+        expected_out.lines().count(),
+        pair.summaries
+    );
+    expected_out
 }
 
 const PYTHON_SCRIPT: &str = r#"
@@ -84,13 +124,17 @@ fn python3_threads() {
     let dir = TempDir::new("python");
     let script = dir.join("threads.py");
     std::fs::write(&script, PYTHON_SCRIPT).expect("write script");
-    same_output_preloaded("python3 (PYTHONMALLOC=malloc, 8 threads)", |_| {
-        let mut cmd = Command::new(&python);
-        cmd.arg(&script)
-            .env("PYTHONMALLOC", "malloc")
-            .env("PYTHONHASHSEED", "0");
-        cmd
-    });
+    same_output_preloaded(
+        "python3 (PYTHONMALLOC=malloc, 8 threads)",
+        Processes::Exactly(1),
+        |_| {
+            let mut cmd = Command::new(&python);
+            cmd.arg(&script)
+                .env("PYTHONMALLOC", "malloc")
+                .env("PYTHONHASHSEED", "0");
+            cmd
+        },
+    );
 }
 
 const BASH_SCRIPT: &str = r#"
@@ -123,62 +167,125 @@ fn bash_script() {
     let dir = TempDir::new("bash");
     let script = dir.join("script.sh");
     std::fs::write(&script, BASH_SCRIPT).expect("write script");
-    same_output_preloaded("bash", |_| {
+    same_output_preloaded("bash", Processes::AtLeast(1), |_| {
         let mut cmd = Command::new(&bash);
         cmd.arg(&script).env("LC_ALL", "C");
         cmd
     });
 }
 
+/// The files of the git test's repository: 300 files in 17 directories;
+/// `second` appends a line to every seventh.
+fn write_git_files(repo: &Path, second: bool) {
+    for i in 1..=300usize {
+        let dir = repo.join(format!("d{}", i % 17));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join(format!("file{i}.txt"));
+        if second {
+            if i % 7 == 0 {
+                let mut text = std::fs::read_to_string(&file).expect("read file");
+                text.push_str(&format!("change {i}\n"));
+                std::fs::write(&file, text).expect("write file");
+            }
+        } else {
+            let text: String = (1..=i * 3).map(|k| format!("line {i}: {k}\n")).collect();
+            std::fs::write(&file, text).expect("write file");
+        }
+    }
+}
+
 #[test]
 fn git_init_add_commit() {
-    let Some(git) = find_program("git") else {
+    // Debian's git: another build may come first on PATH (/usr/local/bin).
+    let Some(git) = debian_program("git") else {
         return skip("git");
     };
     let dir = TempDir::new("git");
     // Each run gets its own repository; the same files, names and dates
-    // make the same commit hash.
-    let script = r#"set -e
-git init -q -b main repo
-cd repo
-for i in $(seq 1 300); do
-  mkdir -p "d$((i % 17))"
-  seq 1 $((i * 3)) | sed "s/^/line $i: /" > "d$((i % 17))/file$i.txt"
-done
-git add .
-git commit -q -m "first commit"
-for i in $(seq 1 300 | awk 'NR % 7 == 0'); do echo "change $i" >> "d$((i % 17))/file$i.txt"; done
-git add -A
-git commit -q -m "second commit"
-git rev-parse HEAD HEAD~1
-git log --stat --format='%H %an %s' | head -40
-git ls-files | wc -l
-git gc -q
-git count-objects -v | grep -E '^(count|in-pack|packs)'
-"#;
-    let Some(bash) = debian_program("bash") else {
-        return skip("bash");
+    // make the same commit hashes.
+    let runs = [dir.join("run0"), dir.join("run1")];
+    for run_dir in &runs {
+        std::fs::create_dir_all(run_dir).expect("mkdir");
+    }
+    let traces = [dir.join("trace0"), dir.join("trace1")];
+    // One git command run directly (no shell) in both repositories: same
+    // stdout (after `keep`), and one statistics summary per git process
+    // that GIT_TRACE saw start (a subcommand such as `gc` runs several).
+    let step = |args: &[&str], keep: fn(&str) -> bool| -> String {
+        let what = format!("git {}", args.join(" "));
+        let pair = run_both(&what, Processes::AtLeast(1), |i| {
+            let _ = std::fs::remove_file(&traces[i]);
+            let mut cmd = Command::new(&git);
+            cmd.args(args)
+                .current_dir(&runs[i])
+                .env("HOME", &runs[i])
+                .env("GIT_TRACE", &traces[i])
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_AUTHOR_NAME", "Ox Test")
+                .env("GIT_AUTHOR_EMAIL", "ox@example.invalid")
+                .env("GIT_COMMITTER_NAME", "Ox Test")
+                .env("GIT_COMMITTER_EMAIL", "ox@example.invalid")
+                .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
+                .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
+                .env("LC_ALL", "C");
+            cmd
+        });
+        let trace = std::fs::read_to_string(&traces[1]).unwrap_or_else(|e| panic!("{what}: no GIT_TRACE file: {e}"));
+        let processes = trace.lines().filter(|l| l.contains("trace: built-in: git")).count();
+        assert!(processes >= 1, "{what}: GIT_TRACE shows no git process:\n{trace}");
+        assert_eq!(
+            pair.summaries,
+            processes,
+            "{what}: {processes} git processes (GIT_TRACE) but {} oxmalloc statistics summaries: \
+             some process was not served by oxmalloc\ntrace:\n{trace}\nstderr:\n{}",
+            pair.summaries,
+            tail(&pair.ours.stderr)
+        );
+        let filter = |out: &[u8]| -> String {
+            String::from_utf8_lossy(out)
+                .lines()
+                .filter(|l| keep(l))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        let expected = filter(&pair.baseline.stdout);
+        assert_eq!(
+            filter(&pair.ours.stdout),
+            expected,
+            "{what}: output differs under oxmalloc"
+        );
+        println!(
+            "{what}: same output ({} lines), {processes} git process(es), each served by oxmalloc",
+            expected.lines().count()
+        );
+        expected
     };
-    let git_dir = git.parent().expect("git dir").to_path_buf();
-    same_output_preloaded("git (init, add, commit, gc)", |i| {
-        let work = dir.join(&format!("run{i}"));
-        std::fs::create_dir_all(&work).expect("mkdir");
-        let mut cmd = Command::new(&bash);
-        cmd.arg("-c")
-            .arg(script)
-            .current_dir(&work)
-            .env("HOME", &work)
-            .env("PATH", format!("{}:/usr/bin:/bin", git_dir.display()))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Ox Test")
-            .env("GIT_AUTHOR_EMAIL", "ox@example.invalid")
-            .env("GIT_COMMITTER_NAME", "Ox Test")
-            .env("GIT_COMMITTER_EMAIL", "ox@example.invalid")
-            .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-            .env("LC_ALL", "C");
-        cmd
+    let all = |_: &str| true;
+    step(&["init", "-q", "-b", "main", "repo"], all);
+    for run_dir in &runs {
+        write_git_files(&run_dir.join("repo"), false);
+    }
+    step(&["-C", "repo", "add", "."], all);
+    step(&["-C", "repo", "commit", "-q", "-m", "first commit"], all);
+    for run_dir in &runs {
+        write_git_files(&run_dir.join("repo"), true);
+    }
+    step(&["-C", "repo", "add", "-A"], all);
+    step(&["-C", "repo", "commit", "-q", "-m", "second commit"], all);
+    let heads = step(&["-C", "repo", "rev-parse", "HEAD", "HEAD~1"], all);
+    assert_eq!(heads.lines().count(), 2, "two commits: {heads}");
+    let log = step(&["-C", "repo", "log", "--stat", "--format=%H %an %s"], all);
+    assert!(
+        log.contains("300 files changed"),
+        "the first commit has every file:\n{log}"
+    );
+    let files = step(&["-C", "repo", "ls-files"], all);
+    assert_eq!(files.lines().count(), 300, "git ls-files");
+    step(&["-C", "repo", "gc", "-q"], all);
+    let objects = step(&["-C", "repo", "count-objects", "-v"], |l| {
+        ["count:", "in-pack:", "packs:"].iter().any(|k| l.starts_with(k))
     });
+    assert!(objects.contains("packs: 1"), "gc packed the objects:\n{objects}");
 }
 
 const PERL_SCRIPT: &str = r#"
@@ -211,11 +318,40 @@ fn perl_script() {
     let dir = TempDir::new("perl");
     let script = dir.join("script.pl");
     std::fs::write(&script, PERL_SCRIPT).expect("write script");
-    same_output_preloaded("perl", |_| {
+    same_output_preloaded("perl", Processes::Exactly(1), |_| {
         let mut cmd = Command::new(&perl);
         cmd.arg(&script).env("PERL_HASH_SEED", "0").env("LC_ALL", "C");
         cmd
     });
+}
+
+/// The processes `gcc ARGS` starts, from `gcc -### ARGS` (the driver
+/// prints each command it would run on a line of its own, starting with a
+/// space): the driver itself, each command's program, and the `ld` that
+/// `collect2` runs.
+fn gcc_processes(gcc: &Path, args: &[&str], cwd: &Path) -> Vec<String> {
+    let mut cmd = Command::new(gcc);
+    cmd.arg("-###").args(args).current_dir(cwd).env("LC_ALL", "C");
+    let out = run(cmd, LIMIT);
+    assert_success(&out, "gcc -###");
+    let mut names = vec!["gcc".to_string()];
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Some(command) = line.strip_prefix(' ') else {
+            continue;
+        };
+        let program = command.split_whitespace().next().unwrap_or_default().trim_matches('"');
+        let name = Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "collect2" {
+            names.push(name);
+            names.push("ld".to_string());
+        } else {
+            names.push(name);
+        }
+    }
+    names
 }
 
 #[test]
@@ -224,24 +360,57 @@ fn gcc_compiles_c() {
         return skip("gcc");
     };
     let dir = TempDir::new("gcc");
+    let runs = [dir.join("run0"), dir.join("run1")];
+    for run_dir in &runs {
+        std::fs::create_dir_all(run_dir).expect("mkdir");
+    }
     let source = c_source("contract.c");
-    // The driver, cc1, as, collect2 and ld all run preloaded. The assembly
-    // must be identical, and the linked program must run.
-    same_output_preloaded("gcc (cc1, as, ld)", |i| {
-        let asm = dir.join(&format!("contract{i}.s"));
-        let exe = dir.join(&format!("contract{i}"));
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "set -e; {gcc} -O2 -fno-builtin -S -o {asm} {src}; cat {asm}; {gcc} -O2 -fno-builtin -o {exe} {src} -ldl; test -x {exe}; echo linked",
-                gcc = gcc.display(),
-                asm = asm.display(),
-                exe = exe.display(),
-                src = source.display()
-            ))
-            .env("LC_ALL", "C");
-        cmd
-    });
+    let source = source.to_str().expect("utf-8 path");
+    // Three steps, gcc run directly in each: compile to assembly (driver,
+    // cc1), assemble (driver, as), link (driver, collect2, ld). Every
+    // process must print a summary; the assembly, the object and the
+    // executable must be the same as without oxmalloc.
+    let steps: [(&str, &[&str], &str); 3] = [
+        ("cc1", &["-O2", "-fno-builtin", "-S", "-o", "-", source], ""),
+        ("as", &["-c", "-o", "contract.o", "contract.s"], "contract.o"),
+        ("collect2", &["-o", "contract", "contract.o", "-ldl"], "contract"),
+    ];
+    for (tool, args, product) in steps {
+        let processes = gcc_processes(&gcc, args, &runs[0]);
+        assert!(
+            processes.iter().any(|p| p == tool),
+            "gcc {args:?} should run {tool}; gcc -### lists {processes:?}"
+        );
+        let what = format!("gcc {} ({})", args.join(" "), processes.join(", "));
+        let pair = run_both(&what, Processes::Exactly(processes.len()), |i| {
+            let mut cmd = Command::new(&gcc);
+            cmd.args(args).current_dir(&runs[i]).env("LC_ALL", "C");
+            cmd
+        });
+        if product.is_empty() {
+            // The assembly on stdout: the input of the next step.
+            assert!(
+                String::from_utf8_lossy(&pair.baseline.stdout).contains("main:"),
+                "{what}: no assembly printed"
+            );
+            assert_eq!(
+                pair.ours.stdout, pair.baseline.stdout,
+                "{what}: assembly differs under oxmalloc"
+            );
+            std::fs::write(runs[0].join("contract.s"), &pair.baseline.stdout).expect("write contract.s");
+            std::fs::write(runs[1].join("contract.s"), &pair.ours.stdout).expect("write contract.s");
+        } else {
+            let read = |i: usize| std::fs::read(runs[i].join(product)).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let (expected, got) = (read(0), read(1));
+            assert!(!expected.is_empty(), "{what}: empty {product}");
+            assert!(got == expected, "{what}: {product} differs under oxmalloc");
+        }
+        println!(
+            "{what}: same result, {} processes, {} statistics summaries",
+            processes.len(),
+            pair.summaries
+        );
+    }
 }
 
 #[test]
@@ -275,7 +444,7 @@ SELECT count(*), sum(length(name)) FROM t;
     );
     let script = dir.join("script.sql");
     std::fs::write(&script, sql).expect("write sql");
-    same_output_preloaded("sqlite3 (10^5 rows)", |i| {
+    same_output_preloaded("sqlite3 (10^5 rows)", Processes::Exactly(1), |i| {
         let db = dir.join(&format!("db{i}.sqlite"));
         let mut cmd = Command::new(&sqlite3);
         cmd.arg("-batch").arg(&db).arg(format!(".read {}", script.display()));
@@ -317,7 +486,7 @@ fn lua_script() {
     let dir = TempDir::new("lua");
     let script = dir.join("script.lua");
     std::fs::write(&script, LUA_SCRIPT).expect("write script");
-    same_output_preloaded("lua5.4", |_| {
+    same_output_preloaded("lua5.4", Processes::Exactly(1), |_| {
         let mut cmd = Command::new(&lua);
         cmd.arg(&script);
         cmd
@@ -511,7 +680,13 @@ fn redis_server_under_redis_benchmark() {
             tail(&output.stdout)
         );
         if preload {
-            assert_served_by_oxmalloc(&output.stderr, what);
+            let summaries = assert_served_by_oxmalloc(&output.stderr, what);
+            assert_eq!(
+                summaries,
+                1,
+                "{what}: one process, one statistics summary\n{}",
+                tail(&output.stderr)
+            );
             assert_no_heap_errors(&output.stderr, what);
         }
         answers.push(answer);

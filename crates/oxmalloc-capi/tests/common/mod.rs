@@ -96,10 +96,43 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Prints the skip line; callers return right after.
+/// Prints the skip line for a program that is not installed; callers
+/// return right after (the test passes, saying so).
 pub fn skip(program: &str) {
-    println!("SKIPPED: {program} not installed (see crates/oxmalloc-capi/tests/PACKAGES)");
-    eprintln!("SKIPPED: {program} not installed (see crates/oxmalloc-capi/tests/PACKAGES)");
+    skip_because(&format!(
+        "{program} not installed (see crates/oxmalloc-capi/tests/PACKAGES)"
+    ));
+}
+
+/// Prints `SKIPPED: <why>` where it is seen even when the test harness
+/// captures the output of passing tests: `println!`/`eprintln!` are
+/// captured (shown only with `--nocapture` or on failure), a direct write
+/// to the process's stderr is not.
+pub fn skip_because(why: &str) {
+    use std::io::Write;
+    println!("SKIPPED: {why}");
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+/// Debian's program (`/usr/bin/NAME`) rather than another build earlier on
+/// `PATH` (a version-manager shim, a `/usr/local/bin` build); any on
+/// `PATH` when Debian's is missing.
+pub fn debian_program(name: &str) -> Option<PathBuf> {
+    let system = Path::new("/usr/bin").join(name);
+    if system.is_file() {
+        return Some(system);
+    }
+    find_program(name)
+}
+
+/// The number of `OXMALLOC_SHOW_STATS` summaries (lines
+/// `oxmalloc [version] statistics`) in some stderr output: one per process
+/// that oxmalloc served and that exited through `exit` with stderr open.
+pub fn stats_summaries(stderr: &[u8]) -> usize {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.starts_with("oxmalloc ") && l.trim_end().ends_with("statistics"))
+        .count()
 }
 
 /// Compiles C sources (paths) into `out` with `cc`, plus `extra` arguments
@@ -221,10 +254,7 @@ pub fn assert_success(output: &Output, what: &str) {
 /// through `exit` with its stderr still open).
 pub fn assert_served_by_oxmalloc(stderr: &[u8], what: &str) -> usize {
     let text = String::from_utf8_lossy(stderr);
-    let summaries = text
-        .lines()
-        .filter(|l| l.starts_with("oxmalloc ") && l.trim_end().ends_with("statistics"))
-        .count();
+    let summaries = stats_summaries(stderr);
     assert!(
         summaries > 0,
         "{what}: no oxmalloc statistics on stderr, so oxmalloc was not used\nstderr:\n{}",
