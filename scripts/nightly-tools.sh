@@ -2,12 +2,12 @@
 # pieces they need (the nightly toolchain, a rustup component, cargo-fuzz)
 # when they are missing and installing is possible. Each function returns
 # non-zero after printing why it could not, so the caller can print its
-# SKIPPED line. OXMALLOC_NO_INSTALL=1 installs nothing (only checks).
+# SKIPPED line. OXTEST_NO_INSTALL=1 installs nothing (only checks).
 
 # ensure_nightly: the nightly toolchain is there (installs a minimal one).
 ensure_nightly() {
     rustup run nightly rustc --version >/dev/null 2>&1 && return 0
-    if [ "${OXMALLOC_NO_INSTALL:-0}" = 1 ] || ! command -v rustup >/dev/null; then
+    if [ "${OXTEST_NO_INSTALL:-0}" = 1 ] || ! command -v rustup >/dev/null; then
         echo "no nightly toolchain (rustup toolchain install nightly)"
         return 1
     fi
@@ -24,7 +24,7 @@ ensure_component() {
     local name=$1
     shift
     "$@" >/dev/null 2>&1 && return 0
-    if [ "${OXMALLOC_NO_INSTALL:-0}" = 1 ]; then
+    if [ "${OXTEST_NO_INSTALL:-0}" = 1 ]; then
         echo "nightly has no $name (rustup component add $name --toolchain nightly)"
         return 1
     fi
@@ -38,7 +38,7 @@ ensure_component() {
 # ensure_cargo_fuzz: `cargo +nightly fuzz` works (cargo install cargo-fuzz).
 ensure_cargo_fuzz() {
     cargo +nightly fuzz --help >/dev/null 2>&1 && return 0
-    if [ "${OXMALLOC_NO_INSTALL:-0}" = 1 ]; then
+    if [ "${OXTEST_NO_INSTALL:-0}" = 1 ]; then
         echo "cargo-fuzz is not installed (cargo install cargo-fuzz)"
         return 1
     fi

@@ -26,7 +26,7 @@ step "hardened library (liboxmalloc-secure.so: the C-ABI hardened tests preload 
 scripts/build-secure.sh
 
 step "tests (debug build: overflow checks on)"
-OXMALLOC_TEST_REQUIRE_TLS_GD=1 cargo test --workspace
+OXTEST_REQUIRE_TLS_GD=1 cargo test --workspace
 
 step "engine stress tests again in release mode"
 cargo test --release -p oxmalloc --test stress --test thread_churn --test purge_collect --test purge_idle

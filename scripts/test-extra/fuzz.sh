@@ -6,15 +6,15 @@
 #
 # Needs cargo-fuzz and the nightly toolchain, which it installs when missing
 # (scripts/nightly-tools.sh); where that is impossible it prints SKIPPED and
-# exits 0 (so does OXMALLOC_SKIP_FUZZ=1). A crash fails the run and
+# exits 0 (so does OXTEST_SKIP_FUZZ=1). A crash fails the run and
 # leaves the reproducer in fuzz/artifacts/<target>/ (replay it with
 # `cd fuzz && cargo +nightly fuzz run <target> <file>`).
 set -euo pipefail
 cd "$(dirname "$0")/../../fuzz"
 seconds=${FUZZ_SECONDS:-10}
 
-if [ "${OXMALLOC_SKIP_FUZZ:-0}" = 1 ]; then
-    echo "SKIPPED: fuzzing (OXMALLOC_SKIP_FUZZ=1)"
+if [ "${OXTEST_SKIP_FUZZ:-0}" = 1 ]; then
+    echo "SKIPPED: fuzzing (OXTEST_SKIP_FUZZ=1)"
     exit 0
 fi
 . ../scripts/nightly-tools.sh

@@ -12,13 +12,13 @@
 #
 # Installs Miri when it is missing (scripts/nightly-tools.sh); skips with a
 # SKIPPED line (exit 0) when that is impossible. Undefined behaviour, a
-# failed test or any other error fails the run. OXMALLOC_SKIP_MIRI=1 skips
+# failed test or any other error fails the run. OXTEST_SKIP_MIRI=1 skips
 # on purpose.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ "${OXMALLOC_SKIP_MIRI:-0}" = 1 ]; then
-    echo "SKIPPED: Miri (OXMALLOC_SKIP_MIRI=1)"
+if [ "${OXTEST_SKIP_MIRI:-0}" = 1 ]; then
+    echo "SKIPPED: Miri (OXTEST_SKIP_MIRI=1)"
     exit 0
 fi
 . scripts/nightly-tools.sh

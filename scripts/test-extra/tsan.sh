@@ -8,13 +8,13 @@
 #
 # Needs the nightly toolchain with rust-src, which it installs when missing
 # (scripts/nightly-tools.sh); where that is impossible it prints SKIPPED and
-# exits 0. OXMALLOC_SKIP_TSAN=1 skips it on purpose (also with a
+# exits 0. OXTEST_SKIP_TSAN=1 skips it on purpose (also with a
 # SKIPPED line). Extra test names can be given as arguments (default: stress).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ "${OXMALLOC_SKIP_TSAN:-0}" = 1 ]; then
-    echo "SKIPPED: ThreadSanitizer run (OXMALLOC_SKIP_TSAN=1)"
+if [ "${OXTEST_SKIP_TSAN:-0}" = 1 ]; then
+    echo "SKIPPED: ThreadSanitizer run (OXTEST_SKIP_TSAN=1)"
     exit 0
 fi
 . scripts/nightly-tools.sh

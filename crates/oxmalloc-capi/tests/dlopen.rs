@@ -5,7 +5,7 @@
 //! A general-dynamic build, when present at `target/tls-gd/release`
 //! (`scripts/test.sh` builds it after the release build, as does
 //! `scripts/capi/callgrind.sh`), is checked the same way; with
-//! `OXMALLOC_TEST_REQUIRE_TLS_GD=1` (set by `scripts/test.sh`) a missing
+//! `OXTEST_REQUIRE_TLS_GD=1` (set by `scripts/test.sh`) a missing
 //! one is a failure, not a skip.
 
 mod common;
@@ -36,8 +36,8 @@ fn late_dlopen_general_dynamic_if_built() {
     let build = "cargo build --release -p oxmalloc-capi --features tls-general-dynamic --target-dir target/tls-gd";
     if !gd.exists() {
         assert!(
-            std::env::var_os("OXMALLOC_TEST_REQUIRE_TLS_GD").is_none(),
-            "OXMALLOC_TEST_REQUIRE_TLS_GD is set but there is no general-dynamic build at {} ({build})",
+            std::env::var_os("OXTEST_REQUIRE_TLS_GD").is_none(),
+            "OXTEST_REQUIRE_TLS_GD is set but there is no general-dynamic build at {} ({build})",
             gd.display()
         );
         return skip_because(&format!(
