@@ -42,10 +42,23 @@ fn roundtrip(size: usize, align: usize) {
         assert_eq!(p as usize % align, 0, "alloc({size}, {align}) = {p:p} misaligned");
         let usable = oxmalloc::usable_size(p);
         assert!(usable >= size, "usable {usable} < size {size}");
-        // Touch the first and last bytes of the usable size, and a pattern
-        // over the requested size for small blocks.
-        *p = 1;
-        *p.add(usable - 1) = 2;
+        // Write the first, middle and last bytes of the usable size and
+        // read them back (volatile, so that the memory is really touched),
+        // then a pattern over the requested size for small blocks.
+        // (The value depends on the offset alone: with a usable size of 1
+        // the three offsets are one byte.)
+        let marks = [0, usable / 2, usable - 1];
+        for at in marks {
+            p.add(at).write_volatile(pattern(usable, at));
+        }
+        for at in marks {
+            let got = p.add(at).read_volatile();
+            assert_eq!(
+                got,
+                pattern(usable, at),
+                "byte {at} of alloc({size}, {align}) (usable {usable}) at {p:p}"
+            );
+        }
         if size <= 64 * 1024 {
             fill(p, size, size);
             check(p, size, size);

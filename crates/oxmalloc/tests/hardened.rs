@@ -36,6 +36,15 @@ const WRITE_AFTER_FREE: &str = "write after free of ";
 // ---------------------------------------------------------------------------
 // The child side.
 
+/// The engine's chunk and slice sizes (docs/DESIGN.md, "Memory layout").
+const CHUNK_SIZE: usize = 4 << 20;
+const SLICE_SIZE: usize = 64 << 10;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
 fn announce(p: *const u8) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "ptr {:#x}", p as usize).unwrap();
@@ -242,6 +251,52 @@ fn child_action(action: &str, n: usize) {
                 OxMalloc.dealloc(p, layout(n));
                 announce(p);
                 std::hint::black_box(p.add(n / 2).read_volatile());
+            }
+        }
+        "write_past_end" => {
+            // The block's usable span, as the heap's walk reports it; the
+            // OS page after it is the guard.
+            let mut heap = oxmalloc::Heap::new().unwrap();
+            let p = heap.alloc(layout(n));
+            assert!(!p.is_null());
+            let mut usable = 0;
+            heap.walk(|block, size| {
+                if block == p {
+                    usable = size;
+                }
+                true
+            });
+            assert!(usable >= n, "the walk did not report the block (usable {usable})");
+            let page = page_size();
+            // The trailer ends the span, which ends on a page boundary.
+            let end = (p as usize + usable).next_multiple_of(page);
+            announce(end as *const u8);
+            // SAFETY: the last byte of the block's span is ours (rewritten
+            // with its own value); the next byte is the guard page: the
+            // deliberate bad write.
+            unsafe {
+                let last = p.add(end - 1 - p as usize);
+                last.write_volatile(last.read_volatile());
+                println!("last byte of the span written");
+                std::io::stdout().flush().unwrap();
+                last.add(1).write_volatile(0x5a);
+            }
+            std::mem::forget(heap);
+        }
+        "read_header_guard" => {
+            // The chunk of a small block: its header slice (64 KiB) ends
+            // with an inaccessible OS page.
+            let p = alloc(n);
+            let chunk = p as usize & !(CHUNK_SIZE - 1);
+            let guard = chunk + SLICE_SIZE - page_size();
+            announce(guard as *const u8);
+            // SAFETY: the chunk header is mapped memory of the allocator
+            // (read only); the guard read is the deliberate bad access.
+            unsafe {
+                std::hint::black_box((chunk as *const u8).read_volatile());
+                println!("chunk header readable");
+                std::io::stdout().flush().unwrap();
+                std::hint::black_box((guard as *const u8).read_volatile());
             }
         }
         "fingerprint" => {
@@ -481,6 +536,42 @@ fn b25_reading_a_freed_large_block_faults() {
         let o = run_child("read_freed", size);
         announced(&o, "read_freed");
         assert_eq!(o.status.signal(), Some(libc::SIGSEGV), "{}", describe(&o));
+    }
+}
+
+/// Runs `action` at `size` and asserts that it died of SIGSEGV after the
+/// access just before the guard (`before` printed) succeeded.
+fn faults(action: &str, size: usize, before: &str) {
+    let o = run_child(action, size);
+    let what = format!("{action} at {size} B");
+    announced(&o, &what);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains(before),
+        "{what}: the access before the guard failed\n{}",
+        describe(&o)
+    );
+    assert!(!stdout.contains("survived"), "{what}: no fault\n{}", describe(&o));
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGSEGV),
+        "{what}: not SIGSEGV\n{}",
+        describe(&o)
+    );
+}
+
+#[test]
+fn writing_the_page_after_a_large_or_huge_block_faults() {
+    // 256 KiB: a large block (a span); 8 MiB: a huge block (a mapping).
+    for size in [256 * 1024, 300_000, 8 << 20, (8 << 20) + 100] {
+        faults("write_past_end", size, "last byte of the span written");
+    }
+}
+
+#[test]
+fn reading_the_last_page_of_a_chunk_header_slice_faults() {
+    for size in [8, 4096] {
+        faults("read_header_guard", size, "chunk header readable");
     }
 }
 

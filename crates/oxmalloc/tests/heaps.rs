@@ -3,13 +3,20 @@
 
 use oxmalloc::{Heap, OxMalloc};
 use std::alloc::{GlobalAlloc, Layout};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
 
-/// RSS-sensitive tests run one at a time.
+/// RSS-sensitive tests run one at a time. The statistics and the resident
+/// size are process-wide, so every test of this file takes the lock: one
+/// that allocates while another measures would skew the measure.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes [`SERIAL`] (a test that failed while holding it does not fail the others).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn count_live(heap: &mut Heap) -> usize {
     let mut n = 0;
@@ -22,7 +29,7 @@ fn count_live(heap: &mut Heap) -> usize {
 
 #[test]
 fn destroy_frees_every_block_and_the_memory_comes_back() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = serial();
     oxmalloc::collect(true);
     let rss_before = oxmalloc::resident_bytes();
     let allocated_before = oxmalloc::stats().allocated.current;
@@ -76,6 +83,7 @@ fn destroy_frees_every_block_and_the_memory_comes_back() {
 
 #[test]
 fn delete_keeps_blocks_valid() {
+    let _serial = serial();
     let heap = Heap::new().unwrap();
     let layout = Layout::from_size_align(40, 8).unwrap();
     let mut ptrs = Vec::new();
@@ -109,6 +117,7 @@ fn delete_keeps_blocks_valid() {
 
 #[test]
 fn walk_visits_exactly_the_live_blocks() {
+    let _serial = serial();
     let mut heap = Heap::new().unwrap();
     assert_eq!(count_live(&mut heap), 0);
     let layout = Layout::from_size_align(24, 8).unwrap();
@@ -137,6 +146,7 @@ fn walk_visits_exactly_the_live_blocks() {
 
 #[test]
 fn blocks_of_a_heap_can_be_freed_by_other_threads() {
+    let _serial = serial();
     let mut heap = Heap::new().unwrap();
     let layout = Layout::from_size_align(100, 8).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<Vec<usize>>();
@@ -171,10 +181,21 @@ fn blocks_of_a_heap_can_be_freed_by_other_threads() {
     heap.destroy();
 }
 
+/// Whether some live block of `heap` holds `addr`.
+fn heap_holds(heap: &mut Heap, addr: usize) -> bool {
+    let mut found = false;
+    heap.walk(|p, size| {
+        found = (p as usize..p as usize + size).contains(&addr);
+        !found
+    });
+    found
+}
+
 #[test]
 fn hashbrown_map_over_a_heap() {
-    let heap = Heap::new().unwrap();
-    {
+    let _serial = serial();
+    let mut heap = Heap::new().unwrap();
+    let (map_entry, set_entry) = {
         let mut map = hashbrown::HashMap::new_in(&heap);
         for i in 0..100_000u64 {
             map.insert(i, i * 3);
@@ -187,7 +208,26 @@ fn hashbrown_map_over_a_heap() {
         let mut v = allocator_api2_vec(&heap);
         v.extend(0..10_000u32);
         assert_eq!(v.iter().map(|&x| x as u64).sum::<u64>(), 49_995_000);
-    }
+        // Addresses inside the tables' memory (an entry lives in its table).
+        let map_entry = map.get_key_value(&4242).unwrap().0 as *const u64 as usize;
+        let set_entry = v.get(&777).unwrap() as *const u32 as usize;
+        // Keep the tables allocated but end their borrow of `heap`, so that
+        // it can be walked; `destroy` frees them below.
+        std::mem::forget(map);
+        std::mem::forget(v);
+        (map_entry, set_entry)
+    };
+    // The tables' memory came from the heap (an `Allocator` that fell back
+    // to the global allocator would leave the heap without any block).
+    assert!(count_live(&mut heap) >= 2, "the heap has no live block for the tables");
+    assert!(
+        heap_holds(&mut heap, map_entry),
+        "the map's table is not a block of the heap"
+    );
+    assert!(
+        heap_holds(&mut heap, set_entry),
+        "the set's table is not a block of the heap"
+    );
     heap.destroy();
 }
 
@@ -197,6 +237,7 @@ fn allocator_api2_vec(heap: &Heap) -> hashbrown::HashSet<u32, hashbrown::Default
 
 #[test]
 fn realloc_into_a_heap_keeps_contents() {
+    let _serial = serial();
     let mut heap = Heap::new().unwrap();
     let mut layout = Layout::from_size_align(16, 8).unwrap();
     let mut p = heap.alloc(layout);

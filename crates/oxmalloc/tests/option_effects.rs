@@ -92,9 +92,133 @@ fn child() {
             assert_eq!(v.len(), 10);
         }
         "text" => text_options_own_their_bytes(),
+        "invalid-free" => {
+            // One invalid free: counted and ignored whatever SHOW_ERRORS
+            // says (the parent checks what was printed).
+            let before = oxmalloc::stats().errors;
+            let wild = std::ptr::without_provenance_mut::<u8>(0x5a5a_5a5a_5000);
+            // SAFETY: deliberate invalid free of an address oxmalloc never
+            // handed out: the default build reports it and ignores it.
+            unsafe { oxmalloc::raw::free(wild) };
+            assert_eq!(oxmalloc::stats().errors, before + 1, "the invalid free was not counted");
+            let v: Vec<u64> = (0..10_000).collect();
+            assert_eq!(v.iter().sum::<u64>(), 49_995_000, "the heap stopped working");
+        }
+        "vmflags" => {
+            // The VmFlags of a chunk (the one holding a small block) and of
+            // a huge block's mapping, for the parent to check.
+            let small = Box::new([7u8; 100]);
+            let huge = vec![1u8; 16 << 20];
+            let chunk_flags = vma_of(&*small as *const u8 as usize).flags;
+            let huge_flags = vma_of(huge.as_ptr() as usize).flags;
+            println!("chunk-flags: {}", chunk_flags.join(" "));
+            println!("huge-flags: {}", huge_flags.join(" "));
+            drop((small, huge));
+        }
+        "purge-lazy" => {
+            // A large block, every byte written, freed and purged at once:
+            // the parent compares the process's LazyFree (pages purged with
+            // MADV_FREE that the kernel has not reclaimed yet).
+            const SIZE: usize = 2 << 20;
+            let Some(before) = lazy_free_bytes() else {
+                println!("skipped: /proc/self/smaps_rollup has no LazyFree field (kernel older than 4.12?)");
+                return;
+            };
+            let p = oxmalloc::raw::malloc(SIZE);
+            assert!(!p.is_null());
+            // SAFETY: a fresh block of SIZE bytes.
+            unsafe { p.write_bytes(0xC3, SIZE) };
+            // SAFETY: a live block of raw::malloc.
+            unsafe { oxmalloc::raw::free(p) };
+            let purged_before = oxmalloc::stats().purged_bytes;
+            oxmalloc::collect(true);
+            let purged = oxmalloc::stats().purged_bytes - purged_before;
+            assert!(purged >= SIZE as u64, "collect(true) purged only {purged} bytes");
+            let after = lazy_free_bytes().unwrap();
+            println!("lazy-free-before: {before}");
+            println!("lazy-free-after: {after}");
+            // Whatever the advice, memory handed out zeroed reads as zero:
+            // MADV_FREE keeps the old bytes until the kernel reclaims them.
+            let q = oxmalloc::raw::zalloc(SIZE);
+            assert!(!q.is_null());
+            // SAFETY: a fresh block of SIZE bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(q, SIZE) };
+            if let Some(i) = bytes.iter().position(|&b| b != 0) {
+                panic!("byte {i} of a zeroed block after a purge is {:#x}", bytes[i]);
+            }
+            // SAFETY: a live block of raw::zalloc.
+            unsafe { oxmalloc::raw::free(q) };
+        }
+        "reserve" => {
+            // Before this test allocates anything much (the harness has
+            // made a few small blocks).
+            let s = oxmalloc::stats();
+            println!("reserved: {}", s.reserved.current);
+            println!("chunks: {}", s.chunks);
+        }
+        "prof-sample" => {
+            use oxmalloc::profile;
+            if !profile::active() {
+                println!("skipped: heap profiling is off (no _Unwind_Backtrace from libgcc_s?)");
+                return;
+            }
+            // A fixed sequence: 200,000 blocks of 256 bytes (51.2 MB),
+            // each freed at once so that the sample table never fills.
+            let (taken, _, dropped) = profile::counts();
+            for i in 0..200_000u32 {
+                let b = std::hint::black_box(Box::new([i as u8; 256]));
+                drop(b);
+            }
+            let (taken_after, _, dropped_after) = profile::counts();
+            println!("samples: {}", (taken_after - taken) + (dropped_after - dropped));
+        }
         other => panic!("unknown case {other}"),
     }
     println!("case {case}: ok");
+}
+
+/// One mapping of `/proc/self/smaps`.
+struct Vma {
+    start: usize,
+    end: usize,
+    /// The two-letter `VmFlags` (`hg`: MADV_HUGEPAGE, `nh`: MADV_NOHUGEPAGE).
+    flags: Vec<String>,
+}
+
+/// The mapping that holds `addr` (the test fails if there is none).
+fn vma_of(addr: usize) -> Vma {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
+    let mut current: Option<Vma> = None;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+                if current.as_ref().is_some_and(|v| (v.start..v.end).contains(&addr)) {
+                    break;
+                }
+                current = Some(Vma {
+                    start: lo,
+                    end: hi,
+                    flags: Vec::new(),
+                });
+                continue;
+            }
+        }
+        if let (Some(flags), Some(vma)) = (line.strip_prefix("VmFlags:"), current.as_mut()) {
+            vma.flags = flags.split_whitespace().map(str::to_string).collect();
+        }
+    }
+    let vma = current.filter(|v| (v.start..v.end).contains(&addr));
+    vma.unwrap_or_else(|| panic!("no mapping holds {addr:#x} in /proc/self/smaps"))
+}
+
+/// The process's `LazyFree` in bytes (`/proc/self/smaps_rollup`); `None`
+/// when the kernel does not report it.
+fn lazy_free_bytes() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("LazyFree:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Text options keep a copy of their value: the buffer it came from may be
@@ -242,4 +366,175 @@ fn verbose_lists_every_option() {
     }
     assert!(err.contains("OXMALLOC_PURGE_DELAY=25"), "{err}");
     assert!(err.contains("OXMALLOC_PROF=/nonexistent-dir/verbose.heap "), "{err}");
+}
+
+/// The value of a `name: value` line the child printed.
+fn printed(out: &std::process::Output, name: &str) -> Option<String> {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let prefix = format!("{name}: ");
+    // The harness prints "test child ... " on the line of the first output.
+    stdout
+        .lines()
+        .find_map(|l| l.split(&prefix).nth(1).map(|v| v.trim().to_string()))
+}
+
+fn printed_number(out: &std::process::Output, name: &str) -> u64 {
+    let value = printed(out, name).unwrap_or_else(|| {
+        panic!(
+            "the child printed no `{name}:` line: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("`{name}: {value}` is not a number"))
+}
+
+/// Prints the child's skip line and returns true when it skipped.
+fn child_skipped(out: &std::process::Output) -> bool {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().find_map(|l| l.split("skipped: ").nth(1)) {
+        Some(why) => {
+            println!("skipped: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn show_errors_zero_silences_the_report_but_the_free_is_still_ignored() {
+    if oxmalloc::HARDENED {
+        println!("skipped: the hardened build aborts on an invalid free (tests/hardened.rs)");
+        return;
+    }
+    let error_lines = |out: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("oxmalloc: error:"))
+            .map(str::to_string)
+            .collect()
+    };
+    // The default prints one line (so the silent case below is a real difference).
+    let loud = run_case("invalid-free", &[]);
+    let lines = error_lines(&loud);
+    assert_eq!(lines.len(), 1, "the default should print one error line: {lines:?}");
+    assert!(
+        lines[0].starts_with("oxmalloc: error: invalid free of 0x5a5a5a5a5000"),
+        "{lines:?}"
+    );
+    // SHOW_ERRORS=0: the same free, counted and ignored (the child checks), silent.
+    let quiet = run_case("invalid-free", &[("OXMALLOC_SHOW_ERRORS", "0")]);
+    let err = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!err.contains("oxmalloc: error"), "SHOW_ERRORS=0 still printed: {err}");
+}
+
+/// Whether the kernel has transparent huge pages (else `madvise` refuses
+/// MADV_HUGEPAGE / MADV_NOHUGEPAGE and no flag can show).
+fn thp_available() -> bool {
+    std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists()
+}
+
+/// The chunk's and the huge block's `VmFlags` in a child run with `env`.
+fn vmflags(env: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
+    let out = run_case("vmflags", env);
+    let split = |name| -> Vec<String> {
+        printed(&out, name)
+            .unwrap_or_else(|| panic!("no {name} line: {}", String::from_utf8_lossy(&out.stdout)))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    (split("chunk-flags"), split("huge-flags"))
+}
+
+#[test]
+fn allow_thp_and_huge_pages_show_in_the_mappings_vmflags() {
+    if !thp_available() {
+        println!("skipped: no /sys/kernel/mm/transparent_hugepage (kernel without THP): no hg/nh VmFlags to see");
+        return;
+    }
+    let has = |flags: &[String], f: &str| flags.iter().any(|x| x == f);
+    // Defaults: HUGE_PAGES=1 asks for huge pages on huge blocks; chunks
+    // are left to the system.
+    let (chunk, huge) = vmflags(&[]);
+    assert!(has(&huge, "hg"), "default: the huge block lacks `hg`: {huge:?}");
+    assert!(!has(&chunk, "nh"), "default: the chunk has `nh`: {chunk:?}");
+    // ALLOW_THP=0: chunks refuse huge pages, and huge blocks do not ask.
+    let (chunk, huge) = vmflags(&[("OXMALLOC_ALLOW_THP", "0")]);
+    assert!(has(&chunk, "nh"), "ALLOW_THP=0: the chunk lacks `nh`: {chunk:?}");
+    assert!(!has(&huge, "hg"), "ALLOW_THP=0: the huge block has `hg`: {huge:?}");
+    // HUGE_PAGES=0: huge blocks do not ask; chunks as by default.
+    let (chunk, huge) = vmflags(&[("OXMALLOC_HUGE_PAGES", "0")]);
+    assert!(!has(&huge, "hg"), "HUGE_PAGES=0: the huge block has `hg`: {huge:?}");
+    assert!(!has(&chunk, "nh"), "HUGE_PAGES=0: the chunk has `nh`: {chunk:?}");
+}
+
+/// PURGE_DECOMMITS=0 purges with MADV_FREE: the purged pages stay mapped
+/// as `LazyFree` until the kernel needs them; the default (MADV_DONTNEED)
+/// drops them at once, so nothing is lazily free. (Under heavy memory
+/// pressure the kernel may reclaim lazily freed pages before the child
+/// reads smaps_rollup; the first case would then fail.)
+#[test]
+fn purge_decommits_zero_purges_with_madv_free() {
+    let lazy = run_case(
+        "purge-lazy",
+        &[("OXMALLOC_PURGE_DECOMMITS", "0"), ("OXMALLOC_BACKGROUND_PURGE", "0")],
+    );
+    if child_skipped(&lazy) {
+        return;
+    }
+    let (before, after) = (
+        printed_number(&lazy, "lazy-free-before"),
+        printed_number(&lazy, "lazy-free-after"),
+    );
+    assert!(
+        after >= before + (2 << 20),
+        "PURGE_DECOMMITS=0: LazyFree went from {before} to {after} bytes after purging a written 2 MiB block"
+    );
+    let eager = run_case("purge-lazy", &[("OXMALLOC_BACKGROUND_PURGE", "0")]);
+    let after = printed_number(&eager, "lazy-free-after");
+    assert_eq!(after, 0, "default (MADV_DONTNEED): {after} bytes lazily free");
+}
+
+#[test]
+fn reserve_maps_chunks_at_start_up() {
+    let out = run_case("reserve", &[("OXMALLOC_RESERVE", "64M")]);
+    let (reserved, chunks) = (printed_number(&out, "reserved"), printed_number(&out, "chunks"));
+    assert!(reserved >= 64 << 20, "RESERVE=64M: {reserved} bytes reserved at start");
+    assert!(chunks >= 16, "RESERVE=64M: {chunks} chunks at start");
+    // Without it, the start is small (so the check above means something).
+    let out = run_case("reserve", &[]);
+    let (reserved, chunks) = (printed_number(&out, "reserved"), printed_number(&out, "chunks"));
+    assert!(reserved < 32 << 20, "default: {reserved} bytes reserved at start");
+    assert!(chunks < 8, "default: {chunks} chunks at start");
+}
+
+/// About one sample per PROF_SAMPLE bytes: each interval is drawn in
+/// [rate/2, 3*rate/2), so 51.2 MB of allocation gives between about
+/// 51.2 MB / (1.5 rate) and 51.2 MB / (0.5 rate) samples. The bounds
+/// below leave a wide margin and do not overlap.
+#[test]
+fn prof_sample_sets_the_sampling_rate() {
+    let path = std::env::temp_dir().join(format!("oxmalloc-prof-sample-{}.heap", std::process::id()));
+    let path_text = path.to_str().unwrap().to_string();
+    let samples = |rate: Option<&str>| -> Option<u64> {
+        let mut env = vec![("OXMALLOC_PROF", path_text.as_str())];
+        if let Some(rate) = rate {
+            env.push(("OXMALLOC_PROF_SAMPLE", rate));
+        }
+        let out = run_case("prof-sample", &env);
+        let _ = std::fs::remove_file(&path);
+        (!child_skipped(&out)).then(|| printed_number(&out, "samples"))
+    };
+    let Some(fine) = samples(Some("16K")) else { return };
+    let Some(default) = samples(None) else { return };
+    let Some(coarse) = samples(Some("4M")) else { return };
+    println!("samples: 16K {fine}, default (512K) {default}, 4M {coarse}");
+    // 51.2 MB / 16 KiB = 3125: expected within [2083, 6250].
+    assert!((1500..=7000).contains(&fine), "PROF_SAMPLE=16K: {fine} samples");
+    // 51.2 MB / 512 KiB = 98: expected within [65, 196].
+    assert!((40..=250).contains(&default), "default PROF_SAMPLE: {default} samples");
+    // 51.2 MB / 4 MiB = 12: expected within [8, 25].
+    assert!((4..=32).contains(&coarse), "PROF_SAMPLE=4M: {coarse} samples");
 }
