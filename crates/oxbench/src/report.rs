@@ -37,6 +37,13 @@ pub struct Cell {
     pub rss_ratio: Option<f64>,
     /// Median over repetitions of each latency percentile, by operation.
     pub latency: BTreeMap<String, Percentiles>,
+    /// User CPU seconds of the process.
+    pub user_s: Option<Summary>,
+    /// System CPU seconds of the process.
+    pub sys_s: Option<Summary>,
+    /// The workload's further figures ([`Outcome::extra`](crate::outcome::Outcome::extra)),
+    /// by name, over repetitions.
+    pub extra: BTreeMap<String, Summary>,
 }
 
 /// One workload at one thread count.
@@ -81,6 +88,19 @@ fn bench_order(bench: &str) -> usize {
 fn summarize_by(samples: &[&Sample], f: impl Fn(&Sample) -> Option<f64>) -> Option<Summary> {
     let v: Vec<f64> = samples.iter().filter_map(|s| f(s)).collect();
     stats::summarize(&v)
+}
+
+fn extra_summaries(ok: &[&Sample]) -> BTreeMap<String, Summary> {
+    let mut by_key: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for s in ok {
+        for (k, v) in s.outcome.iter().flat_map(|o| o.extra.iter()) {
+            by_key.entry(k.clone()).or_default().push(*v);
+        }
+    }
+    by_key
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, stats::summarize(&v)?)))
+        .collect()
 }
 
 fn latency_medians(ok: &[&Sample]) -> BTreeMap<String, Percentiles> {
@@ -153,6 +173,9 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
                         cost: None,
                         rss_ratio: None,
                         latency: latency_medians(&ok),
+                        user_s: summarize_by(&ok, |s| Some(s.user_s)),
+                        sys_s: summarize_by(&ok, |s| Some(s.sys_s)),
+                        extra: extra_summaries(&ok),
                     }
                 })
                 .filter(|c| c.ok + c.failed > 0)
@@ -283,6 +306,77 @@ fn route_label(route: Route, real: bool) -> &'static str {
     match (route, real) {
         (Route::GlobalAllocator, true) => "as installed",
         _ => route.label(),
+    }
+}
+
+/// KiB as "596 KiB" or "2.9 MiB"; `signed` adds a `+` to positive values.
+fn kib_str(kib: f64, signed: bool) -> String {
+    let sign = if signed && kib > 0.0 { "+" } else { "" };
+    if kib.abs() >= 1024.0 {
+        format!("{sign}{:.1} MiB", kib / 1024.0)
+    } else {
+        format!("{sign}{kib:.0} KiB")
+    }
+}
+
+/// The workloads' further figures, in display order, with their labels.
+/// Others are shown after these, by name.
+const EXTRAS: &[(&str, &str)] = &[
+    ("moves_avoided", "moves avoided (reallocs in place)"),
+    ("in_place_fraction", "in place"),
+    ("rss_early_kib", "RSS after 10% of the threads"),
+    ("rss_end_kib", "at the end"),
+    ("rss_growth_kib", "growth"),
+    ("rss_sampled_peak_kib", "sampled peak RSS"),
+    ("cpu_s", "CPU in the workload"),
+];
+
+/// "label value" for one further figure (median; min-max as well where
+/// the repetitions differ and the figure is a growth).
+fn extra_str(key: &str, s: &Summary) -> String {
+    let label = EXTRAS
+        .iter()
+        .find(|e| e.0 == key)
+        .map_or_else(|| key.replace('_', " "), |e| e.1.to_string());
+    let one = |x: f64| {
+        if key.ends_with("_fraction") {
+            format!("{:.1}%", x * 100.0)
+        } else if key.ends_with("_kib") {
+            kib_str(x, key.contains("growth"))
+        } else if key.ends_with("_s") {
+            format!("{x:.2} s")
+        } else {
+            human(x)
+        }
+    };
+    let value = if key.contains("growth") && s.n > 1 && s.min < s.max {
+        format!("{} [{} to {}]", one(s.median), one(s.min), one(s.max))
+    } else {
+        one(s.median)
+    };
+    format!("{label} {value}")
+}
+
+/// One line of figures for a cell: user and system CPU seconds, then the
+/// workload's further figures.
+fn extras_line(c: &Cell) -> String {
+    let mut parts = Vec::new();
+    if let (Some(u), Some(s)) = (c.user_s, c.sys_s) {
+        parts.push(format!("user {:.2} s, sys {:.2} s", u.median, s.median));
+    }
+    let mut keys: Vec<&String> = c.extra.keys().collect();
+    keys.sort_by_key(|k| EXTRAS.iter().position(|e| e.0 == k.as_str()).unwrap_or(usize::MAX));
+    parts.extend(keys.into_iter().map(|k| extra_str(k, &c.extra[k])));
+    parts.join("; ")
+}
+
+/// What a workload's further figures mean, when that needs saying.
+fn extras_hint(bench: &str) -> &'static str {
+    match bench {
+        "mleak" => " (memory must not grow with the number of threads: growth should stay near 0)",
+        "malloc-large" => " (RSS sampled inside the worker every 64 replacements)",
+        "rptest" => " (the throughput is per CPU second of the workload)",
+        _ => "",
     }
 }
 
@@ -417,6 +511,17 @@ pub fn render(report: &Report, baseline: &str) -> String {
                 let _ = writeln!(out, "    {:<16} {}", c.alloc, parts.join("   "));
             }
         }
+        let measured: Vec<&Cell> = r.cells.iter().filter(|c| c.ok > 0).collect();
+        if !measured.is_empty() {
+            let _ = writeln!(
+                out,
+                "  CPU time and workload figures (medians over repetitions){}:",
+                extras_hint(&r.bench)
+            );
+            for c in measured {
+                let _ = writeln!(out, "    {:<16} {}", c.alloc, extras_line(c));
+            }
+        }
     }
     render_matrix(&mut out, report, &rows);
     let _ = writeln!(
@@ -503,8 +608,8 @@ mod tests {
             ok: true,
             error: None,
             wall_s: wall,
-            user_s: 0.0,
-            sys_s: 0.0,
+            user_s: wall * 0.75,
+            sys_s: wall * 0.25,
             max_rss_kib: rss,
             outcome: Some(o),
             command: String::new(),
@@ -541,6 +646,21 @@ mod tests {
             );
             samples.push(s);
         }
+        // Further figures: mleak's growth differs between repetitions.
+        for growth in [300.0, -40.0, 2048.0] {
+            let mut s = sample("base", "mleak", 1.0, 1.0, 2048);
+            let o = s.outcome.take().unwrap();
+            s.outcome = Some(
+                o.with("rss_early_kib", 2048.0)
+                    .with("rss_end_kib", 2048.0 + growth)
+                    .with("rss_growth_kib", growth),
+            );
+            samples.push(s);
+        }
+        let mut s = sample("base", "realloc-growth", 1.0, 1.0, 2048);
+        let o = s.outcome.take().unwrap();
+        s.outcome = Some(o.with("moves_avoided", 1_500_000.0).with("in_place_fraction", 0.991));
+        samples.push(s);
         let mut bad = sample("x", "mleak", 0.1, 0.0, 1);
         bad.ok = false;
         bad.error = Some("killed by signal 11 (SIGSEGV)".into());
@@ -560,7 +680,7 @@ mod tests {
     fn ratios_medians_and_geomean() {
         let r = report();
         let rows = rows(&r, "base");
-        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.len(), 5);
         assert_eq!(rows[0].bench, "larson"); // workload order
         let larson_x = &rows[0].cells[1];
         assert_eq!(larson_x.throughput.unwrap().median, 50.0);
@@ -581,6 +701,48 @@ mod tests {
         assert!(text.contains("FAILED"), "{text}");
         assert!(text.contains("SIGSEGV"));
         assert!(text.contains("global_allocator"));
+    }
+
+    /// The lines under one workload's table (up to the next blank line).
+    fn section<'a>(text: &'a str, head: &str) -> &'a str {
+        let start = text.find(head).unwrap_or_else(|| panic!("no {head:?} in {text}"));
+        let rest = &text[start..];
+        &rest[..rest.find("\n\n").unwrap_or(rest.len())]
+    }
+
+    #[test]
+    fn cpu_times_and_further_figures_are_shown_per_allocator() {
+        let r = report();
+        let rows = rows(&r, "base");
+        let mleak = rows.iter().find(|r| r.bench == "mleak").unwrap();
+        let g = mleak.cells[0].extra["rss_growth_kib"];
+        assert_eq!((g.median, g.min, g.max, g.n), (300.0, -40.0, 2048.0, 3));
+        let text = render(&r, "base");
+        // Median user/sys of walls 1, 3, 2 (x2 for x): 0.75*2, 0.25*2.
+        let simple = section(&text, "glibc-simple (threads");
+        assert!(simple.contains("base             user 1.50 s, sys 0.50 s"), "{simple}");
+        assert!(simple.contains("x                user 3.00 s, sys 1.00 s"), "{simple}");
+        let m = section(&text, "mleak (threads");
+        assert!(m.contains("must not grow"), "{m}");
+        assert!(
+            m.contains(
+                "RSS after 10% of the threads 2.0 MiB; at the end 2.3 MiB; growth +300 KiB [-40 KiB to +2.0 MiB]"
+            ),
+            "{m}"
+        );
+        // The failed allocator has no figures line.
+        assert!(!m.contains("x                user"), "{m}");
+        let rg = section(&text, "realloc-growth (threads");
+        assert!(
+            rg.contains("moves avoided (reallocs in place) 1.50M; in place 99.1%"),
+            "{rg}"
+        );
+        // A figure oxbench has no label for is shown by its name.
+        let mut r = report();
+        let s = r.samples.iter_mut().find(|s| s.bench == "realloc-growth").unwrap();
+        s.outcome.as_mut().unwrap().extra.insert("odd_thing".into(), 42.0);
+        let text = render(&r, "base");
+        assert!(section(&text, "realloc-growth (threads").contains("in place 99.1%; odd thing 42.0"));
     }
 
     #[test]

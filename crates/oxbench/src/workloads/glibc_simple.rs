@@ -1,6 +1,9 @@
-//! glibc-simple: on one thread, batches of 25, 100, 400 and 1,600 blocks of
-//! 16, 32 and 64 B, every byte written; the first half of each batch is
-//! freed in allocation order (FIFO), the second half in reverse (LIFO).
+//! glibc-simple: on one thread, batches of 25, 100, 400 and 1,600 blocks,
+//! for each batch size and each block size (16, 32 and 64 B) in turn: all
+//! blocks of a batch have the same size, every byte is written; the first
+//! half of each batch is freed in allocation order (FIFO), the second half
+//! in reverse (LIFO). About 2M allocations per batch size at scale 1, split
+//! evenly over the three block sizes (8M in all).
 
 use super::Params;
 use crate::check::{self, Corruption, Coverage};
@@ -21,28 +24,32 @@ fn release(p: &Params, (mut b, tag): (Block, u64)) -> Result<(), Corruption> {
 
 /// Runs glibc-simple (single-threaded).
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
-    let per_batch_size = p.scaled(8_000_000.0, 2_000);
+    // Allocations per batch size and block size.
+    let per_pair = p.scaled(2_000_000.0 / SIZES.len() as f64, 2_000);
     let start = Instant::now();
     let mut counter = 0u64;
     let mut ops = 0;
     let mut batch: Vec<(Block, u64)> = Vec::with_capacity(1_600);
     for &n in &BATCHES {
-        for _ in 0..per_batch_size.div_ceil(n as u64) {
-            for i in 0..n {
-                let size = SIZES[i % SIZES.len()];
-                let mut b = Block::new(size, 8);
-                counter += 1;
-                let tag = check::tag_of(b.addr(), size, counter);
-                check::fill(b.bytes_mut(), tag, Coverage::Full);
-                batch.push((b, tag));
-            }
-            ops += n as u64;
-            let lifo = batch.split_off(n / 2);
-            for item in batch.drain(..) {
-                release(p, item)?;
-            }
-            for item in lifo.into_iter().rev() {
-                release(p, item)?;
+        for &size in &SIZES {
+            for _ in 0..per_pair.div_ceil(n as u64) {
+                for _ in 0..n {
+                    let mut b = Block::new(size, 8);
+                    counter += 1;
+                    let tag = check::tag_of(b.addr(), size, counter);
+                    check::fill(b.bytes_mut(), tag, Coverage::Full);
+                    batch.push((b, tag));
+                }
+                ops += n as u64;
+                // First half in allocation order, the rest newest first
+                // (no second vector: nothing but the batch is allocated).
+                let mut items = batch.drain(..);
+                for item in items.by_ref().take(n / 2) {
+                    release(p, item)?;
+                }
+                for item in items.rev() {
+                    release(p, item)?;
+                }
             }
         }
     }

@@ -31,7 +31,7 @@ fn short_thread(p: &Params, shared: &[AtomicPtr<u8>], round: usize, t: usize) ->
 /// Runs mleak (10 threads per round; the thread count is not used).
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let shared: Vec<AtomicPtr<u8>> = (0..SHARED).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
-    let rounds = p.scaled(4_000.0, 20) as usize;
+    let rounds = p.scaled(2_000.0, 20) as usize;
     let start = Instant::now();
     let mut rss_early = 0;
     for round in 0..rounds {

@@ -137,8 +137,22 @@ impl Workload {
 /// 8-byte aligned, owned by the caller, as every slot of the workloads'
 /// shared arrays is.
 fn free_tagged(workload: &str, p: &Params, ptr: *mut u8, max_size: usize) -> Result<(), Corruption> {
+    if let Some(b) = take_tagged(workload, p, ptr, max_size)? {
+        b.free();
+    }
+    Ok(())
+}
+
+/// As [`free_tagged`], but hands the checked block back for the caller to
+/// free (e.g. to time the free); `None` for an empty slot. Same contract.
+fn take_tagged(
+    workload: &str,
+    p: &Params,
+    ptr: *mut u8,
+    max_size: usize,
+) -> Result<Option<crate::raw::Block>, Corruption> {
     if ptr.is_null() {
-        return Ok(());
+        return Ok(None);
     }
     // SAFETY: a self-describing block has at least 8 bytes (contract above).
     let size = unsafe { crate::check::tagged_size(workload, ptr, max_size)? };
@@ -147,8 +161,7 @@ fn free_tagged(workload: &str, p: &Params, ptr: *mut u8, max_size: usize) -> Res
     let mut b = unsafe { crate::raw::Block::from_raw(ptr, size, 8) };
     p.fault.strike(b.bytes_mut());
     crate::check::verify_tagged(workload, b.bytes())?;
-    b.free();
-    Ok(())
+    Ok(Some(b))
 }
 
 /// Runs `f(tid)` for `tid` in `0..n` on scoped threads; returns the results
@@ -185,7 +198,7 @@ pub fn all() -> &'static [Workload] {
         Workload { name: "sh-fifo-lifo", summary: "2N threads fill pointer buffers (1-1,000 B ladder), free FIFO bottom and LIFO top, keep 1/5", metric: Time, threads: Many, run: sh_fifo_lifo::run },
         Workload { name: "sh-fifo-lifo2", summary: "sh-fifo-lifo plus a main thread allocating 8-B blocks that the workers free", metric: Time, threads: Many, run: sh_fifo_lifo::run_with_producer },
         Workload { name: "latency", summary: "open-loop request load, bursts of 8 B-64 KiB; malloc/free/request latency percentiles", metric: Latency, threads: Many, run: latency::run },
-        Workload { name: "realloc-growth", summary: "vectors grown by realloc x1.5 from 16 B to 64 MiB and shrunk back; strings by small steps", metric: Time, threads: Single, run: realloc_growth::run },
+        Workload { name: "realloc-growth", summary: "vectors grown by realloc x1.5 from 16 B to 64 MiB and shrunk back; strings grown and shrunk by small steps", metric: Time, threads: Single, run: realloc_growth::run },
     ];
     ALL
 }

@@ -1,6 +1,7 @@
 //! realloc-growth: four vectors grown in turn by `realloc` ×1.5 from 16 B to
 //! 64 MiB and shrunk back by the same factor, then sixteen strings grown by
-//! small appends (1–64 B) to 256 KiB. Each new tail is filled with the
+//! small appends (1–64 B) to 256 KiB and shrunk back to 16 B by small
+//! truncations (1–64 B). Each new tail is filled with the
 //! block's position-dependent pattern; the kept part is checked (sparsely
 //! after each step, fully at the peak and at the end). Reports how many
 //! reallocs stayed in place ("moves avoided").
@@ -56,7 +57,7 @@ impl Grown {
 
 /// Runs realloc-growth (single-threaded).
 pub fn run(p: &Params) -> Result<Outcome, Corruption> {
-    let cycles = p.scaled(6.0, 1);
+    let cycles = p.scaled(4.0, 1);
     let max_vec = if p.scale < 0.1 { MAX_VEC / 64 } else { MAX_VEC };
     let mut rng = dist::rng(p.seed, 0);
     let mut c = Counts::default();
@@ -94,6 +95,18 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
             for s in &mut ss {
                 if s.block.size() < max_string {
                     let next = s.block.size() + dist::uniform(&mut rng, 1, 64);
+                    s.resize(p, next, &mut c)?;
+                }
+            }
+        }
+        for s in &ss {
+            s.verify_all()?;
+        }
+        // ... and shrunk back by small truncations (1-64 B) to 16 B.
+        while ss.iter().any(|s| s.block.size() > MIN) {
+            for s in &mut ss {
+                if s.block.size() > MIN {
+                    let next = s.block.size().saturating_sub(dist::uniform(&mut rng, 1, 64)).max(MIN);
                     s.resize(p, next, &mut c)?;
                 }
             }
