@@ -12,7 +12,7 @@
 //!   again. Programs that never free that much never get the thread.
 
 use crate::os::{Os, Platform};
-use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::{abandon, arena, options};
 
 /// Dirty free memory above which the background purger is started.
@@ -27,6 +27,17 @@ const RUNNING: u32 = 2;
 const FAILED: u32 = 3;
 /// Futex word the purger sleeps on; bumped to wake it.
 static WAKE: AtomicU32 = AtomicU32::new(0);
+/// When the sleeping purger will wake by itself (`Os::now_millis`), 0 while
+/// it is awake. A free wakes it only when it scheduled a purge earlier than
+/// that: a wake-up on every free cost a system call each time and dragged
+/// the purger onto a busy core (docs/PERFORMANCE.md, E18).
+///
+/// Invariant (no lost wake-up): the purger stores this, then (after a
+/// `SeqCst` fence) reads the next due time before it sleeps; a freer
+/// schedules its purge, then (after a `SeqCst` fence) reads this. One of
+/// the two sees the other's write: either the purger does not sleep past
+/// the new due time, or the freer wakes it.
+static SLEEP_UNTIL: AtomicU64 = AtomicU64::new(0);
 
 /// Called when free memory waiting for a purge grew to `dirty_bytes`.
 /// Never starts the thread itself (it may run deep inside the allocator,
@@ -40,8 +51,17 @@ pub fn note_dirty(dirty_bytes: usize) {
             let _ = PURGER.compare_exchange(NONE, WANTED, Ordering::Relaxed, Ordering::Relaxed);
         }
         RUNNING => {
-            WAKE.fetch_add(1, Ordering::Release);
-            Os::wake(&WAKE, 1);
+            // Pairs with the fence in `sleep_until` (see SLEEP_UNTIL).
+            fence(Ordering::SeqCst);
+            let until = SLEEP_UNTIL.load(Ordering::Relaxed);
+            if until > arena::next_purge_due()
+                && SLEEP_UNTIL
+                    .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                WAKE.fetch_add(1, Ordering::Release);
+                Os::wake(&WAKE, 1);
+            }
         }
         _ => {}
     }
@@ -112,16 +132,15 @@ fn start_thread() -> bool {
 extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
     loop {
         let seen = WAKE.load(Ordering::Acquire);
-        let due = arena::next_purge_due();
-        if due == u64::MAX && arena::dirty_free_bytes() + crate::huge::cache_dirty_bytes() == 0 {
-            // Nothing waits: sleep until a free wakes us (or a minute passes).
-            Os::wait_timeout(&WAKE, seen, 60_000);
-            continue;
-        }
         let now = Os::now_millis();
+        let due = arena::next_purge_due();
         if due > now {
-            // Sleep until the next purge falls due (woken early by new frees).
-            Os::wait_timeout(&WAKE, seen, (due - now).clamp(1, 1000));
+            let idle = due == u64::MAX && arena::dirty_free_bytes() + crate::huge::cache_dirty_bytes() == 0;
+            // Nothing waits: sleep until a free wakes us (or a minute
+            // passes); else until the next purge falls due (at most a
+            // second: cached huge mappings are unmapped on a timer).
+            let wake_at = if idle { now + 60_000 } else { due.min(now + 1000) };
+            sleep_until(seen, now, wake_at);
             if arena::next_purge_due() > Os::now_millis() {
                 continue;
             }
@@ -133,4 +152,17 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
             Os::wait_timeout(&WAKE, seen, options::purge_delay_ms().max(1));
         }
     }
+}
+
+/// Sleeps until `wake_at` unless a purge is already due before it, or a
+/// free asks for an earlier one (`seen`: the value of [`WAKE`] read before
+/// the decision to sleep).
+fn sleep_until(seen: u32, now: u64, wake_at: u64) {
+    SLEEP_UNTIL.store(wake_at, Ordering::Relaxed);
+    // Pairs with the fence in `note_dirty` (see SLEEP_UNTIL).
+    fence(Ordering::SeqCst);
+    if arena::next_purge_due() >= wake_at {
+        Os::wait_timeout(&WAKE, seen, wake_at - now);
+    }
+    SLEEP_UNTIL.store(0, Ordering::Relaxed);
 }
