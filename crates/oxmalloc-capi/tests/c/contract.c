@@ -30,18 +30,7 @@ static void *(*__libc_pvalloc)(size_t);
 static int (*__posix_memalign)(void **, size_t, size_t);
 static void (*cfree)(void *);
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-            printf(__VA_ARGS__);                                            \
-            printf("\n");                                                   \
-        }                                                                   \
-    } while (0)
+#include "check.h"
 
 /* Sizes the compiler cannot see (no folding, no -Walloc-size warnings). */
 static volatile size_t v_size_max = SIZE_MAX;
@@ -51,20 +40,6 @@ static int (*is_ours)(const void *);
 static size_t page;
 
 static int ours(const void *p) { return is_ours != NULL && is_ours(p); }
-
-static void fill(unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
-}
-static int filled(const unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 7)) return 0;
-    return 1;
-}
-static int all_zero(const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != 0) return 0;
-    return 1;
-}
 
 /* Request sizes hitting every size class edge up to 64 KiB (and a few more). */
 static size_t class_sizes[512];

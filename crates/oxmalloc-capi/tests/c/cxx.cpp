@@ -21,18 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                               \
-    do {                                                               \
-        checks++;                                                      \
-        if (!(cond)) {                                                 \
-            failures++;                                                \
-            std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            std::printf(__VA_ARGS__);                                  \
-            std::printf("\n");                                         \
-        }                                                              \
-    } while (0)
+#include "check.h"
 
 static int (*is_ours)(const void *);
 static bool ours(const void *p) { return is_ours && is_ours(p); }

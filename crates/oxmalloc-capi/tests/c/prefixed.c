@@ -25,37 +25,12 @@
 
 #include "oxmalloc.h"
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond)) {                                                      \
-            failures++;                                                     \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-            printf(__VA_ARGS__);                                            \
-            printf("\n");                                                   \
-        }                                                                   \
-    } while (0)
+#include "check.h"
 
 /* Sizes the compiler cannot see (no folding, no -Walloc-size warnings). */
 static volatile size_t v_size_max = SIZE_MAX;
 static volatile size_t v_ptrdiff_max = PTRDIFF_MAX;
 static volatile size_t v_two_pow_33 = (size_t)1 << 33;
-
-static void fill(unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
-}
-static int filled(const unsigned char *p, size_t n, unsigned seed) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 7)) return 0;
-    return 1;
-}
-static int zeroed(const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != 0) return 0;
-    return 1;
-}
 
 static void test_version(const char *expected) {
     const char *v = ox_version();
@@ -73,7 +48,7 @@ static void test_calloc(void) {
     CHECK(p != NULL && ox_is_ours(p), "ox_calloc(1000, 8)");
     if (p) {
         CHECK(ox_usable_size(p) >= 8000, "usable %zu", ox_usable_size(p));
-        CHECK(zeroed(p, 8000), "ox_calloc memory is zero");
+        CHECK(all_zero(p, 8000), "ox_calloc memory is zero");
         ox_free(p);
     }
     /* Reused memory is zeroed too: dirty blocks of the size, freed, then calloc. */
@@ -86,13 +61,13 @@ static void test_calloc(void) {
         for (int i = 0; i < 64; i++) ox_free(dirty[i]);
         for (int i = 0; i < 64; i++) {
             dirty[i] = ox_calloc(16, 16);
-            CHECK(dirty[i] != NULL && zeroed(dirty[i], 256), "reused ox_calloc(16, 16) not zero (round %d)", round);
+            CHECK(dirty[i] != NULL && all_zero(dirty[i], 256), "reused ox_calloc(16, 16) not zero (round %d)", round);
         }
         for (int i = 0; i < 64; i++) ox_free(dirty[i]);
     }
     size_t big = (size_t)24 << 20; /* a huge block: its own mapping */
     p = ox_calloc(big / 4096, 4096);
-    CHECK(p != NULL && zeroed(p, big), "ox_calloc of 24 MiB is zero");
+    CHECK(p != NULL && all_zero(p, big), "ox_calloc of 24 MiB is zero");
     ox_free(p);
 
     void *z = ox_calloc(0, 8);
