@@ -104,6 +104,26 @@ fn compile_c(dir: &Path) -> Result<PathBuf, String> {
     }
 }
 
+/// Keeps a measured count, or why it could not be measured (`what` names
+/// the measurement in the skipped list).
+fn record(
+    counts: &mut Vec<InstrCount>,
+    skipped: &mut Vec<Skipped>,
+    measured: Result<f64, String>,
+    alloc: &str,
+    via: String,
+    what: String,
+) {
+    match measured {
+        Ok(per_pair) => counts.push(InstrCount {
+            alloc: alloc.to_string(),
+            via,
+            per_pair,
+        }),
+        Err(reason) => skipped.push(Skipped { name: what, reason }),
+    }
+}
+
 /// Counts instructions per pair for each allocator, through `GlobalAlloc`
 /// and (for glibc and preloaded libraries) through the C ABI. Returns the
 /// counts and what could not be measured.
@@ -137,30 +157,26 @@ pub fn run(
             Route::GlobalAllocator => "GlobalAlloc",
             Route::LdPreload => "GlobalAlloc (System -> LD_PRELOAD)",
         };
-        match per_pair(&a.worker, |n| vec!["pairs".into(), n.to_string()], preload, dir, pairs) {
-            Ok(x) => counts.push(InstrCount {
-                alloc: a.name.clone(),
-                via: via.into(),
-                per_pair: x,
-            }),
-            Err(e) => skipped.push(Skipped {
-                name: format!("callgrind {}", a.name),
-                reason: e,
-            }),
-        }
+        let measured = per_pair(&a.worker, |n| vec!["pairs".into(), n.to_string()], preload, dir, pairs);
+        record(
+            &mut counts,
+            &mut skipped,
+            measured,
+            &a.name,
+            via.into(),
+            format!("callgrind {}", a.name),
+        );
         let c_abi = a.route == Route::LdPreload || a.name == "glibc";
         if let (true, Ok(exe)) = (c_abi, &c_exe) {
-            match per_pair(exe, |n| vec![n.to_string()], preload, dir, pairs) {
-                Ok(x) => counts.push(InstrCount {
-                    alloc: a.name.clone(),
-                    via: "C ABI".into(),
-                    per_pair: x,
-                }),
-                Err(e) => skipped.push(Skipped {
-                    name: format!("callgrind {} (C ABI)", a.name),
-                    reason: e,
-                }),
-            }
+            let measured = per_pair(exe, |n| vec![n.to_string()], preload, dir, pairs);
+            record(
+                &mut counts,
+                &mut skipped,
+                measured,
+                &a.name,
+                "C ABI".into(),
+                format!("callgrind {} (C ABI)", a.name),
+            );
         }
     }
     (counts, skipped)
@@ -208,17 +224,14 @@ pub fn run_one_program(
         progress(&format!("{name} (one program)"));
         for mode in ["opaque", "constant"] {
             let args = |n: u64| vec![inside.to_string(), mode.to_string(), n.to_string()];
-            match per_pair(pairs_bin, args, None, dir, pairs) {
-                Ok(x) => counts.push(InstrCount {
-                    alloc: name.to_string(),
-                    via: format!("GlobalAlloc value, {mode} layout"),
-                    per_pair: x,
-                }),
-                Err(e) => skipped.push(Skipped {
-                    name: format!("callgrind {name} (one program, {mode})"),
-                    reason: e,
-                }),
-            }
+            record(
+                &mut counts,
+                &mut skipped,
+                per_pair(pairs_bin, args, None, dir, pairs),
+                name,
+                format!("GlobalAlloc value, {mode} layout"),
+                format!("callgrind {name} (one program, {mode})"),
+            );
         }
     }
     (counts, skipped)
