@@ -13,15 +13,8 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// Runs the contract program and checks its verdict and its stderr: the
 /// only heap errors reported must be the deliberate foreign-pointer calls.
 fn check_contract(output: &std::process::Output, how: &str) {
+    let verdict = assert_checks_passed(output, "contract", how);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let verdict = stdout.lines().find(|l| l.starts_with("contract: "));
-    assert!(
-        output.status.success() && verdict.is_some_and(|v| v.ends_with(" 0 failed")),
-        "contract checks failed ({how}): {}\n{}\nstderr:\n{}",
-        output.status,
-        stdout,
-        tail(&output.stderr)
-    );
     let foreign: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("FOREIGN ")).collect();
     assert_eq!(foreign.len(), 5, "the program lists its foreign pointers ({how})");
     let errors = error_lines(&output.stderr);
@@ -39,7 +32,7 @@ fn check_contract(output: &std::process::Output, how: &str) {
         "each foreign call reported once ({how}):\n{}",
         errors.join("\n")
     );
-    println!("{how}: {}", verdict.unwrap_or_default());
+    println!("{how}: {verdict}");
 }
 
 #[test]
@@ -54,22 +47,14 @@ fn contract_preloaded() {
 #[test]
 fn contract_linked_shared() {
     let dir = TempDir::new("contract-shared");
-    let lib_dir = lib_so().parent().expect("lib dir").to_path_buf();
-    let l = format!("-L{}", lib_dir.display());
-    let rpath = format!("-Wl,-rpath,{}", lib_dir.display());
-    let prog = compile_test_program("contract.c", &dir, &[&l, &rpath, "-loxmalloc", "-ldl"]);
+    let prog = compile_linked("contract.c", &dir, Link::Shared, &["-ldl"]);
     check_contract(&run(Command::new(&prog), LIMIT), "linked with -loxmalloc");
 }
 
 #[test]
 fn contract_linked_static() {
     let dir = TempDir::new("contract-static");
-    let archive = lib_a();
     // -rdynamic: the program looks up ox_is_ours and the glibc aliases with dlsym.
-    let prog = compile_test_program(
-        "contract.c",
-        &dir,
-        &["-rdynamic", archive.to_str().expect("utf-8 path"), "-lpthread", "-ldl"],
-    );
+    let prog = compile_linked("contract.c", &dir, Link::Static, &["-rdynamic"]);
     check_contract(&run(Command::new(&prog), LIMIT), "linked with liboxmalloc.a");
 }

@@ -12,17 +12,10 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn check_cxx_output(output: &std::process::Output, what: &str) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let verdict = stdout.lines().find(|l| l.starts_with("cxx: "));
-    assert!(
-        output.status.success() && verdict.is_some_and(|v| v.ends_with(" 0 failed")),
-        "{what}: C++ checks failed: {}\n{stdout}\nstderr:\n{}",
-        output.status,
-        tail(&output.stderr)
-    );
+    let verdict = assert_checks_passed(output, "cxx", what);
     assert_served_by_oxmalloc(&output.stderr, what);
     assert_no_heap_errors(&output.stderr, what);
-    println!("{what}: {}", verdict.unwrap_or_default());
+    println!("{what}: {verdict}");
 }
 
 #[test]

@@ -94,21 +94,13 @@ fn check_heaps(prog: &std::path::Path, dir: &TempDir, how: &str) {
 #[test]
 fn heaps_linked_shared() {
     let dir = TempDir::new("heaps-shared");
-    let lib_dir = lib_so().parent().expect("lib dir").to_path_buf();
-    let l = format!("-L{}", lib_dir.display());
-    let rpath = format!("-Wl,-rpath,{}", lib_dir.display());
-    let prog = compile_test_program("heaps.c", &dir, &[&l, &rpath, "-loxmalloc"]);
+    let prog = compile_linked("heaps.c", &dir, Link::Shared, &[]);
     check_heaps(&prog, &dir, "linked with -loxmalloc");
 }
 
 #[test]
 fn heaps_linked_static() {
     let dir = TempDir::new("heaps-static");
-    let archive = lib_a();
-    let prog = compile_test_program(
-        "heaps.c",
-        &dir,
-        &[archive.to_str().expect("utf-8 path"), "-lpthread", "-ldl"],
-    );
+    let prog = compile_linked("heaps.c", &dir, Link::Static, &[]);
     check_heaps(&prog, &dir, "linked with liboxmalloc.a");
 }

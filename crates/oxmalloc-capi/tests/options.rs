@@ -66,10 +66,7 @@ fn check_api(prog: &Path, dir: &TempDir, how: &str) {
 #[test]
 fn options_linked_shared() {
     let dir = TempDir::new("options-shared");
-    let lib_dir = lib_so().parent().expect("lib dir").to_path_buf();
-    let l = format!("-L{}", lib_dir.display());
-    let rpath = format!("-Wl,-rpath,{}", lib_dir.display());
-    let prog = compile_test_program("options.c", &dir, &[&l, &rpath, "-loxmalloc"]);
+    let prog = compile_linked("options.c", &dir, Link::Shared, &[]);
     check_api(&prog, &dir, "linked with -loxmalloc");
 
     // OXMALLOC_PROF from the environment: read back, then the program
@@ -90,11 +87,6 @@ fn options_linked_shared() {
 #[test]
 fn options_linked_static() {
     let dir = TempDir::new("options-static");
-    let archive = lib_a();
-    let prog = compile_test_program(
-        "options.c",
-        &dir,
-        &[archive.to_str().expect("utf-8 path"), "-lpthread", "-ldl"],
-    );
+    let prog = compile_linked("options.c", &dir, Link::Static, &[]);
     check_api(&prog, &dir, "linked with liboxmalloc.a");
 }

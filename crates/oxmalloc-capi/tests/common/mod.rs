@@ -174,6 +174,53 @@ pub fn compile_test_program(name: &str, dir: &TempDir, extra: &[&str]) -> PathBu
     out
 }
 
+/// How a test program is linked with oxmalloc.
+pub enum Link {
+    /// With `-loxmalloc`, found through an rpath to the release directory.
+    Shared,
+    /// With `liboxmalloc.a` and the libraries it needs.
+    Static,
+}
+
+/// Compiles a test program from `tests/c/` (as [`compile_test_program`])
+/// linked with oxmalloc as `link` says, then `extra`.
+pub fn compile_linked(name: &str, dir: &TempDir, link: Link, extra: &[&str]) -> PathBuf {
+    let mut args: Vec<String> = match link {
+        Link::Shared => {
+            let lib_dir = lib_so().parent().expect("lib dir").to_path_buf();
+            vec![
+                format!("-L{}", lib_dir.display()),
+                format!("-Wl,-rpath,{}", lib_dir.display()),
+                "-loxmalloc".into(),
+            ]
+        }
+        Link::Static => vec![
+            lib_a().to_str().expect("utf-8 path").into(),
+            "-lpthread".into(),
+            "-ldl".into(),
+        ],
+    };
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    compile_test_program(name, dir, &args)
+}
+
+/// Asserts that a check program (tests/c/check.h) exited successfully
+/// with its last verdict line `<program>: N checks, 0 failed`; returns
+/// that line.
+pub fn assert_checks_passed(output: &Output, program: &str, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let prefix = format!("{program}: ");
+    let verdict = stdout.lines().find(|l| l.starts_with(&prefix));
+    assert!(
+        output.status.success() && verdict.is_some_and(|v| v.ends_with(" 0 failed")),
+        "{program} checks failed ({what}): {}\n{stdout}\nstderr:\n{}",
+        output.status,
+        tail(&output.stderr)
+    );
+    verdict.unwrap_or_default().to_string()
+}
+
 /// Runs `cmd` to completion with its output captured; a run longer than
 /// `limit` is killed and the test fails (a hang guard, not a timing check).
 pub fn run(mut cmd: Command, limit: Duration) -> Output {
