@@ -134,7 +134,7 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: boo
     unsafe {
         let page = (*heap).bins.get_unchecked(class).first.get();
         if !page.is_null() {
-            let was_zero = (*page).free_is_zero.get();
+            let was_zero = (*page).free_known_zero();
             let block = (*page).pop();
             if !block.is_null() {
                 stats::bump((*heap).counters.allocs.get_unchecked(class));
@@ -196,7 +196,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
         if page.is_null() {
             return out_of_memory();
         }
-        let was_zero = (*page).free_is_zero.get();
+        let was_zero = (*page).free_known_zero();
         let block = (*page).pop().cast::<u8>();
         stats::bump(&heap.counters.allocs[class]);
         if profile::active() {
@@ -228,7 +228,7 @@ fn alloc_after_exit(class: Class, requested: usize, zero: bool) -> *mut u8 {
         let block = if page.is_null() {
             out_of_memory()
         } else {
-            let was_zero = (*page).free_is_zero.get();
+            let was_zero = (*page).free_known_zero();
             let block = (*page).pop().cast::<u8>();
             stats::bump(&h.counters.allocs[class]);
             finish(&*page, block, requested, zero, was_zero)

@@ -166,7 +166,6 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
     // fields are ours to touch.
     unsafe {
         if (*page).owner.load(Ordering::Relaxed) == tls::owner_key() {
-            (*page).count_local_free();
             if (*page).push_free(ptr.cast()) {
                 page_emptied(page);
             }

@@ -221,7 +221,10 @@ impl Heap {
         let n = page.pending_frees.load(Ordering::Relaxed);
         if n != 0 {
             page.pending_frees.store(0, Ordering::Relaxed);
-            stats::add(&self.counters.frees[page.class()], n as u64);
+            // The counted frees may have left dirty blocks on `free`: with
+            // the count back at 0, only the flag can say so.
+            page.free_is_zero.set(false);
+            stats::add(&self.counters.frees[page.class()], n);
         }
     }
 

@@ -40,7 +40,7 @@
 
 use crate::chunk::SLICE_SIZE;
 use crate::heap::Heap;
-use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::ptr;
 
@@ -126,8 +126,11 @@ pub struct Page {
     pub class: AtomicU8,
     /// What this descriptor describes.
     kind: AtomicU8,
-    /// Every block on `free` is zero but for its link word (a fresh carve;
-    /// the first local free onto `free` clears it).
+    /// Set by a fresh carve: every block on `free` is zero but for its link
+    /// word, as long as `pending_frees` is still 0 (see
+    /// [`Page::free_known_zero`]). A local free onto `free` does not clear
+    /// it (one store fewer on the fast path): it counts itself in
+    /// `pending_frees`, and flushing that count clears this flag.
     pub free_is_zero: Cell<bool>,
     /// The span was zero (fresh from the OS or purged) when the page was set up.
     pub fresh: Cell<bool>,
@@ -135,11 +138,10 @@ pub struct Page {
     pub block_size: Cell<usize>,
     /// Address of the first block.
     pub start: Cell<*mut u8>,
-    /// Slices in the span; for a forwarder, the distance to the span's first slice.
-    pub span_slices: Cell<u32>,
     /// Local frees not yet added to the owning heap's counters (the fast
     /// path bumps this one, already in cache; see `Heap::flush_frees`).
-    pub pending_frees: AtomicU32,
+    /// 64 bits so that it never wraps back to 0 (`free_is_zero` relies on it).
+    pub pending_frees: AtomicU64,
 
     /// Blocks freed by other threads (an atomic stack, see `thread_free.rs`).
     pub thread_free: ThreadFree,
@@ -159,9 +161,11 @@ pub struct Page {
     /// Heap profiling: bit `i % 32` set when block `i` may hold a sample
     /// (frees of other blocks skip the sample table).
     pub sample_bits: AtomicU32,
+    /// Slices in the span; for a forwarder, the distance to the span's first slice.
+    pub span_slices: Cell<u32>,
     /// The page is parked in its heap's full queue (owner only).
     pub in_full: Cell<bool>,
-    _pad1: [u8; 7],
+    _pad1: [u8; 3],
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -183,8 +187,7 @@ impl Page {
             fresh: Cell::new(false),
             block_size: Cell::new(0),
             start: Cell::new(ptr::null_mut()),
-            span_slices: Cell::new(0),
-            pending_frees: AtomicU32::new(0),
+            pending_frees: AtomicU64::new(0),
             thread_free: ThreadFree::from_word(AtomicPtr::new(ptr::null_mut())),
             heap: AtomicPtr::new(ptr::null_mut()),
             next: Cell::new(ptr::null_mut()),
@@ -193,8 +196,9 @@ impl Page {
             recip: Cell::new(0),
             samples: AtomicU32::new(0),
             sample_bits: AtomicU32::new(0),
+            span_slices: Cell::new(0),
             in_full: Cell::new(false),
-            _pad1: [0; 7],
+            _pad1: [0; 3],
         }
     }
 
@@ -363,6 +367,15 @@ impl Page {
         self.capacity.store(capacity, Ordering::Relaxed);
     }
 
+    /// Whether every block on `free` is zero but for its link word: a
+    /// fresh carve, with no local free counted since (a counted free may
+    /// have pushed a dirty block onto `free`; the count only returns to 0
+    /// through a flush, which clears `free_is_zero`).
+    #[inline(always)]
+    pub fn free_known_zero(&self) -> bool {
+        self.free_is_zero.get() && self.pending_frees.load(Ordering::Relaxed) == 0
+    }
+
     /// Counts a local free (flushed into the heap's counters on slow paths).
     #[inline(always)]
     pub fn count_local_free(&self) {
@@ -371,8 +384,10 @@ impl Page {
     }
 
     /// Pushes a block freed by the owner onto `free` (the fast path: the
-    /// next allocation of the class reuses it while it is in the cache);
-    /// returns `true` when the page now holds no allocated block.
+    /// next allocation of the class reuses it while it is in the cache) and
+    /// counts the free (which also tells `free_known_zero` that `free` may
+    /// hold a dirty block); returns `true` when the page now holds no
+    /// allocated block.
     ///
     /// # Safety
     /// Only the owner may call this, with an allocated block of this page,
@@ -383,7 +398,7 @@ impl Page {
         // SAFETY: the block was allocated from this page and is now ours.
         unsafe { self.set_next(block, self.free.get()) };
         self.free.set(block);
-        self.free_is_zero.set(false);
+        self.count_local_free();
         let used = self.used.get() - 1;
         self.used.set(used);
         used == 0

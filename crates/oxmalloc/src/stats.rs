@@ -414,7 +414,7 @@ pub fn snapshot() -> Stats {
     // Local frees not yet flushed into their heap's counters.
     arena::for_each_class_page(|page| {
         let class = page.class();
-        frees[class] = frees[class].wrapping_add(page.pending_frees.load(Ordering::Relaxed) as u64);
+        frees[class] = frees[class].wrapping_add(page.pending_frees.load(Ordering::Relaxed));
     });
     for_each_heap_counters(|c| {
         for class in 0..CLASS_COUNT {

@@ -245,3 +245,34 @@ fn out_of_memory_returns_null() {
         roundtrip(100, 8);
     }
 }
+
+/// A block freed on the fast path goes back on top of `free` (last in,
+/// first out) without clearing the page's "fresh, all zero" flag: the
+/// counted free must stop the next `alloc_zeroed` from trusting it.
+#[test]
+fn alloc_zeroed_after_a_local_free_on_a_fresh_page_is_zero() {
+    // A new thread: its pages are carved fresh, so their free lists start known-zero.
+    std::thread::spawn(|| {
+        for size in [8usize, 24, 48, 128, 512, 1000, 4096, 20_000] {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            // SAFETY: every pointer comes from OxMalloc with `layout`, is
+            // live while used, and is accessed within its size.
+            unsafe {
+                let first = OxMalloc.alloc_zeroed(layout);
+                assert!(!first.is_null());
+                std::ptr::write_bytes(first, 0xEE, size);
+                OxMalloc.dealloc(first, layout);
+                let again = OxMalloc.alloc_zeroed(layout);
+                assert_eq!(again, first, "size {size}: the freed block was not reused first");
+                let dirty = (0..size).filter(|&i| *again.add(i) != 0).count();
+                assert_eq!(
+                    dirty, 0,
+                    "size {size}: {dirty} bytes of a recycled zeroed block are not zero"
+                );
+                OxMalloc.dealloc(again, layout);
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
