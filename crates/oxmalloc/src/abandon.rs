@@ -128,7 +128,8 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         let p = unsafe { &*page };
         // SAFETY: as above.
         unsafe { p.collect_thread_free() };
-        let has_room = !p.free.get().is_null() || !p.local_free.get().is_null() || p.capacity() < p.reserved.get();
+        let has_room =
+            !p.free.get().is_null() || !p.local_free.get().is_null() || p.capacity() < u32::from(p.reserved.get());
         if !has_room {
             // Still full: keep it for later, look at the next one.
             // SAFETY: we hold the lock; the page was just unlinked.

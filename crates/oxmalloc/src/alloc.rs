@@ -15,7 +15,6 @@ use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
 use crate::{arena, chunk, huge, init, profile, purge, secure, stats, thread, tls};
-use core::cell::Cell;
 use core::ptr;
 
 /// Largest request served by a large block (a span inside a chunk); above
@@ -34,25 +33,14 @@ const CHUNK_ALIGN_MAX: usize = CHUNK_SIZE / 2;
 /// heap (or the empty heap) or one of its first-class heaps.
 #[inline(always)]
 pub unsafe fn alloc_direct_in(heap: *mut Heap, words: usize) -> *mut u8 {
-    // Both tables have 8-byte entries indexed by `words`: address them with
-    // the same byte offset, `(size + 7) & !7`, so that the fast path
-    // computes one index instead of two (measured: 2 instructions).
-    const _: () = assert!(
-        size_of::<Cell<*mut Page>>() == WORD && size_of::<crate::sync::atomic::AtomicU64>() == WORD,
-        "direct entries and their counters must be word-sized"
-    );
-    let offset = words * WORD;
+    // No statistics counter here: the page counts its pops (`Page::alloc_mark`).
     // SAFETY: the heap pointer is valid (the empty heap at worst); `words`
-    // is in range by contract, so `offset` addresses entry `words` of both
-    // tables; direct entries always point at a valid page (the empty page
-    // at worst) owned by this thread.
+    // is in range by contract; direct entries always point at a valid page
+    // (the empty page at worst) owned by this thread.
     unsafe {
-        let direct = (&raw const (*heap).direct).cast::<u8>().add(offset);
-        let page = (*direct.cast::<Cell<*mut Page>>()).get();
+        let page = (*heap).direct.get_unchecked(words).get();
         let block = (*page).pop();
         if !block.is_null() {
-            let counter = (&raw const (*heap).counters.direct_allocs).cast::<u8>().add(offset);
-            stats::bump(&*counter.cast::<crate::sync::atomic::AtomicU64>());
             return block.cast();
         }
         alloc_slow(heap, *DIRECT_CLASS.get_unchecked(words) as usize, words * WORD, false)
@@ -137,7 +125,6 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: boo
             let was_zero = (*page).free_known_zero();
             let block = (*page).pop();
             if !block.is_null() {
-                stats::bump((*heap).counters.allocs.get_unchecked(class));
                 return finish(&*page, block.cast(), requested, zero, was_zero);
             }
         }
@@ -198,7 +185,6 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
         }
         let was_zero = (*page).free_known_zero();
         let block = (*page).pop().cast::<u8>();
-        stats::bump(&heap.counters.allocs[class]);
         if profile::active() {
             profile::on_slow_alloc(heap, &*page, block, requested);
         }
@@ -230,7 +216,6 @@ fn alloc_after_exit(class: Class, requested: usize, zero: bool) -> *mut u8 {
         } else {
             let was_zero = (*page).free_known_zero();
             let block = (*page).pop().cast::<u8>();
-            stats::bump(&h.counters.allocs[class]);
             finish(&*page, block, requested, zero, was_zero)
         };
         h.abandon_thread();

@@ -531,25 +531,6 @@ pub fn purge(force: bool) -> usize {
     purged + crate::huge::cache_purge(now, force)
 }
 
-/// Calls `f` on every class-page descriptor in use (statistics), with the
-/// arena lock held so that no chunk goes away meanwhile.
-pub fn for_each_class_page(mut f: impl FnMut(&Page)) {
-    let arena = ARENA.lock();
-    let mut chunk = arena.all;
-    while !chunk.is_null() {
-        // SAFETY: chunks on the list are valid while we hold the lock;
-        // descriptors are only read through their atomic fields by `f`.
-        unsafe {
-            for page in &(*chunk).pages {
-                if page.kind() == crate::page::PageKind::Class {
-                    f(page);
-                }
-            }
-            chunk = (*chunk).next;
-        }
-    }
-}
-
 /// Maps chunks up front until `bytes` are reserved (`OXMALLOC_RESERVE`).
 pub fn reserve(bytes: usize) {
     let mut arena = ARENA.lock();

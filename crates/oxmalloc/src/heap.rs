@@ -215,16 +215,46 @@ impl Heap {
         self.family.set(ptr::null_mut());
     }
 
-    /// Adds the local frees a page counted to this heap's counters.
+    /// Adds the allocations and local frees a page counted since last time
+    /// to this heap's counters (see `Page::alloc_mark`).
     #[inline]
-    pub fn flush_frees(&self, page: &Page) {
-        let n = page.pending_frees.load(Ordering::Relaxed);
-        if n != 0 {
-            page.pending_frees.store(0, Ordering::Relaxed);
-            // The counted frees may have left dirty blocks on `free`: with
-            // the count back at 0, only the flag can say so.
-            page.free_is_zero.set(false);
-            stats::add(&self.counters.frees[page.class()], n);
+    pub fn take_counts(&self, page: &Page) {
+        let (allocs, frees) = page.take_counts();
+        let class = page.class();
+        if allocs != 0 {
+            stats::add(&self.counters.allocs[class], allocs);
+        }
+        if frees != 0 {
+            stats::add(&self.counters.frees[class], frees);
+        }
+    }
+
+    /// Takes the counts of the page each class allocates from (the only
+    /// pages with allocations not yet counted; others may have local frees
+    /// not yet counted).
+    pub fn take_current_counts(&self) {
+        for class in 0..CLASS_COUNT {
+            let first = self.bins[class].first.get();
+            if !first.is_null() {
+                // SAFETY: pages on our queues are ours.
+                self.take_counts(unsafe { &*first });
+            }
+        }
+    }
+
+    /// Takes the counts of every page of this heap, so that its counters
+    /// are exact (a statistics snapshot by the owner).
+    pub fn take_all_counts(&self) {
+        for class in 0..CLASS_COUNT {
+            for queue in [&self.bins[class], &self.full[class]] {
+                let mut page = queue.first.get();
+                while !page.is_null() {
+                    // SAFETY: pages on our queues are ours.
+                    let p = unsafe { &*page };
+                    self.take_counts(p);
+                    page = p.next.get();
+                }
+            }
         }
     }
 
@@ -238,7 +268,7 @@ impl Heap {
             if !first.is_null() {
                 // SAFETY: the first page of our bin is ours.
                 let p = unsafe { &*first };
-                p.used.set(p.used.get() + 1);
+                p.adjust_used(1);
                 self.pinned[class].set(first);
             }
         }
@@ -264,7 +294,7 @@ impl Heap {
         if !pinned.is_null() {
             // SAFETY: a pinned page is one of ours (see the invariants).
             let p = unsafe { &*pinned };
-            p.used.set(p.used.get() - 1);
+            p.adjust_used(-1);
         }
     }
 
@@ -288,7 +318,8 @@ impl Heap {
                 // SAFETY: pages on our queues are valid and ours.
                 let p = unsafe { &*page };
                 let next = p.next.get();
-                self.flush_frees(p);
+                // Before `collect` refills `free` (see `Page::alloc_mark`).
+                self.take_counts(p);
                 // SAFETY: we own the page.
                 unsafe { p.collect() };
                 // SAFETY: as above; `free` is empty when we extend.
@@ -457,7 +488,7 @@ impl Heap {
     unsafe fn retire(&self, page: *mut Page, class: Class) {
         // SAFETY: caller's contract.
         unsafe {
-            self.flush_frees(&*page);
+            self.take_counts(&*page);
             self.bins[class].remove(page);
         }
         self.refresh_current(class);
@@ -480,6 +511,8 @@ impl Heap {
                 // SAFETY: pages on our queues are ours.
                 let p = unsafe { &*page };
                 let next = p.next.get();
+                // Before `collect` refills `free` (see `Page::alloc_mark`).
+                self.take_counts(p);
                 // SAFETY: as above.
                 unsafe { p.collect() };
                 let empty = self.page_is_empty(p);
@@ -502,8 +535,7 @@ impl Heap {
         self.drain(|_, page| unsafe { abandon::abandon(page) });
     }
 
-    /// Takes every class page off this heap's queues, flushes its counted
-    /// frees, and hands it to `f` (with its class); the direct table is
+    /// Takes every class page off this heap's queues, takes its counts, and hands it to `f` (with its class); the direct table is
     /// left pointing at the empty page.
     fn drain(&self, mut f: impl FnMut(Class, *mut Page)) {
         for class in 0..CLASS_COUNT {
@@ -517,7 +549,7 @@ impl Heap {
                         break;
                     }
                     // SAFETY: a page of ours, now off every queue.
-                    self.flush_frees(unsafe { &*page });
+                    self.take_counts(unsafe { &*page });
                     f(class, page);
                 }
             }

@@ -120,8 +120,19 @@ pub struct Page {
     /// Blocks carved so far (atomic: remote frees read it to validate
     /// pointers while the owner carves more).
     capacity: AtomicU32,
-    /// Blocks that fit in the page.
-    pub reserved: Cell<u32>,
+    /// Blocks that fit in the page (fewer than 2^15, see `alloc_mark`).
+    pub reserved: Cell<u16>,
+    /// Allocation counting without a counter on the fast path: `used`
+    /// (mod 2^16) when the page's counts were last taken
+    /// ([`Page::take_counts`]), moved along with every change of `used` that
+    /// is not a pop or a local free (the pin, collected remote frees: see
+    /// [`Page::adjust_used`]). So the pops since then are
+    /// `(used - alloc_mark) as i16 + pending_frees`, exact while pops minus
+    /// local frees since then stay within ±2^15: they are at most the
+    /// blocks `free` held then plus those local frees pushed back, since
+    /// whatever else refills `free` (`Heap::find_page`, `Heap::collect`)
+    /// takes the counts first, and a page holds fewer than 2^15 blocks.
+    alloc_mark: Cell<u16>,
     /// Size class (class pages).
     pub class: AtomicU8,
     /// What this descriptor describes.
@@ -139,7 +150,7 @@ pub struct Page {
     /// Address of the first block.
     pub start: Cell<*mut u8>,
     /// Local frees not yet added to the owning heap's counters (the fast
-    /// path bumps this one, already in cache; see `Heap::flush_frees`).
+    /// path bumps this one, already in cache; see `Heap::take_counts`).
     /// 64 bits so that it never wraps back to 0 (`free_is_zero` relies on it).
     pub pending_frees: AtomicU64,
 
@@ -170,6 +181,16 @@ pub struct Page {
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
 
+// A class page holds fewer than 2^15 blocks (`reserved` and `alloc_mark`).
+const _: () = {
+    use crate::size_class::{class_size, page_slices, CLASS_COUNT};
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        assert!(page_slices(class) * SLICE_SIZE / class_size(class) < 1 << 15);
+        class += 1;
+    }
+};
+
 impl Page {
     /// An unused descriptor (also the sentinel page of the empty heap, whose
     /// `free` list is always empty so that allocation falls to the slow path).
@@ -181,6 +202,7 @@ impl Page {
             used: Cell::new(0),
             capacity: AtomicU32::new(0),
             reserved: Cell::new(0),
+            alloc_mark: Cell::new(0),
             class: AtomicU8::new(0),
             kind: AtomicU8::new(PageKind::Unused as u8),
             free_is_zero: Cell::new(false),
@@ -215,7 +237,9 @@ impl Page {
         } else {
             1
         };
-        self.reserved.set(reserved as u32);
+        debug_assert!(reserved < 1 << 15);
+        self.reserved.set(reserved as u16);
+        self.alloc_mark.set(0);
         self.class.store(class as u8, Ordering::Relaxed);
         self.set_kind(kind);
         self.free_is_zero.set(false);
@@ -376,7 +400,34 @@ impl Page {
         self.free_is_zero.get() && self.pending_frees.load(Ordering::Relaxed) == 0
     }
 
-    /// Counts a local free (flushed into the heap's counters on slow paths).
+    /// Changes `used` by `delta` for a reason other than a pop or a local
+    /// free (the pin, collected remote frees): `alloc_mark` follows, so the
+    /// change does not count as allocations. Owner only.
+    #[inline]
+    pub fn adjust_used(&self, delta: i32) {
+        self.used.set(self.used.get().wrapping_add_signed(delta));
+        self.alloc_mark
+            .set(self.alloc_mark.get().wrapping_add_signed(delta as i16));
+    }
+
+    /// Allocations (pops) and local frees since the counts were last taken,
+    /// and starts counting again (see `alloc_mark`). Owner only.
+    #[inline]
+    pub fn take_counts(&self) -> (u64, u64) {
+        let used = self.used.get() as u16;
+        let frees = self.pending_frees.load(Ordering::Relaxed);
+        let net = used.wrapping_sub(self.alloc_mark.get()) as i16;
+        self.alloc_mark.set(used);
+        if frees != 0 {
+            self.pending_frees.store(0, Ordering::Relaxed);
+            // The counted frees may have left dirty blocks on `free`: with
+            // the count back at 0, only the flag can say so.
+            self.free_is_zero.set(false);
+        }
+        (frees.wrapping_add_signed(net as i64), frees)
+    }
+
+    /// Counts a local free (taken into the heap's counters on slow paths).
     #[inline(always)]
     pub fn count_local_free(&self) {
         let n = self.pending_frees.load(Ordering::Relaxed);
@@ -547,7 +598,7 @@ impl Page {
         let (head, count) = self.thread_free.take_all();
         let head = head.cast::<Block>();
         if !head.is_null() {
-            self.used.set(self.used.get() - count as u32);
+            self.adjust_used(-(count as i32));
         }
         (head, count)
     }
@@ -713,7 +764,7 @@ mod tests {
             let page = Page::new();
             let size = class_size(class);
             page.init(PageKind::Class, start, page_slices(class), size, class, true);
-            page.set_capacity(page.reserved.get());
+            page.set_capacity(page.reserved.get().into());
             let span = page.reserved.get() as usize * size;
             let step = if cfg!(miri) { 8 * 97 } else { 8 };
             for offset in (0..span + 2 * size).step_by(step) {

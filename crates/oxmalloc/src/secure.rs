@@ -414,7 +414,7 @@ mod tests {
             class,
             true,
         );
-        page.set_capacity(page.reserved.get());
+        page.set_capacity(page.reserved.get().into());
         page.key.set(0x5eed_1234_abcd_0f01);
         page
     }

@@ -1,15 +1,25 @@
 //! Statistics: what oxmalloc holds, per size class and in total, and what it
 //! took from the OS.
 //!
-//! * Each heap counts its own allocations (per direct-table entry on the
-//!   fast path, per class elsewhere) and the frees its thread performs,
-//!   with plain (relaxed load + store, compiled to one `inc`) updates of
-//!   atomics it alone writes. Frees by threads without a heap go to shared
-//!   atomic counters. A block allocated on one thread and freed on another
-//!   is counted once on each side, so sums over all heaps are exact.
+//! * Each heap counts, per class, its own allocations and the frees its
+//!   thread performs, with plain (relaxed load + store) updates of atomics
+//!   it alone writes. The fast paths write no heap counter: a page counts
+//!   its local frees (`pending_frees`, one `inc` on a line the free writes
+//!   anyway) and its allocations without any instruction of their own, by
+//!   the change of `used` (`Page::alloc_mark`); the heap takes both into
+//!   its counters on slow paths (refills, collection, retiring, thread
+//!   exit) and before each report. Remote frees are counted by the freeing
+//!   heap at once; frees by threads without a heap go to shared atomic
+//!   counters. A block allocated on one thread and freed on another is
+//!   counted once on each side, so sums over all heaps are exact.
 //! * Reading (`snapshot`) sums every heap ever made (they are never
 //!   unmapped) plus the counters of exited threads: exact for what the
-//!   reader's thread did, and a moment's view of other threads.
+//!   reader's thread did (its heaps take the counts of all their pages
+//!   first), and for other threads their counts as their pages last gave
+//!   them (a page gives its counts when it is refilled, collected, retired
+//!   or abandoned, and the current page of each class every 64 slow paths):
+//!   allocations at most a page per class behind, local frees into pages
+//!   not touched since possibly longer, until the thread exits.
 //! * Peaks cannot be tracked on every free without shared writes; they are
 //!   sampled on slow paths (when a heap refills a class whose live bytes
 //!   moved by [`REPORT_BYTES`] since its last report, and every 64 refills
@@ -23,7 +33,7 @@
 
 use crate::heap::{for_each_heap_counters, Heap};
 use crate::os::{Os, Platform};
-use crate::size_class::{class_size, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, WORD};
+use crate::size_class::{Class, CLASS_COUNT, CLASS_SIZE};
 use crate::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::util::Line;
 use crate::{abandon, arena, options, purge};
@@ -45,9 +55,7 @@ pub fn bump(counter: &AtomicU64) {
 /// The counters of one heap. Only the heap's thread writes them; `snapshot`
 /// reads them from any thread.
 pub struct HeapCounters {
-    /// Fast-path allocations through the direct table, by word index.
-    pub direct_allocs: [AtomicU64; DIRECT_ENTRIES],
-    /// Other allocations of class blocks, by class.
+    /// Allocations of class blocks, by class (taken from the pages).
     pub allocs: [AtomicU64; CLASS_COUNT],
     /// Frees of class blocks performed by this heap's thread, by class.
     pub frees: [AtomicU64; CLASS_COUNT],
@@ -63,7 +71,6 @@ impl HeapCounters {
     /// Zeroed counters.
     pub const fn new() -> Self {
         HeapCounters {
-            direct_allocs: [const { AtomicU64::new(0) }; DIRECT_ENTRIES],
             allocs: [const { AtomicU64::new(0) }; CLASS_COUNT],
             frees: [const { AtomicU64::new(0) }; CLASS_COUNT],
             pages_allocated: AtomicU64::new(0),
@@ -74,13 +81,7 @@ impl HeapCounters {
 
     /// Allocations of `class` counted here.
     fn allocs_of(&self, class: Class) -> u64 {
-        let mut n = self.allocs[class].load(Ordering::Relaxed);
-        if let Some((lo, hi)) = direct_words(class) {
-            for w in lo..=hi {
-                n = n.wrapping_add(self.direct_allocs[w].load(Ordering::Relaxed));
-            }
-        }
-        n
+        self.allocs[class].load(Ordering::Relaxed)
     }
 
     /// Live blocks of `class` by this heap's count (negative when its
@@ -95,17 +96,6 @@ impl Default for HeapCounters {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The range of direct-table word indices that map to `class`, if any.
-fn direct_words(class: Class) -> Option<(usize, usize)> {
-    let lo = if class == 0 {
-        0
-    } else {
-        class_size(class - 1) / WORD + 1
-    };
-    let hi = class_size(class) / WORD;
-    (hi < DIRECT_ENTRIES).then_some((lo, hi))
 }
 
 /// A gauge with its peak and a running total of increases.
@@ -215,8 +205,10 @@ pub fn report_class(heap: &Heap, class: Class, force: bool) {
     CLASS_BLOCKS_PEAK.fetch_max(now, Ordering::Relaxed);
 }
 
-/// Reports every class (every 64 slow paths, and before a heap retires).
+/// Takes the counts of the heap's current pages and reports every class
+/// (every 64 slow paths, at each snapshot, and before a heap retires).
 pub fn report_all(heap: &Heap) {
+    heap.take_current_counts();
     for class in 0..CLASS_COUNT {
         report_class(heap, class, true);
     }
@@ -231,9 +223,6 @@ pub fn retire_counters(counters: &HeapCounters) {
         counters.allocs[class].store(0, Ordering::Relaxed);
         counters.frees[class].store(0, Ordering::Relaxed);
         counters.reported[class].set(0);
-    }
-    for c in &counters.direct_allocs {
-        c.store(0, Ordering::Relaxed);
     }
     EXITED_PAGES[0].fetch_add(counters.pages_allocated.swap(0, Ordering::Relaxed), Ordering::Relaxed);
     EXITED_PAGES[1].fetch_add(counters.pages_freed.swap(0, Ordering::Relaxed), Ordering::Relaxed);
@@ -396,8 +385,18 @@ pub struct Stats {
 /// first, so that its peaks are exact at the time of the call).
 pub fn snapshot() -> Stats {
     if crate::tls::has_heap() {
-        // SAFETY: the calling thread's own heap.
-        report_all(unsafe { &*crate::tls::heap() });
+        // SAFETY: the calling thread's own heap and its first-class heaps.
+        unsafe {
+            let heap = &*crate::tls::heap();
+            heap.take_all_counts();
+            report_all(heap);
+            let mut first_class = heap.family.get();
+            while !first_class.is_null() {
+                (*first_class).take_all_counts();
+                report_all(&*first_class);
+                first_class = (*first_class).sibling_next.get();
+            }
+        }
     }
     let mut allocs = [0u64; CLASS_COUNT];
     let mut frees = [0u64; CLASS_COUNT];
@@ -411,11 +410,6 @@ pub fn snapshot() -> Stats {
             .load(Ordering::Relaxed)
             .wrapping_add(UNOWNED_FREES[class].load(Ordering::Relaxed));
     }
-    // Local frees not yet flushed into their heap's counters.
-    arena::for_each_class_page(|page| {
-        let class = page.class();
-        frees[class] = frees[class].wrapping_add(page.pending_frees.load(Ordering::Relaxed));
-    });
     for_each_heap_counters(|c| {
         for class in 0..CLASS_COUNT {
             allocs[class] = allocs[class].wrapping_add(c.allocs_of(class));
