@@ -90,6 +90,62 @@ fn main() {
     assert_eq!(class_blocks(&end, class).current, b0.current, "every block freed");
     assert_eq!(class_blocks(&end, class).total - b0.total, 1000);
 
+    // Allocations are counted by the pages (the change of `used`): blocks
+    // freed by another thread, collected (by refills and by `collect`) and
+    // allocated again, with local frees and page switches in between, must
+    // still count exactly once each.
+    // An odd size that neither the vectors here nor `thread::spawn` allocate.
+    const SMALL: usize = 200;
+    let small_class = size_class::class_of(SMALL);
+    let small = Layout::from_size_align(SMALL, 8).unwrap();
+    let s0 = class_blocks(&oxmalloc::stats(), small_class);
+    let mut allocated = 0u64;
+    let mut freed = 0u64;
+    let mut live: Vec<usize> = Vec::new();
+    for round in 0..6 {
+        for _ in 0..3000 {
+            // SAFETY: a valid layout; every block is freed below.
+            live.push(unsafe { OxMalloc.alloc(small) } as usize);
+            allocated += 1;
+        }
+        // Another thread frees every other block (remote frees)...
+        let remote: Vec<usize> = live.iter().copied().step_by(2).collect();
+        freed += remote.len() as u64;
+        live = live.iter().copied().skip(1).step_by(2).collect();
+        std::thread::spawn(move || {
+            for p in remote {
+                // SAFETY: live blocks with this layout, handed over.
+                unsafe { OxMalloc.dealloc(p as *mut u8, small) };
+            }
+        })
+        .join()
+        .unwrap();
+        // ...and this thread frees a third of the rest locally.
+        let keep = live.len() * 2 / 3;
+        for p in live.drain(keep..) {
+            // SAFETY: live blocks with this layout.
+            unsafe { OxMalloc.dealloc(p as *mut u8, small) };
+            freed += 1;
+        }
+        if round % 2 == 1 {
+            oxmalloc::collect(false);
+        }
+        let now = class_blocks(&oxmalloc::stats(), small_class);
+        assert_eq!(now.total - s0.total, allocated, "round {round}: blocks ever allocated");
+        assert_eq!(
+            (now.current - s0.current) as u64,
+            allocated - freed,
+            "round {round}: live blocks"
+        );
+    }
+    for p in live {
+        // SAFETY: live blocks with this layout.
+        unsafe { OxMalloc.dealloc(p as *mut u8, small) };
+    }
+    let s1 = class_blocks(&oxmalloc::stats(), small_class);
+    assert_eq!(s1.current, s0.current, "every small block freed");
+    assert_eq!(s1.total - s0.total, allocated);
+
     // JSON parses and carries the figures.
     let json = format!("{}", end.json());
     let value: serde_json::Value = serde_json::from_str(&json).expect("stats JSON parses");
