@@ -535,8 +535,9 @@ impl Heap {
         self.drain(|_, page| unsafe { abandon::abandon(page) });
     }
 
-    /// Takes every class page off this heap's queues, takes its counts, and hands it to `f` (with its class); the direct table is
-    /// left pointing at the empty page.
+    /// Takes every class page off this heap's queues, takes its counts, and
+    /// hands it to `f` (with its class); the direct table is left pointing
+    /// at the empty page.
     fn drain(&self, mut f: impl FnMut(Class, *mut Page)) {
         for class in 0..CLASS_COUNT {
             // Before any page leaves: `f` may hand it to another thread.

@@ -141,7 +141,8 @@ pub struct Page {
     /// word, as long as `pending_frees` is still 0 (see
     /// [`Page::free_known_zero`]). A local free onto `free` does not clear
     /// it (one store fewer on the fast path): it counts itself in
-    /// `pending_frees`, and flushing that count clears this flag.
+    /// `pending_frees`, and taking that count ([`Page::take_counts`])
+    /// clears this flag.
     pub free_is_zero: Cell<bool>,
     /// The span was zero (fresh from the OS or purged) when the page was set up.
     pub fresh: Cell<bool>,
@@ -394,7 +395,7 @@ impl Page {
     /// Whether every block on `free` is zero but for its link word: a
     /// fresh carve, with no local free counted since (a counted free may
     /// have pushed a dirty block onto `free`; the count only returns to 0
-    /// through a flush, which clears `free_is_zero`).
+    /// through [`Page::take_counts`], which clears `free_is_zero`).
     #[inline(always)]
     pub fn free_known_zero(&self) -> bool {
         self.free_is_zero.get() && self.pending_frees.load(Ordering::Relaxed) == 0
