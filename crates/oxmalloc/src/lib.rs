@@ -149,7 +149,9 @@ pub fn collect(force: bool) {
     purge::start_if_wanted();
 }
 
-/// A snapshot of the statistics.
+/// A snapshot of the statistics: exact for the calling thread's own work;
+/// other live threads' figures are as their pages last reported them (on
+/// slow paths), and exact again once those threads exit.
 pub fn stats() -> Stats {
     stats::snapshot()
 }
