@@ -144,7 +144,6 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
     // SAFETY: validated above (no need to validate again on the slow path).
     unsafe {
         if p.owner.load(Ordering::Relaxed) == tls::owner_key() {
-            p.count_local_free();
             if p.push_local(ptr.cast()) {
                 page_emptied(page);
             }
@@ -266,7 +265,6 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
     if owner & !OWNER_SLOW == tls::owner_key() {
         // SAFETY: we own the page, so the page's heap is one of ours.
         unsafe {
-            p.count_local_free();
             let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
             if owner & OWNER_SLOW != 0 {
                 profile::on_free(p, ptr);

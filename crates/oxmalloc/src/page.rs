@@ -429,8 +429,10 @@ impl Page {
     }
 
     /// Counts a local free (taken into the heap's counters on slow paths).
+    /// Both pushes call it: every local free must be counted, since the
+    /// count also stands for the pops it undoes (`alloc_mark`).
     #[inline(always)]
-    pub fn count_local_free(&self) {
+    fn count_local_free(&self) {
         let n = self.pending_frees.load(Ordering::Relaxed);
         self.pending_frees.store(n.wrapping_add(1), Ordering::Relaxed);
     }
@@ -457,7 +459,8 @@ impl Page {
     }
 
     /// Pushes a block freed by the owner onto `local_free` (slow-path
-    /// frees); returns `true` when the page now holds no allocated block.
+    /// frees) and counts the free; returns `true` when the page now holds
+    /// no allocated block.
     ///
     /// # Safety
     /// Only the owner may call this, with an allocated block of this page.
@@ -466,6 +469,7 @@ impl Page {
         // SAFETY: the block was allocated from this page and is now ours.
         unsafe { self.set_next(block, self.local_free.get()) };
         self.local_free.set(block);
+        self.count_local_free();
         let used = self.used.get() - 1;
         self.used.set(used);
         used == 0
