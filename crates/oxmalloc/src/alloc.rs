@@ -179,12 +179,12 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
     // SAFETY: owner-only operations on our own heap.
     let block = unsafe {
         heap.process_notifications();
-        let page = heap.find_page(class);
+        let (page, block) = heap.take_block(class);
         if page.is_null() {
             return out_of_memory();
         }
         let was_zero = (*page).free_known_zero();
-        let block = (*page).pop().cast::<u8>();
+        let block = block.cast::<u8>();
         if profile::active() {
             profile::on_slow_alloc(heap, &*page, block, requested);
         }
@@ -210,13 +210,12 @@ fn alloc_after_exit(class: Class, requested: usize, zero: bool) -> *mut u8 {
     unsafe {
         let h = &*heap;
         h.init_default();
-        let page = h.find_page(class);
+        let (page, block) = h.take_block(class);
         let block = if page.is_null() {
             out_of_memory()
         } else {
             let was_zero = (*page).free_known_zero();
-            let block = (*page).pop().cast::<u8>();
-            finish(&*page, block, requested, zero, was_zero)
+            finish(&*page, block.cast(), requested, zero, was_zero)
         };
         h.abandon_thread();
         crate::heap::heap_release(heap);

@@ -20,7 +20,7 @@
 
 use crate::arena;
 use crate::chunk::slice_address;
-use crate::page::{Page, PageKind, OWNER_SLOW};
+use crate::page::{Block, Page, PageKind, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD};
 use crate::stats::HeapCounters;
@@ -305,12 +305,14 @@ impl Heap {
         page.used.get() == pinned as u32
     }
 
-    /// Finds a page of `class` with a free block on its `free` list, moving
-    /// full pages aside and taking a new page when needed. Null when out of memory.
+    /// Takes a block of `class` on the slow path: from the first page of
+    /// the bin with a free or never-used block, moving full pages aside and
+    /// taking a new page when needed. Returns the page and the block (whether
+    /// it is zero: [`Page::pop_or_extend`]); a null page when out of memory.
     ///
     /// # Safety
     /// Only the owning thread may call this.
-    pub unsafe fn find_page(&self, class: Class) -> *mut Page {
+    pub unsafe fn take_block(&self, class: Class) -> (*mut Page, *mut Block) {
         let queue = &self.bins[class];
         loop {
             let mut page = queue.first.get();
@@ -322,14 +324,15 @@ impl Heap {
                 self.take_counts(p);
                 // SAFETY: we own the page.
                 unsafe { p.collect() };
-                // SAFETY: as above; `free` is empty when we extend.
-                if !p.free.get().is_null() || unsafe { p.extend() } {
+                // SAFETY: as above.
+                let block = unsafe { p.pop_or_extend() };
+                if !block.is_null() {
                     if queue.first.get() != page {
                         // SAFETY: the page is on this queue.
                         unsafe { queue.move_to_front(page) };
                         self.refresh_current(class);
                     }
-                    return page;
+                    return (page, block);
                 }
                 // Full: park it unless a remote free slipped in meanwhile
                 // (then look at it again).
@@ -345,7 +348,7 @@ impl Heap {
                 None => self.new_page(class),
             };
             if page.is_null() {
-                return page;
+                return (page, ptr::null_mut());
             }
             // SAFETY: the page is now ours and on no queue.
             unsafe { queue.push_front(page) };

@@ -47,6 +47,14 @@ use core::ptr;
 /// Runs a hardened carve batch is cut into (see `Page::carve_shuffled`).
 const SHUFFLE_RUNS: usize = 16;
 
+/// From this block size on, `Page::extend` hands fresh blocks out one at a
+/// time without writing to them. Each such block begins an OS page of its
+/// own, so linking a batch of them onto `free` faulted one OS page per
+/// block inside `malloc` (four faults for a 4 KiB class), where the
+/// caller's first write would have faulted the same page outside it
+/// (docs/PERFORMANCE.md E24).
+const UNTOUCHED_HANDOUT: usize = 4096;
+
 /// Asks the CPU to bring the cache line at `p` in (a hint: never faults,
 /// null included).
 #[inline(always)]
@@ -130,8 +138,9 @@ pub struct Page {
     /// `(used - alloc_mark) as i16 + pending_frees`, exact while pops minus
     /// local frees since then stay within ±2^15: they are at most the
     /// blocks `free` held then plus those local frees pushed back, since
-    /// whatever else refills `free` (`Heap::find_page`, `Heap::collect`)
-    /// takes the counts first, and a page holds fewer than 2^15 blocks.
+    /// whatever else refills `free` or hands out a block that was not on it
+    /// (`Heap::take_block`, `Heap::collect`) takes the counts first, and a
+    /// page holds fewer than 2^15 blocks.
     alloc_mark: Cell<u16>,
     /// Size class (class pages).
     pub class: AtomicU8,
@@ -475,28 +484,54 @@ impl Page {
         used == 0
     }
 
-    /// Carves up to a few KiB of fresh blocks onto `free` (which is empty).
-    /// Returns `false` when the page is fully carved.
+    /// Takes a block on the slow path: pops `free`, or else carves fresh
+    /// blocks; null when the page has neither. Afterwards
+    /// [`Page::free_known_zero`] tells whether the block is zero (a pop
+    /// leaves the flag as it was for the list it came from; `extend` sets
+    /// it for what it carves).
+    ///
+    /// # Safety
+    /// Only the owner may call this.
+    pub unsafe fn pop_or_extend(&self) -> *mut Block {
+        // SAFETY: caller's contract (owner).
+        let block = unsafe { self.pop() };
+        if !block.is_null() {
+            return block;
+        }
+        // SAFETY: as above, and `free` is empty.
+        unsafe { self.extend() }
+    }
+
+    /// Takes the next never-used block of the page: carves up to a few KiB
+    /// of fresh blocks onto `free` (which is empty) and pops the first, or,
+    /// for blocks of [`UNTOUCHED_HANDOUT`] bytes and more, hands out one
+    /// fresh block without writing to it. Null when the page is fully carved.
     ///
     /// # Safety
     /// Only the owner may call this, with `free` empty.
-    pub unsafe fn extend(&self) -> bool {
+    unsafe fn extend(&self) -> *mut Block {
         const EXTEND_BYTES: usize = 16 * 1024;
         let capacity = self.capacity() as usize;
         let reserved = self.reserved.get() as usize;
         if capacity >= reserved {
-            return false;
+            return ptr::null_mut();
         }
         let size = self.block_size.get();
-        let count = (EXTEND_BYTES / size).clamp(1, reserved - capacity);
         let first = self.start.get().wrapping_add(capacity * size);
+        // Hardened carving writes patterns into the blocks.
+        self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
+        if size >= UNTOUCHED_HANDOUT && !crate::secure::ENABLED {
+            self.set_capacity(capacity as u32 + 1);
+            self.used.set(self.used.get() + 1);
+            return first.cast();
+        }
+        let count = (EXTEND_BYTES / size).clamp(1, reserved - capacity);
         // SAFETY: blocks `capacity..capacity+count` lie inside the page's
         // span and have never been handed out; we own them.
         unsafe { self.carve(first, count, size) };
         self.set_capacity((capacity + count) as u32);
-        // Hardened carving writes patterns into the blocks.
-        self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
-        true
+        // SAFETY: `free` now holds the carved blocks.
+        unsafe { self.pop() }
     }
 
     /// Links `count` fresh blocks of `size` bytes starting at `first` into
