@@ -240,6 +240,10 @@ pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
     let fresh = unsafe {
         let c = &mut *chunk;
         let fresh = c.nonzero_mask & mask == 0;
+        if c.dirty_mask & (1 << first) == 0 && c.freed_at[first] != 0 {
+            // A span purged on the timer, in use again (see `purge::note_reuse`).
+            purge::note_reuse(c.freed_at[first], Os::now_millis());
+        }
         let warm = (c.dirty_mask & mask).count_ones() as usize;
         DIRTY_FREE_SLICES.fetch_sub(warm, Ordering::Relaxed);
         c.free_mask &= !mask;
@@ -297,7 +301,7 @@ unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
         count * SLICE_SIZE,
         ptr::null_mut(),
     );
-    let delay = options::purge_delay_ms();
+    let delay = purge::delay_ms();
     let mut purged_now = false;
     if delay == 0 {
         // SAFETY: the slices are ours and unused.
@@ -446,8 +450,9 @@ pub fn purge(force: bool) -> usize {
             None => return 0,
         }
     };
-    let delay = options::purge_delay_ms();
     let now = Os::now_millis();
+    purge::relax(now);
+    let delay = purge::delay_ms();
     NEXT_PURGE_DUE.store(u64::MAX, Ordering::Relaxed);
     let mut next_due = u64::MAX;
     let mut purged = 0;
@@ -495,6 +500,13 @@ pub fn purge(force: bool) -> usize {
         };
         c.purging_mask &= !ready;
         c.dirty_mask &= !ready;
+        // From now on `freed_at` tells when these clean slices were purged
+        // (0: a forced purge, whose reuse says nothing about the delay).
+        let mut bits = ready;
+        while bits != 0 {
+            c.freed_at[bits.trailing_zeros() as usize] = if force { 0 } else { now };
+            bits &= bits - 1;
+        }
         if options::purge_zeroes() {
             c.nonzero_mask &= !ready;
         }

@@ -63,7 +63,10 @@ pub struct Chunk {
     pub nonzero_mask: u64,
     /// Bit `i` set: slice `i` is being purged outside the lock. Arena lock.
     pub purging_mask: u64,
-    /// When each free dirty slice was freed (milliseconds, `Os::now_millis`). Arena lock.
+    /// When each free dirty slice was freed, and when each clean one was
+    /// last purged on the timer (0: never, or by a forced purge; the
+    /// adaptive delay of `purge::note_reuse`); milliseconds,
+    /// `Os::now_millis`. Arena lock.
     pub freed_at: [u64; SLICES_PER_CHUNK],
     /// Next chunk in the arena's list of all chunks. Arena lock.
     pub next: *mut Chunk,

@@ -344,14 +344,14 @@ fn cache_put(mapping: *mut u8, size: usize, block_offset: usize) -> bool {
     cache.bytes += size;
     drop(cache);
     let dirty = CACHE_DIRTY.fetch_add(size, Ordering::Relaxed) + size;
-    crate::arena::schedule_purge(now + crate::options::purge_delay_ms());
+    crate::arena::schedule_purge(now + crate::purge::delay_ms());
     crate::purge::note_dirty(dirty + crate::arena::dirty_free_bytes());
     true
 }
 /// Purges cached mappings whose delay has passed (all with `force`) and
 /// unmaps those kept long enough (all with `force`). Returns bytes purged.
 pub fn cache_purge(now: u64, force: bool) -> usize {
-    let delay = crate::options::purge_delay_ms();
+    let delay = crate::purge::delay_ms();
     let mut purged = 0;
     let mut i = 0;
     let mut cache = CACHE.lock();

@@ -103,7 +103,7 @@ pub const OPTIONS: [OptionInfo; 12] = [
         name: "PURGE_DELAY",
         kind: Kind::Millis,
         default: 10,
-        doc: "milliseconds free memory stays backed before it is returned to the OS (0: at once)",
+        doc: "milliseconds free memory stays backed before it is returned to the OS (0: at once); doubled while purged memory is soon reused",
     },
     OptionInfo {
         name: "PURGE_DECOMMITS",

@@ -10,6 +10,13 @@
 //!   until the next purge falls due. This is what makes memory come back
 //!   when the thread that freed it goes idle without calling the allocator
 //!   again. Programs that never free that much never get the thread.
+//!
+//! The delay adapts ([`delay_ms`]): a timed purge whose memory is in use
+//! again within [`REFAULT_WINDOW_MS`] only bought page faults (a program
+//! that frees and rebuilds its data every few tens of milliseconds: lua
+//! took 10x mimalloc's page faults, docs/PERFORMANCE.md E25), so the delay
+//! doubles, up to [`MAX_BACKOFF`] times; each [`CALM_MS`] without such a
+//! refault halves it again.
 
 use crate::os::{Os, Platform};
 use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -38,6 +45,64 @@ static WAKE: AtomicU32 = AtomicU32::new(0);
 /// the two sees the other's write: either the purger does not sleep past
 /// the new due time, or the freer wakes it.
 static SLEEP_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// Reuse this soon after a timed purge means the purge was wasted.
+pub const REFAULT_WINDOW_MS: u64 = 1000;
+/// Doublings of the purge delay at most (64x: 640 ms with the default 10 ms).
+pub const MAX_BACKOFF: u32 = 6;
+/// A period without a wasted purge that halves the delay again.
+pub const CALM_MS: u64 = 5000;
+
+/// Doublings of `OXMALLOC_PURGE_DELAY` now in effect (0..=MAX_BACKOFF).
+static BACKOFF: AtomicU32 = AtomicU32::new(0);
+/// When `BACKOFF` last changed (`Os::now_millis`, plus 1 after a raise);
+/// only purges made from then on, under the delay then in effect, can
+/// raise it again, so one pass's purges reused raise it once.
+static BACKOFF_SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// How long freed memory stays backed before a timed purge, in
+/// milliseconds: `OXMALLOC_PURGE_DELAY` doubled once per recent wasted
+/// purge (0 stays 0: purge at once).
+#[inline]
+pub fn delay_ms() -> u64 {
+    options::purge_delay_ms() << BACKOFF.load(Ordering::Relaxed)
+}
+
+/// Memory that a timed purge returned at `purged_at` is in use again at
+/// `now` (called by the arena, with its lock held, when it hands out a
+/// purged span): if that was within [`REFAULT_WINDOW_MS`], and the purge
+/// was made under the current delay, the delay doubles.
+pub fn note_reuse(purged_at: u64, now: u64) {
+    let since = BACKOFF_SINCE.load(Ordering::Relaxed);
+    if purged_at < since || now.saturating_sub(purged_at) >= REFAULT_WINDOW_MS {
+        return;
+    }
+    let k = BACKOFF.load(Ordering::Relaxed);
+    if k < MAX_BACKOFF
+        && BACKOFF_SINCE
+            .compare_exchange(since, now + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        BACKOFF.store(k + 1, Ordering::Relaxed);
+    }
+}
+
+/// Halves the delay once per [`CALM_MS`] gone by without a wasted purge
+/// (called at the start of each purge pass).
+pub fn relax(now: u64) {
+    let since = BACKOFF_SINCE.load(Ordering::Relaxed);
+    let k = BACKOFF.load(Ordering::Relaxed);
+    let steps = now.saturating_sub(since) / CALM_MS;
+    if k == 0 || steps == 0 {
+        return;
+    }
+    if BACKOFF_SINCE
+        .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        BACKOFF.store(k.saturating_sub(steps.min(u32::MAX as u64) as u32), Ordering::Relaxed);
+    }
+}
 
 /// Called when free memory waiting for a purge grew to `dirty_bytes`.
 /// Never starts the thread itself (it may run deep inside the allocator,
@@ -149,7 +214,7 @@ extern "C" fn purger_main(_: *mut libc::c_void) -> *mut libc::c_void {
         abandon::sweep();
         if arena::next_purge_due() <= Os::now_millis() {
             // Another thread holds the purge lock: do not spin.
-            Os::wait_timeout(&WAKE, seen, options::purge_delay_ms().max(1));
+            Os::wait_timeout(&WAKE, seen, delay_ms().max(1));
         }
     }
 }

@@ -354,6 +354,9 @@ pub struct Stats {
     pub purged_bytes: u64,
     /// See `purged_bytes`.
     pub purge_calls: u64,
+    /// The purge delay now in effect, in milliseconds: `OXMALLOC_PURGE_DELAY`,
+    /// doubled while purged memory is soon reused (`purge::delay_ms`).
+    pub purge_delay_ms: u64,
     /// `mmap` and `munmap` calls.
     pub mmap_calls: u64,
     /// See `mmap_calls`.
@@ -466,6 +469,7 @@ pub fn snapshot() -> Stats {
         purge_pending: pending,
         purged_bytes: PURGED.load(Ordering::Relaxed),
         purge_calls: PURGE_CALLS.load(Ordering::Relaxed),
+        purge_delay_ms: crate::purge::delay_ms(),
         mmap_calls: MMAP_CALLS.load(Ordering::Relaxed),
         munmap_calls: MUNMAP_CALLS.load(Ordering::Relaxed),
         pages_allocated: pages[0],
@@ -542,13 +546,14 @@ impl fmt::Display for Json<'_> {
         write!(
             f,
             ",\"committed_bytes\":{},\"purge_pending_bytes\":{},\"purged_bytes\":{},\"purge_calls\":{},\
-             \"mmap_calls\":{},\"munmap_calls\":{},\"pages_allocated\":{},\"pages_freed\":{},\
+             \"purge_delay_ms\":{},\"mmap_calls\":{},\"munmap_calls\":{},\"pages_allocated\":{},\"pages_freed\":{},\
              \"pages_abandoned\":{},\"pages_reclaimed\":{},\"pages_abandoned_now\":{},\"chunks\":{},\
              \"errors\":{},\"background_purger\":{}",
             s.committed,
             s.purge_pending,
             s.purged_bytes,
             s.purge_calls,
+            s.purge_delay_ms,
             s.mmap_calls,
             s.munmap_calls,
             s.pages_allocated,
@@ -669,7 +674,9 @@ pub fn print() {
         .size(s.purged_bytes)
         .str(" in ")
         .dec(s.purge_calls)
-        .str(" calls, waiting ");
+        .str(" calls (delay ")
+        .dec(s.purge_delay_ms)
+        .str(" ms), waiting ");
     line.size(s.purge_pending).str(if s.background_purger {
         " (background purger on)"
     } else {
