@@ -65,7 +65,7 @@ static BACKOFF_SINCE: AtomicU64 = AtomicU64::new(0);
 /// purge (0 stays 0: purge at once).
 #[inline]
 pub fn delay_ms() -> u64 {
-    options::purge_delay_ms() << BACKOFF.load(Ordering::Relaxed)
+    options::purge_delay_ms().saturating_mul(1 << BACKOFF.load(Ordering::Relaxed))
 }
 
 /// Memory that a timed purge returned at `purged_at` is in use again at
