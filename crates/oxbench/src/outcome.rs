@@ -60,6 +60,27 @@ pub struct Outcome {
     /// Latency percentiles by operation (`malloc`, `free`, `request`).
     #[serde(default)]
     pub latency: BTreeMap<String, Percentiles>,
+    /// The worker's own peak resident set in KiB (`VmHWM`, see
+    /// [`own_peak_rss_kib`]); the runner prefers it to `wait4`'s figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// Peak resident set of this process since its `exec`, in KiB (`VmHWM` of
+/// `/proc/self/status`). `wait4`'s `ru_maxrss` is not that: the kernel also
+/// folds in the resident size of the memory the child had before `exec`,
+/// the runner's own, so every run smaller than the runner read as the
+/// runner's size (docs/PERFORMANCE.md E26).
+pub fn own_peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Outcome {
@@ -104,6 +125,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn own_peak_follows_this_process() {
+        let before = own_peak_rss_kib().expect("VmHWM in /proc/self/status");
+        assert!(before > 0);
+        // Touch 64 MiB more than the peak so far: the peak must grow.
+        let v = vec![1u8; 64 << 20];
+        let after = own_peak_rss_kib().unwrap();
+        assert!(
+            after >= before + (60 << 10),
+            "VmHWM {before} -> {after} KiB after touching 64 MiB"
+        );
+        drop(v);
+    }
+
+    #[test]
     fn line_round_trip() {
         let mut o = Outcome::per_second(1000, 0.5, "ops/s").with("x", 1.5);
         o.bench = "larson".into();
@@ -123,5 +158,13 @@ mod tests {
         assert_eq!(back.throughput, 2000.0);
         assert!(Outcome::from_output("nothing here").is_none());
         assert!(Outcome::from_output("OXBENCH-RESULT {bad").unwrap().is_err());
+        // Lines from workers without the peak still parse.
+        assert!(!o.to_line().contains("peak_rss_kib"));
+        let mut p = o.clone();
+        p.peak_rss_kib = Some(1234);
+        assert_eq!(
+            Outcome::from_output(&p.to_line()).unwrap().unwrap().peak_rss_kib,
+            Some(1234)
+        );
     }
 }

@@ -238,6 +238,9 @@ pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
             } else {
                 match Outcome::from_output(&m.stdout) {
                     Some(Ok(o)) => {
+                        if let Some(kib) = o.peak_rss_kib {
+                            sample.max_rss_kib = kib;
+                        }
                         sample.outcome = Some(o);
                         sample.ok = true;
                     }

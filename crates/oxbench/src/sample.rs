@@ -67,8 +67,10 @@ pub struct Sample {
     pub user_s: f64,
     /// System CPU seconds (wait4 rusage).
     pub sys_s: f64,
-    /// Peak resident set size in KiB (wait4 `ru_maxrss`, or `VmHWM` of a
-    /// server process).
+    /// Peak resident set size in KiB: the worker's own `VmHWM` when it
+    /// reports it (`Outcome::peak_rss_kib`), else `wait4`'s `ru_maxrss`
+    /// (real programs; it is at least the runner's size), or `VmHWM` of a
+    /// server process.
     pub max_rss_kib: u64,
     /// What the worker reported.
     #[serde(default)]

@@ -64,7 +64,8 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
                 crate::raw::install_c_sized_free();
             }
             match workloads::run(bench, &p, alloc_name) {
-                Ok(o) => {
+                Ok(mut o) => {
+                    o.peak_rss_kib = crate::outcome::own_peak_rss_kib();
                     println!("{}", o.to_line());
                     exit(0)
                 }

@@ -89,6 +89,18 @@ fn tiny_run_writes_json_and_charts_and_report_rerenders() {
     assert_eq!(r.samples.len(), 2 * 2 * (1 + 2 + 2 + 2));
     assert!(r.samples.iter().all(|s| s.ok), "{:?}", r.samples.iter().find(|s| !s.ok));
     assert!(r.samples.iter().all(|s| s.max_rss_kib > 0 && s.wall_s > 0.0));
+    // The peak is the worker's own (VmHWM), not wait4's, which counts the
+    // runner's memory too (docs/PERFORMANCE.md E26).
+    for s in &r.samples {
+        let own = s.outcome.as_ref().and_then(|o| o.peak_rss_kib);
+        assert_eq!(
+            own,
+            Some(s.max_rss_kib),
+            "{} {}: peak RSS not the worker's own",
+            s.alloc,
+            s.bench
+        );
+    }
     assert_eq!(r.route_of("glibc"), Some(Route::GlobalAllocator));
     assert_eq!(r.meta.baseline, "glibc");
     let lat = r.samples.iter().find(|s| s.bench == "latency").unwrap();
