@@ -1,5 +1,8 @@
 //! Runs one measurement per process and records wall, user and system time
-//! and peak RSS from `wait4`; runs a plan with interleaved repetitions.
+//! from `wait4`, and peak RSS: the worker's own report (its `VmHWM`), or
+//! `wait4`'s `ru_maxrss`, which also counts the runner's resident memory at
+//! the spawn (docs/PERFORMANCE.md E26); runs a plan with interleaved
+//! repetitions.
 
 use crate::allocs::Allocator;
 use crate::outcome::Outcome;
@@ -26,7 +29,7 @@ pub struct Measured {
     pub user_s: f64,
     /// System CPU seconds.
     pub sys_s: f64,
-    /// Peak RSS in KiB (`ru_maxrss`).
+    /// Peak RSS in KiB (`ru_maxrss`: at least the runner's own size).
     pub max_rss_kib: u64,
     /// Standard output.
     pub stdout: String,
