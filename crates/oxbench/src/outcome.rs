@@ -77,7 +77,12 @@ pub fn own_peak_rss_kib() -> Option<u64> {
 
 /// A `kB` field of `/proc/self/status`.
 fn own_status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    proc_status_kib("self", field)
+}
+
+/// A `kB` field (e.g. `"VmHWM:"`) of `/proc/<pid>/status`.
+pub fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))?

@@ -335,15 +335,7 @@ fn free_port() -> Option<u16> {
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    crate::outcome::proc_status_kib(&pid.to_string(), "VmHWM:")
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
