@@ -285,7 +285,7 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             stats::unowned_free(class);
         } else {
             // SAFETY: the calling thread's own default heap.
-            unsafe { stats::bump(&(*heap).counters.frees[class]) };
+            stats::remote_free(unsafe { &*heap }, class);
         }
         profile::on_free(p, ptr);
         // SAFETY: a valid block of a class page owned by another thread, or by none.

@@ -1,0 +1,147 @@
+//! The sampled peak of live blocks stays near the truth when every block is
+//! freed by a thread that never allocates it (a producer and a consumer), and
+//! when the freeing thread has no heap at all. Own harness (`harness =
+//! false`): no test threads allocate in the background.
+//!
+//! Before the consumer's frees were reported on their own, the producer's
+//! reports raised the live gauge by every block ever made and nothing
+//! lowered it until the consumer exited: the peak here read about
+//! `ROUNDS * BATCH` blocks.
+
+use oxmalloc::{size_class, OxMalloc};
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::mpsc::sync_channel;
+
+#[global_allocator]
+static GLOBAL: OxMalloc = OxMalloc;
+
+/// A size no vector or channel of this test allocates in its class.
+const SIZE: usize = 1000;
+const BATCH: usize = 500;
+const ROUNDS: usize = 200;
+
+fn live_blocks(class: usize) -> oxmalloc::GaugeValue {
+    oxmalloc::stats().classes[class].blocks
+}
+
+/// Makes `ROUNDS` batches here and has `consume` free them on another
+/// thread, at most two batches in flight (a channel of one); returns the
+/// class's live-block gauge after the consumer is done.
+fn produce(layout: Layout, consume: fn(Vec<usize>, Layout)) -> oxmalloc::GaugeValue {
+    let (tx, rx) = sync_channel::<Vec<usize>>(1);
+    let consumer = std::thread::spawn(move || {
+        // One allocation of another class gives this thread its heap.
+        std::hint::black_box(Box::new([0u8; 40]));
+        for batch in rx {
+            consume(batch, layout);
+        }
+    });
+    for _ in 0..ROUNDS {
+        let batch: Vec<usize> = (0..BATCH)
+            // SAFETY: a valid layout; the consumer frees every block.
+            .map(|_| unsafe { OxMalloc.alloc(layout) } as usize)
+            .collect();
+        tx.send(batch).unwrap();
+    }
+    drop(tx);
+    consumer.join().unwrap();
+    live_blocks(size_class::class_of(layout.size()))
+}
+
+fn free_all(batch: Vec<usize>, layout: Layout) {
+    for p in batch {
+        // SAFETY: live blocks with this layout, handed over.
+        unsafe { OxMalloc.dealloc(p as *mut u8, layout) };
+    }
+}
+
+fn main() {
+    let class = size_class::class_of(SIZE);
+    let layout = Layout::from_size_align(SIZE, 8).unwrap();
+    let before = live_blocks(class);
+    let threads_before = oxmalloc::stats().threads.total;
+    // At most the batch being made, one in the channel and one being freed
+    // are live; each side may be up to `REPORT_BYTES` of this class (and the
+    // consumer 64 frees) behind in its reports.
+    // (`REPORT_BYTES` is 64 KiB.)
+    let slack = 2 * (64 * 1024 / size_class::class_size(class) as u64) + 64;
+    let bound = before.peak.max(before.current) + 3 * BATCH as u64 + slack;
+
+    let after = produce(layout, free_all);
+    assert_eq!(
+        oxmalloc::stats().threads.total,
+        threads_before + 1,
+        "the test is wrong: the consumer should have a heap"
+    );
+    assert_eq!(after.current, before.current, "every block freed");
+    assert_eq!(after.total - before.total, (ROUNDS * BATCH) as u64);
+    assert!(
+        after.peak <= bound,
+        "peak {} blocks with a consumer that has a heap (bound {bound}, {} ever made)",
+        after.peak,
+        ROUNDS * BATCH
+    );
+    assert!(after.peak >= before.current + BATCH as u64, "peak lost: {after:?}");
+    // (Printed at the end: stdout's buffer is a block of this class.)
+    let first = (after.peak, bound);
+
+    // The same with every batch freed by a bare POSIX thread that runs no
+    // Rust runtime code and allocates nothing: it never gets a heap, so its
+    // frees take the heapless path.
+    let threads_before = threads_before + 1;
+    let before = after;
+    let bound = before.peak.max(before.current) + 3 * BATCH as u64 + slack;
+    let after = produce(layout, free_on_bare_thread);
+    assert_eq!(
+        oxmalloc::stats().threads.total,
+        threads_before + 1,
+        "the test is wrong: a bare thread got a heap (only the consumer should have)"
+    );
+    assert_eq!(after.current, before.current, "every block freed");
+    assert!(
+        after.peak <= bound,
+        "peak {} blocks with heapless freeing threads (bound {bound}, {} ever made)",
+        after.peak,
+        2 * ROUNDS * BATCH
+    );
+    println!("consumer with a heap: peak {} blocks (bound {})", first.0, first.1);
+    println!("heapless freeing threads: peak {} blocks (bound {bound})", after.peak);
+}
+
+/// Frees `batch` on a new POSIX thread and waits for it.
+fn free_on_bare_thread(batch: Vec<usize>, layout: Layout) {
+    struct Job {
+        blocks: *const usize,
+        count: usize,
+        layout: Layout,
+    }
+    extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` points at the `Job` below, alive until the join.
+        let job = unsafe { &*(arg as *const Job) };
+        for i in 0..job.count {
+            // SAFETY: the job's blocks are live blocks with its layout,
+            // handed over; the slice outlives the thread.
+            unsafe { OxMalloc.dealloc(*job.blocks.add(i) as *mut u8, job.layout) };
+        }
+        core::ptr::null_mut()
+    }
+    let job = Job {
+        blocks: batch.as_ptr(),
+        count: batch.len(),
+        layout,
+    };
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: `run` only reads `job`, which lives until the join below.
+    let rc = unsafe {
+        libc::pthread_create(
+            &mut thread,
+            core::ptr::null(),
+            run,
+            &job as *const Job as *mut libc::c_void,
+        )
+    };
+    assert_eq!(rc, 0, "pthread_create");
+    // SAFETY: a thread we created and have not joined.
+    let rc = unsafe { libc::pthread_join(thread, core::ptr::null_mut()) };
+    assert_eq!(rc, 0, "pthread_join");
+}
