@@ -53,19 +53,35 @@ pub const MAX_BACKOFF: u32 = 6;
 /// A period without a wasted purge that halves the delay again.
 pub const CALM_MS: u64 = 5000;
 
-/// Doublings of `OXMALLOC_PURGE_DELAY` now in effect (0..=MAX_BACKOFF).
-static BACKOFF: AtomicU32 = AtomicU32::new(0);
-/// When `BACKOFF` last changed (`Os::now_millis`, plus 1 after a raise);
-/// only purges made from then on, under the delay then in effect, can
-/// raise it again, so one pass's purges reused raise it once.
-static BACKOFF_SINCE: AtomicU64 = AtomicU64::new(0);
+/// The backoff, in one word so that the doublings and the time they last
+/// changed move together in one compare-exchange (two words let a raise
+/// and a relax interleave and lose one of them):
+/// `since << BACKOFF_BITS | doublings`, where `doublings` (0..=MAX_BACKOFF)
+/// is how many times `OXMALLOC_PURGE_DELAY` is doubled now, and `since`
+/// (`Os::now_millis`, plus 1 after a raise) is when that last changed:
+/// only purges made from then on, under the delay then in effect, can raise
+/// it again, so one pass's purges reused raise it once.
+static BACKOFF: AtomicU64 = AtomicU64::new(0);
+const BACKOFF_BITS: u32 = 4;
+const _: () = assert!(MAX_BACKOFF < 1 << BACKOFF_BITS);
+
+/// The doublings and their `since` in a backoff word.
+fn unpack(word: u64) -> (u32, u64) {
+    ((word & ((1 << BACKOFF_BITS) - 1)) as u32, word >> BACKOFF_BITS)
+}
+
+/// The backoff word of `doublings` since `since`.
+fn pack(doublings: u32, since: u64) -> u64 {
+    since << BACKOFF_BITS | u64::from(doublings)
+}
 
 /// How long freed memory stays backed before a timed purge, in
 /// milliseconds: `OXMALLOC_PURGE_DELAY` doubled once per recent wasted
 /// purge (0 stays 0: purge at once).
 #[inline]
 pub fn delay_ms() -> u64 {
-    options::purge_delay_ms().saturating_mul(1 << BACKOFF.load(Ordering::Relaxed))
+    let (doublings, _) = unpack(BACKOFF.load(Ordering::Relaxed));
+    options::purge_delay_ms().saturating_mul(1 << doublings)
 }
 
 /// Memory that a timed purge returned at `purged_at` is in use again at
@@ -73,35 +89,29 @@ pub fn delay_ms() -> u64 {
 /// purged span): if that was within [`REFAULT_WINDOW_MS`], and the purge
 /// was made under the current delay, the delay doubles.
 pub fn note_reuse(purged_at: u64, now: u64) {
-    let since = BACKOFF_SINCE.load(Ordering::Relaxed);
-    if purged_at < since || now.saturating_sub(purged_at) >= REFAULT_WINDOW_MS {
+    let word = BACKOFF.load(Ordering::Relaxed);
+    let (doublings, since) = unpack(word);
+    if purged_at < since || now.saturating_sub(purged_at) >= REFAULT_WINDOW_MS || doublings >= MAX_BACKOFF {
         return;
     }
-    let k = BACKOFF.load(Ordering::Relaxed);
-    if k < MAX_BACKOFF
-        && BACKOFF_SINCE
-            .compare_exchange(since, now + 1, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        BACKOFF.store(k + 1, Ordering::Relaxed);
-    }
+    // Losing the race means another raise or a relax got in first: this
+    // purge then no longer counts (a raise) or the delay just fell (a
+    // relax, which the next wasted purge undoes).
+    let _ = BACKOFF.compare_exchange(word, pack(doublings + 1, now + 1), Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// Halves the delay once per [`CALM_MS`] gone by without a wasted purge
 /// (called at the start of each purge pass).
 pub fn relax(now: u64) {
-    let since = BACKOFF_SINCE.load(Ordering::Relaxed);
-    let k = BACKOFF.load(Ordering::Relaxed);
+    let word = BACKOFF.load(Ordering::Relaxed);
+    let (doublings, since) = unpack(word);
     let steps = now.saturating_sub(since) / CALM_MS;
-    if k == 0 || steps == 0 {
+    if doublings == 0 || steps == 0 {
         return;
     }
-    if BACKOFF_SINCE
-        .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
-        .is_ok()
-    {
-        BACKOFF.store(k.saturating_sub(steps.min(u32::MAX as u64) as u32), Ordering::Relaxed);
-    }
+    let doublings = doublings.saturating_sub(steps.min(u64::from(MAX_BACKOFF)) as u32);
+    // A lost race means the word moved on: nothing to halve this time.
+    let _ = BACKOFF.compare_exchange(word, pack(doublings, now), Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// Called when free memory waiting for a purge grew to `dirty_bytes`.
