@@ -56,56 +56,46 @@ fn free_all(batch: Vec<usize>, layout: Layout) {
 }
 
 fn main() {
+    let (peak, bound) = check(free_all, "with a consumer that has a heap");
+    // The same with every batch freed by a bare POSIX thread that runs no
+    // Rust runtime code and allocates nothing: it never gets a heap, so its
+    // frees take the heapless path.
+    let (bare_peak, bare_bound) = check(free_on_bare_thread, "with heapless freeing threads");
+    // (Printed at the end: stdout's buffer is a block of this class.)
+    println!("consumer with a heap: peak {peak} blocks (bound {bound})");
+    println!("heapless freeing threads: peak {bare_peak} blocks (bound {bare_bound})");
+}
+
+/// One producer/consumer run with `consume` (see [`produce`]): checks the
+/// counts and that the sampled peak stayed near the live set; returns the
+/// peak and its bound.
+fn check(consume: fn(Vec<usize>, Layout), how: &str) -> (u64, u64) {
     let class = size_class::class_of(SIZE);
     let layout = Layout::from_size_align(SIZE, 8).unwrap();
     let before = live_blocks(class);
     let threads_before = oxmalloc::stats().threads.total;
     // At most the batch being made, one in the channel and one being freed
-    // are live; each side may be up to `REPORT_BYTES` of this class (and the
-    // consumer 64 frees) behind in its reports.
-    // (`REPORT_BYTES` is 64 KiB.)
+    // are live; each side may be up to `REPORT_BYTES` (64 KiB) of this
+    // class (and the consumer 64 frees) behind in its reports.
     let slack = 2 * (64 * 1024 / size_class::class_size(class) as u64) + 64;
     let bound = before.peak.max(before.current) + 3 * BATCH as u64 + slack;
 
-    let after = produce(layout, free_all);
+    let after = produce(layout, consume);
     assert_eq!(
         oxmalloc::stats().threads.total,
         threads_before + 1,
-        "the test is wrong: the consumer should have a heap"
+        "the test is wrong: only the consumer thread should get a heap ({how})"
     );
-    assert_eq!(after.current, before.current, "every block freed");
+    assert_eq!(after.current, before.current, "every block freed ({how})");
     assert_eq!(after.total - before.total, (ROUNDS * BATCH) as u64);
     assert!(
         after.peak <= bound,
-        "peak {} blocks with a consumer that has a heap (bound {bound}, {} ever made)",
+        "peak {} blocks {how} (bound {bound}, {} made in this run)",
         after.peak,
         ROUNDS * BATCH
     );
     assert!(after.peak >= before.current + BATCH as u64, "peak lost: {after:?}");
-    // (Printed at the end: stdout's buffer is a block of this class.)
-    let first = (after.peak, bound);
-
-    // The same with every batch freed by a bare POSIX thread that runs no
-    // Rust runtime code and allocates nothing: it never gets a heap, so its
-    // frees take the heapless path.
-    let threads_before = threads_before + 1;
-    let before = after;
-    let bound = before.peak.max(before.current) + 3 * BATCH as u64 + slack;
-    let after = produce(layout, free_on_bare_thread);
-    assert_eq!(
-        oxmalloc::stats().threads.total,
-        threads_before + 1,
-        "the test is wrong: a bare thread got a heap (only the consumer should have)"
-    );
-    assert_eq!(after.current, before.current, "every block freed");
-    assert!(
-        after.peak <= bound,
-        "peak {} blocks with heapless freeing threads (bound {bound}, {} ever made)",
-        after.peak,
-        2 * ROUNDS * BATCH
-    );
-    println!("consumer with a heap: peak {} blocks (bound {})", first.0, first.1);
-    println!("heapless freeing threads: peak {} blocks (bound {bound})", after.peak);
+    (after.peak, bound)
 }
 
 /// Frees `batch` on a new POSIX thread and waits for it.
