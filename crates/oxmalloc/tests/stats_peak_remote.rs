@@ -15,7 +15,8 @@ use std::sync::mpsc::sync_channel;
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
 
-/// A size no vector or channel of this test allocates in its class.
+/// A size whose class nothing else in this test allocates while it counts
+/// (stdout's 1 KiB buffer shares it: `main` prints only at the end).
 const SIZE: usize = 1000;
 const BATCH: usize = 500;
 const ROUNDS: usize = 200;
