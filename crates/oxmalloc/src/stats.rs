@@ -43,15 +43,19 @@ use crate::{abandon, arena, options, purge};
 use core::cell::Cell;
 use core::fmt;
 
-/// Adds `n` to a counter that only the calling thread writes.
+/// Adds `n` to a counter that only the calling thread writes; returns the
+/// new value.
 #[inline(always)]
-pub fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+pub fn add(counter: &AtomicU64, n: u64) -> u64 {
+    let value = counter.load(Ordering::Relaxed).wrapping_add(n);
+    counter.store(value, Ordering::Relaxed);
+    value
 }
 
-/// Adds one to a counter that only the calling thread writes (one `inc`).
+/// Adds one to a counter that only the calling thread writes (one `inc`);
+/// returns the new value.
 #[inline(always)]
-pub fn bump(counter: &AtomicU64) {
+pub fn bump(counter: &AtomicU64) -> u64 {
     add(counter, 1)
 }
 
@@ -186,9 +190,7 @@ static CLASS_BLOCKS_PEAK: AtomicI64 = AtomicI64::new(0);
 #[cold]
 pub fn unowned_free(class: Class) {
     UNOWNED_FREES[class].fetch_add(1, Ordering::Relaxed);
-    CLASS_LIVE[class].fetch_sub(1, Ordering::Relaxed);
-    CLASS_BYTES_LIVE.fetch_sub(CLASS_SIZE[class] as i64, Ordering::Relaxed);
-    CLASS_BLOCKS_LIVE.fetch_sub(1, Ordering::Relaxed);
+    move_live(class, -1);
 }
 
 /// Counts a free of another thread's class block by `heap`'s own thread
@@ -201,10 +203,7 @@ pub fn unowned_free(class: Class) {
 /// 888 MiB against a true peak near 30 MiB).
 #[inline]
 pub fn remote_free(heap: &Heap, class: Class) {
-    let frees = &heap.counters.frees[class];
-    let n = frees.load(Ordering::Relaxed).wrapping_add(1);
-    frees.store(n, Ordering::Relaxed);
-    if n % REMOTE_REPORT_EVERY == 0 {
+    if bump(&heap.counters.frees[class]) % REMOTE_REPORT_EVERY == 0 {
         report_class(heap, class, false);
     }
 }
@@ -228,13 +227,21 @@ pub fn report_class(heap: &Heap, class: Class, force: bool) {
         return;
     }
     counters.reported[class].set(live);
-    let now = CLASS_LIVE[class].fetch_add(delta, Ordering::Relaxed) + delta;
-    CLASS_PEAK[class].fetch_max(now, Ordering::Relaxed);
+    move_live(class, delta);
+}
+
+/// Moves the shared live gauges of `class` by `delta` blocks and, when they
+/// grew, raises their peaks (a fall cannot make a new peak).
+fn move_live(class: Class, delta: i64) {
     let bytes = delta * CLASS_SIZE[class] as i64;
-    let now = CLASS_BYTES_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    CLASS_BYTES_PEAK.fetch_max(now, Ordering::Relaxed);
-    let now = CLASS_BLOCKS_LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
-    CLASS_BLOCKS_PEAK.fetch_max(now, Ordering::Relaxed);
+    let class_now = CLASS_LIVE[class].fetch_add(delta, Ordering::Relaxed) + delta;
+    let bytes_now = CLASS_BYTES_LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    let blocks_now = CLASS_BLOCKS_LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
+    if delta > 0 {
+        CLASS_PEAK[class].fetch_max(class_now, Ordering::Relaxed);
+        CLASS_BYTES_PEAK.fetch_max(bytes_now, Ordering::Relaxed);
+        CLASS_BLOCKS_PEAK.fetch_max(blocks_now, Ordering::Relaxed);
+    }
 }
 
 /// Takes the counts of the heap's current pages and reports every class
