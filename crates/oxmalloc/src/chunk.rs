@@ -80,6 +80,9 @@ pub struct Chunk {
     pub mapping: *mut u8,
     /// Huge chunks: length of the whole mapping in bytes.
     pub mapping_size: usize,
+    /// Huge chunks: the mapping spans several kernel mappings, joined from
+    /// cached ones (`huge.rs` states how they are laid out).
+    pub joined: bool,
 }
 
 /// Bytes of the header that are touched (the rest of slice 0 is never used).

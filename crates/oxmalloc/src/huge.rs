@@ -12,10 +12,22 @@
 //! Freed huge mappings (of blocks aligned to 64 KiB or less) go to a small
 //! cache instead of straight back to the OS: a program that replaces big
 //! buffers reuses them without `mmap`, `munmap` and a page fault per 4 KiB.
-//! Cached mappings are purged after the purge delay like free slices (so
-//! they cost no resident memory), and unmapped after a second, when the
-//! cache is full, when a mapping fails, or on a forced collect. Hardened
-//! builds do not cache: freed huge blocks must fault.
+//! A cached mapping larger than the request is cut: the block takes its
+//! head, the tail stays cached. When no cached mapping is large enough, the
+//! backed (not yet purged) ones are joined: their pages are moved with
+//! `mremap` into one new reservation, so the new block faults only the
+//! bytes the cache could not supply (docs/PERFORMANCE.md E30). Cached
+//! mappings are purged after the purge delay like free slices (so they
+//! cost no resident memory), and unmapped after a second, when the cache
+//! is full, when a mapping fails, or on a forced collect. Hardened builds
+//! do not cache: freed huge blocks must fault.
+//!
+//! Invariant: a huge mapping is one kernel mapping (VMA), or, once it was
+//! joined from cached pieces, several whose boundaries all lie at
+//! multiples of [`HUGE_PAGE`] from its start (only mappings sized and
+//! aligned in huge pages are cut or joined). `mremap` works within one
+//! kernel mapping, so growing and moving a mapping go through
+//! [`grow_in_place`] and [`move_pages`], which rely on that.
 
 use crate::chunk::{
     self, slice_index, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_BELOW, MAP_HEADER_HERE, MAP_INTERIOR, MAP_NONE,
@@ -40,11 +52,23 @@ const HUGE_PAGE: usize = 2 << 20;
 /// one huge page, untouched by the block but backed once its huge page is.
 fn mapping_size(offset: usize, block_bytes: usize, guard: usize) -> Option<usize> {
     let total = offset.checked_add(block_bytes)?.checked_add(guard)?;
-    if guard == 0 && crate::options::huge_pages() && crate::options::allow_thp() {
+    if guard == 0 && sized_in_huge_pages() {
         total.checked_next_multiple_of(HUGE_PAGE)
     } else {
         Some(total)
     }
+}
+
+/// Whether new huge mappings are sized in whole huge pages (huge pages
+/// advised and allowed): then cached ones can be cut and joined.
+fn sized_in_huge_pages() -> bool {
+    crate::options::huge_pages() && crate::options::allow_thp()
+}
+
+/// Whether a range starts and ends on huge-page boundaries (it can be cut
+/// from a cached mapping or joined into one; see the module's invariant).
+fn huge_page_aligned(start: *mut u8, size: usize) -> bool {
+    (start as usize | size) % HUGE_PAGE == 0
 }
 
 /// Offset of the block from the header for an alignment.
@@ -102,10 +126,10 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
     if total > isize::MAX as usize {
         return (ptr::null_mut(), 0);
     }
-    let (header, dirty) = match cache_take(total, offset) {
+    let (header, dirty, joined) = match cache_take(total, offset) {
         Some(hit) => hit,
         None => match map_new(total, offset, align, block_bytes + guard) {
-            Some(header) => (header, 0),
+            Some(header) => (header, 0, false),
             None => {
                 // Cached mappings may be what stands in the way (address
                 // space limits, OXMALLOC_LIMIT): give them back and retry.
@@ -113,7 +137,7 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
                     return (ptr::null_mut(), 0);
                 }
                 match map_new(total, offset, align, block_bytes + guard) {
-                    Some(header) => (header, 0),
+                    Some(header) => (header, 0, false),
                     None => return (ptr::null_mut(), 0),
                 }
             }
@@ -131,6 +155,7 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
         c.kind = ChunkKind::Huge;
         c.mapping = header;
         c.mapping_size = total;
+        c.joined = joined;
         let page = &c.pages[slice_index(block as usize)];
         page.init(PageKind::Huge, block, 0, block_bytes, 0, dirty == 0);
         page.used.set(1);
@@ -162,7 +187,7 @@ fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) ->
         }
         header
     };
-    if crate::options::huge_pages() && crate::options::allow_thp() {
+    if sized_in_huge_pages() {
         // Huge blocks are used in bulk: transparent huge pages take one
         // fault per 2 MiB instead of 512 (and fewer TLB misses). Systems in
         // THP "madvise" mode need the request; "never" ignores it. On by
@@ -195,6 +220,11 @@ struct CacheEntry {
     freed_at: u64,
     /// Purged (or never touched): reads as zero and costs no memory.
     purged: bool,
+    /// When a timed purge purged it (0: not purged, or by a forced purge);
+    /// reuse soon after slows the purges down (`purge::note_reuse`).
+    purged_at: u64,
+    /// Spans several kernel mappings (see the module's invariant).
+    joined: bool,
 }
 
 /// Freed huge mappings (of blocks at offset one slice). Invariant: the
@@ -214,6 +244,8 @@ pub static CACHE: Mutex<HugeCache> = Mutex::new(HugeCache {
         size: 0,
         freed_at: 0,
         purged: true,
+        purged_at: 0,
+        joined: false,
     }; CACHE_SLOTS],
     count: 0,
     bytes: 0,
@@ -227,6 +259,20 @@ pub fn cache_dirty_bytes() -> usize {
 }
 
 impl HugeCache {
+    /// Adds an entry when a slot is free; `false` when the cache is full.
+    fn insert(&mut self, e: CacheEntry) -> bool {
+        if self.count == CACHE_SLOTS {
+            return false;
+        }
+        self.entries[self.count] = e;
+        self.count += 1;
+        self.bytes += e.size;
+        if !e.purged {
+            CACHE_DIRTY.fetch_add(e.size, Ordering::Relaxed);
+        }
+        true
+    }
+
     fn remove(&mut self, i: usize) -> CacheEntry {
         let e = self.entries[i];
         self.count -= 1;
@@ -240,11 +286,12 @@ impl HugeCache {
 }
 
 /// Takes a cached mapping for a block at `offset` in a `total`-byte
-/// mapping: the smallest that fits (its excess tail is unmapped), or else
-/// the most recently freed one, grown with `mremap` (its pages stay, only
-/// the growth is fresh). Returns its header and how many of its first bytes
-/// may be non-zero.
-fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, usize)> {
+/// mapping: the smallest that fits (its excess tail stays cached when it
+/// can be joined later, else it is unmapped), or else the backed cached
+/// mappings joined into a new one ([`join_cached`]). Returns its header,
+/// how many of its first bytes may be non-zero, and whether it is joined
+/// (spans several kernel mappings).
+fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, usize, bool)> {
     if offset != SLICE_SIZE || crate::secure::ENABLED {
         return None;
     }
@@ -252,33 +299,149 @@ fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, usize)> {
     if cache.count == 0 {
         return None;
     }
-    let fitting = (0..cache.count)
-        .filter(|&i| cache.entries[i].size >= total)
-        .min_by_key(|&i| cache.entries[i].size);
-    let grow = fitting.is_none();
-    let pick = match fitting {
-        Some(i) => i,
-        None => (0..cache.count).max_by_key(|&i| cache.entries[i].freed_at)?,
+    // A header must be chunk-aligned (cut tails may be aligned to less),
+    // and a joined mapping is cut only at a huge-page boundary.
+    let usable = |e: &CacheEntry| {
+        e.size >= total && e.mapping as usize % CHUNK_SIZE == 0 && (!e.joined || total % HUGE_PAGE == 0)
     };
+    let fitting = (0..cache.count)
+        .filter(|&i| usable(&cache.entries[i]))
+        .min_by_key(|&i| cache.entries[i].size);
+    let Some(pick) = fitting else {
+        drop(cache);
+        return join_cached(total).or_else(|| grow_cached(total));
+    };
+    let e = cache.remove(pick);
+    let dirty = if e.purged { 0 } else { total };
+    if e.purged_at != 0 {
+        crate::purge::note_reuse(e.purged_at, Os::now_millis());
+    }
+    if e.size > total {
+        let tail = CacheEntry {
+            mapping: e.mapping.wrapping_add(total),
+            size: e.size - total,
+            ..e
+        };
+        if !(huge_page_aligned(tail.mapping, tail.size) && cache.insert(tail)) {
+            drop(cache);
+            // SAFETY: the tail of a cached mapping of ours, unused.
+            unsafe { Os::unmap(tail.mapping, tail.size) };
+            stats::os_unmapped(tail.size);
+        }
+    }
+    Some((e.mapping, dirty, e.joined))
+}
+
+/// Cached pieces joined at most into one block.
+const JOIN_MAX: usize = CACHE_SLOTS;
+
+/// Builds a `total`-byte mapping from the backed cached mappings: they are
+/// taken, largest first, until they cover `total` (the last one cut), and
+/// moved with `mremap` to the front of a new reservation, whose rest is
+/// fresh. Their pages stay resident, so the block faults only that rest
+/// (malloc-large replaces a 5-25 MiB buffer by another: without this, the
+/// difference faulted afresh at each replacement; docs/PERFORMANCE.md E30).
+/// Purged mappings would fault like fresh memory and are left. `None` when
+/// nothing backed can be joined or the reservation fails. Returns as
+/// [`cache_take`] does.
+fn join_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
+    if !sized_in_huge_pages() || total % HUGE_PAGE != 0 {
+        return None;
+    }
+    let mut pieces = [(ptr::null_mut::<u8>(), 0usize, false); JOIN_MAX];
+    let mut count = 0;
+    let mut covered = 0;
+    let mut cache = CACHE.lock();
+    while covered < total && count < JOIN_MAX {
+        let Some(i) = (0..cache.count)
+            .filter(|&i| !cache.entries[i].purged && huge_page_aligned(cache.entries[i].mapping, cache.entries[i].size))
+            .max_by_key(|&i| cache.entries[i].size)
+        else {
+            break;
+        };
+        let need = total - covered;
+        let e = cache.entries[i];
+        if e.size > need {
+            // Cut: the head joins, the tail stays cached where it was.
+            let tail = &mut cache.entries[i];
+            tail.mapping = e.mapping.wrapping_add(need);
+            tail.size -= need;
+            cache.bytes -= need;
+            CACHE_DIRTY.fetch_sub(need, Ordering::Relaxed);
+            pieces[count] = (e.mapping, need, e.joined);
+        } else {
+            cache.remove(i);
+            pieces[count] = (e.mapping, e.size, e.joined);
+        }
+        count += 1;
+        covered += pieces[count - 1].1;
+    }
+    drop(cache);
+    if count == 0 {
+        return None;
+    }
+    let header = if stats::may_map(total) {
+        Os::map(total, CHUNK_SIZE)
+    } else {
+        None
+    };
+    let Some(header) = header else {
+        for &(mapping, size, joined) in &pieces[..count] {
+            put_back_dirty(mapping, size, joined);
+        }
+        return None;
+    };
+    let header = header.as_ptr();
+    // SAFETY: the reservation we just made.
+    unsafe { Os::advise_huge_pages(header, total, true) };
+    stats::os_mapped(total);
+    let mut placed = 0;
+    for (n, &(mapping, size, joined)) in pieces[..count].iter().enumerate() {
+        // SAFETY: a cached piece taken out of the cache (ours, unused, laid
+        // out as the module says), moved over the part of our fresh
+        // reservation that nothing uses yet.
+        let moved = unsafe { move_pages(mapping, size, header.wrapping_add(placed), joined, false) };
+        // The moved pages left their old range and replaced reserved ones.
+        stats::os_unmapped(moved);
+        placed += moved;
+        if moved < size {
+            // The reservation there stays fresh; the rest stays cached.
+            put_back_dirty(mapping.wrapping_add(moved), size - moved, joined);
+            for &(mapping, size, joined) in &pieces[n + 1..count] {
+                put_back_dirty(mapping, size, joined);
+            }
+            break;
+        }
+    }
+    // One whole kernel mapping that filled the reservation stays one.
+    let joined = !(count == 1 && placed == total && !pieces[0].2);
+    Some((header, placed, joined))
+}
+
+/// When nothing can be joined (huge pages off, or nothing backed): the
+/// most recently freed cached mapping (of one kernel mapping) grown to `total` bytes with
+/// `mremap`; its pages stay, only the growth is fresh. Returns as
+/// [`cache_take`] does.
+fn grow_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
+    let mut cache = CACHE.lock();
+    let pick = (0..cache.count)
+        .filter(|&i| {
+            let e = &cache.entries[i];
+            // One kernel mapping, whose start can be a header.
+            !e.joined && e.size < total && e.mapping as usize % CHUNK_SIZE == 0
+        })
+        .max_by_key(|&i| cache.entries[i].freed_at)?;
     let e = cache.remove(pick);
     drop(cache);
     let dirty = if e.purged { 0 } else { e.size };
-    if !grow {
-        if e.size > total {
-            // SAFETY: the tail of a cached mapping of ours, unused.
-            unsafe { Os::unmap(e.mapping.add(total), e.size - total) };
-            stats::os_unmapped(e.size - total);
-        }
-        return Some((e.mapping, dirty.min(total)));
-    }
     if !stats::may_map(total - e.size) {
         put_back(e);
         return None;
     }
-    // SAFETY: `e` is a whole mapping of ours that nothing refers to.
+    // SAFETY: `e` is a whole kernel mapping of ours that nothing refers to.
     if unsafe { Os::remap_in_place(e.mapping, e.size, total) } {
         stats::os_mapped(total - e.size);
-        return Some((e.mapping, dirty));
+        return Some((e.mapping, dirty, false));
     }
     let Some(dest) = Os::map(total, CHUNK_SIZE) else {
         put_back(e);
@@ -287,7 +450,7 @@ fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, usize)> {
     // SAFETY: `dest` is a fresh reservation of `total` bytes; `e` is ours.
     if unsafe { Os::remap_to(e.mapping, e.size, total, dest.as_ptr()) } {
         stats::os_mapped(total - e.size);
-        return Some((dest.as_ptr(), dirty));
+        return Some((dest.as_ptr(), dirty, false));
     }
     // SAFETY: the unused reservation.
     unsafe { Os::unmap(dest.as_ptr(), total) };
@@ -295,17 +458,77 @@ fn cache_take(total: usize, offset: usize) -> Option<(*mut u8, usize)> {
     None
 }
 
+/// Returns a backed piece taken by [`join_cached`] to the cache.
+fn put_back_dirty(mapping: *mut u8, size: usize, joined: bool) {
+    put_back(CacheEntry {
+        mapping,
+        size,
+        freed_at: Os::now_millis(),
+        purged: false,
+        purged_at: 0,
+        joined,
+    });
+}
+
+/// Moves the pages of `[src, src+size)` to `dest` with `mremap` (no
+/// copy); a `joined` range (several kernel mappings) one huge page at a
+/// time, as a move across kernel mappings is refused (before Linux 6.17)
+/// or may stop part-way. Returns how many bytes moved (a prefix of the
+/// range; the rest stays at `src`). With `copy_rest`, what could not be
+/// moved is copied and unmapped, so all of it moves.
+///
+/// # Safety
+/// `[src, src+size)` must be ours, unused by anyone else, and one kernel
+/// mapping or (`joined`) laid out as the module's invariant says;
+/// `[dest, dest+size)` a reservation of ours that holds nothing.
+unsafe fn move_pages(src: *mut u8, size: usize, dest: *mut u8, joined: bool, copy_rest: bool) -> usize {
+    let step = if joined { HUGE_PAGE } else { size };
+    let mut done = 0;
+    while done < size {
+        let len = step.min(size - done);
+        // SAFETY: the caller's contract: `len` bytes from `done` lie in one
+        // kernel mapping (the whole range, or one of its huge pages).
+        if !unsafe { Os::remap_to(src.add(done), len, len, dest.add(done)) } {
+            break;
+        }
+        done += len;
+    }
+    if done < size && copy_rest {
+        let rest = size - done;
+        // SAFETY: both ranges are ours; the source part is mapped and
+        // unused by anyone else, the destination part reserved.
+        unsafe {
+            ptr::copy_nonoverlapping(src.add(done), dest.add(done), rest);
+            Os::unmap(src.add(done), rest);
+        }
+        done = size;
+    }
+    done
+}
+
+/// Grows the mapping `[header, header+old)` to `new` bytes where it lies,
+/// when the address space after it is free. `mremap` resizes one kernel
+/// mapping: of a `joined` one, its last huge page is grown (it lies in the
+/// last kernel mapping).
+///
+/// # Safety
+/// `[header, header+old)` must be a huge mapping of ours, `joined` as its
+/// header says.
+unsafe fn grow_in_place(header: *mut u8, old: usize, new: usize, joined: bool) -> bool {
+    if !joined {
+        // SAFETY: the caller's contract: one kernel mapping.
+        return unsafe { Os::remap_in_place(header, old, new) };
+    }
+    let last = header.wrapping_add(old - HUGE_PAGE);
+    // SAFETY: the last huge page of our joined mapping lies in one kernel
+    // mapping (the module's invariant); it ends where the mapping ends.
+    unsafe { Os::remap_in_place(last, HUGE_PAGE, HUGE_PAGE + (new - old)) }
+}
+
 /// Returns an entry taken from the cache (when it could not be used).
 fn put_back(e: CacheEntry) {
     let mut cache = CACHE.lock();
-    if cache.count < CACHE_SLOTS {
-        let n = cache.count;
-        cache.entries[n] = e;
-        cache.count += 1;
-        cache.bytes += e.size;
-        if !e.purged {
-            CACHE_DIRTY.fetch_add(e.size, Ordering::Relaxed);
-        }
+    if cache.insert(e) {
         return;
     }
     drop(cache);
@@ -315,7 +538,7 @@ fn put_back(e: CacheEntry) {
 }
 
 /// Puts a freed mapping in the cache; `false` when it does not take it.
-fn cache_put(mapping: *mut u8, size: usize, block_offset: usize) -> bool {
+fn cache_put(mapping: *mut u8, size: usize, block_offset: usize, joined: bool) -> bool {
     if block_offset != SLICE_SIZE || crate::secure::ENABLED || size > CACHE_BYTES / 2 {
         return false;
     }
@@ -339,6 +562,8 @@ fn cache_put(mapping: *mut u8, size: usize, block_offset: usize) -> bool {
         size,
         freed_at: now,
         purged: false,
+        purged_at: 0,
+        joined,
     };
     cache.count += 1;
     cache.bytes += size;
@@ -378,7 +603,11 @@ pub fn cache_purge(now: u64, force: bool) -> usize {
             cache = CACHE.lock();
             let n = cache.count;
             if n < CACHE_SLOTS {
-                cache.entries[n] = CacheEntry { purged: true, ..e };
+                cache.entries[n] = CacheEntry {
+                    purged: true,
+                    purged_at: now,
+                    ..e
+                };
                 cache.count += 1;
                 cache.bytes += e.size;
             } else {
@@ -435,13 +664,20 @@ fn header_of(page: *mut Page) -> *mut Chunk {
 pub unsafe fn free_huge(page: *mut Page) {
     let chunk = header_of(page);
     // SAFETY: caller's contract: the header is valid until we unmap it.
-    let (mapping, size, block_bytes) = unsafe { ((*chunk).mapping, (*chunk).mapping_size, (*page).block_size.get()) };
+    let (mapping, size, joined, block_bytes) = unsafe {
+        (
+            (*chunk).mapping,
+            (*chunk).mapping_size,
+            (*chunk).joined,
+            (*page).block_size.get(),
+        )
+    };
     let offset = block_of(page) as usize - mapping as usize;
     map_mapping(mapping as usize, size, block_of(page) as usize, false);
     stats::huge_freed(block_bytes);
     // SAFETY: the header is ours until the mapping is cached or unmapped.
     unsafe { (*page).set_kind(PageKind::Unused) };
-    if cache_put(mapping, size, offset) {
+    if cache_put(mapping, size, offset, joined) {
         return;
     }
     // SAFETY: the whole mapping is ours, and nothing refers to it any more.
@@ -469,14 +705,28 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
     let chunk = header_of(page);
     let block = block_of(page);
     // SAFETY: caller's contract.
-    let (header, old_total, old_block) = unsafe { ((*chunk).mapping, (*chunk).mapping_size, (*page).block_size.get()) };
+    let (header, old_total, joined, old_block) = unsafe {
+        (
+            (*chunk).mapping,
+            (*chunk).mapping_size,
+            (*chunk).joined,
+            (*page).block_size.get(),
+        )
+    };
     let offset = block as usize - header as usize;
     let Some(new_block) = new_size.checked_next_multiple_of(page_size) else {
         return ptr::null_mut();
     };
-    let Some(new_total) = mapping_size(offset, new_block, 0) else {
+    let Some(mut new_total) = mapping_size(offset, new_block, 0) else {
         return ptr::null_mut();
     };
+    if joined {
+        // Even if huge pages were turned off since (the module's invariant).
+        let Some(rounded) = new_total.checked_next_multiple_of(HUGE_PAGE) else {
+            return ptr::null_mut();
+        };
+        new_total = rounded;
+    }
     if new_total > isize::MAX as usize {
         return ptr::null_mut();
     }
@@ -516,8 +766,9 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
         unsafe { Os::unmap(header.wrapping_add(new_total), old_total - new_total) };
         return update(header);
     }
-    // SAFETY: `header..+old_total` is the whole mapping.
-    if unsafe { Os::remap_in_place(header, old_total, new_total) } {
+    // SAFETY: `header..+old_total` is the whole mapping, `joined` as its
+    // header says.
+    if unsafe { grow_in_place(header, old_total, new_total, joined) } {
         return update(header);
     }
     // SAFETY: caller's contract.
@@ -536,6 +787,13 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
     // SAFETY: caller's contract: our live descriptor (not moved yet).
     let p = unsafe { &*page };
     crate::profile::on_moved(p, block, moved);
+    if joined {
+        // Moved in parts (copying what cannot move), so it cannot fail.
+        // SAFETY: the whole mapping, laid out as the module says; `dest`
+        // a fresh reservation of ours of `new_total` bytes.
+        unsafe { move_pages(header, old_total, dest.as_ptr(), true, true) };
+        return update(dest.as_ptr());
+    }
     // SAFETY: `dest` is a fresh reservation of ours of `new_total` bytes.
     if unsafe { Os::remap_to(header, old_total, new_total, dest.as_ptr()) } {
         return update(dest.as_ptr());

@@ -124,7 +124,8 @@ impl Platform for Linux {
     }
 
     unsafe fn remap_in_place(ptr: *mut u8, old: usize, new: usize) -> bool {
-        // SAFETY: the caller guarantees `[ptr, ptr+old)` is a whole mapping of ours.
+        // SAFETY: the caller guarantees `[ptr, ptr+old)` is ours and ends
+        // where its kernel mapping ends.
         let raw = preserving_errno(|| unsafe { libc::mremap(ptr.cast(), old, new, 0) });
         raw != libc::MAP_FAILED
     }

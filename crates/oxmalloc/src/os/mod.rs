@@ -44,19 +44,24 @@ pub trait Platform {
     /// The range must be page-aligned, mapped by oxmalloc, and hold no live data.
     unsafe fn purge(ptr: *mut u8, size: usize, zeroing: bool) -> bool;
 
-    /// Resizes a mapping without moving it; `false` when the neighbouring
-    /// address space is taken.
+    /// Resizes a mapping without moving it; `false` (and nothing changed)
+    /// when the neighbouring address space is taken.
     ///
     /// # Safety
-    /// `[ptr, ptr+old)` must be a whole mapping made by [`Platform::map`].
+    /// `[ptr, ptr+old)` must be page-aligned, oxmalloc's, unused by anyone
+    /// else, and lie in one kernel mapping, up to its end (a whole mapping
+    /// made by [`Platform::map`], or the tail of one).
     unsafe fn remap_in_place(ptr: *mut u8, old: usize, new: usize) -> bool;
 
-    /// Moves the pages of a mapping (without copying them) to `dest`,
-    /// replacing the `new` bytes reserved there, and resizes it.
+    /// Moves the pages of `[ptr, ptr+old)` (without copying them) to
+    /// `dest`, replacing the `new` bytes reserved there, and resizes them;
+    /// `false` (and nothing changed) when the system refuses.
     ///
     /// # Safety
-    /// `[ptr, ptr+old)` must be a whole mapping made by [`Platform::map`],
-    /// `[dest, dest+new)` a reservation of oxmalloc's that holds nothing.
+    /// `[ptr, ptr+old)` must be page-aligned, oxmalloc's, unused by anyone
+    /// else, and lie in one kernel mapping (one made by [`Platform::map`],
+    /// or a part of one, moved or not since); `[dest, dest+new)` a
+    /// reservation of oxmalloc's that holds nothing.
     unsafe fn remap_to(ptr: *mut u8, old: usize, new: usize, dest: *mut u8) -> bool;
 
     /// Makes `[ptr, ptr+size)` inaccessible (`true`) or read-write again

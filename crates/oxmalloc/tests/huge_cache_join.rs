@@ -1,0 +1,197 @@
+//! The huge-block cache joins freed mappings (`huge.rs`, `join_cached`):
+//! a block larger than any cached mapping gets the backed ones moved, with
+//! `mremap`, into one new mapping, so their pages need no new faults. The
+//! joined mapping may span several kernel mappings (unless the kernel
+//! merges them), which `realloc` must grow and move without losing a byte,
+//! and a zeroed block built from dirty pieces must still read as zero.
+//!
+//! What is cached must not depend on other threads or on the timed purge:
+//! the case runs in a child of this test binary with one test thread, no
+//! background purger and a long purge delay.
+
+#![cfg(not(feature = "secure"))]
+
+use oxmalloc::OxMalloc;
+use std::alloc::{GlobalAlloc, Layout};
+use std::process::Command;
+
+#[global_allocator]
+static GLOBAL: OxMalloc = OxMalloc;
+
+const CASE_VAR: &str = "OX_HUGE_JOIN_CASE";
+const MIB: usize = 1 << 20;
+
+fn run_case(case: &str, env: &[(&str, &str)]) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CASE_VAR, case)
+        .env("OXMALLOC_BACKGROUND_PURGE", "0")
+        .env("OXMALLOC_PURGE_DELAY", "600000")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(&format!("case {case}: ok")),
+        "case {case} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn freed_huge_mappings_join_into_a_larger_block() {
+    run_case("join", &[]);
+}
+
+/// With huge pages off, mappings are not sized in huge pages and are never
+/// joined (the most recent one grows instead); blocks stay whole and zeroed.
+#[test]
+fn without_huge_pages_nothing_is_joined() {
+    run_case("no-join", &[("OXMALLOC_HUGE_PAGES", "0")]);
+}
+
+/// The child side: does nothing unless the case variable is set.
+#[test]
+fn child() {
+    let Ok(case) = std::env::var(CASE_VAR) else {
+        return;
+    };
+    let joins = match case.as_str() {
+        "join" => true,
+        "no-join" => false,
+        other => panic!("unknown case {other}"),
+    };
+    joins_and_resizes(joins);
+    println!("case {case}: ok");
+}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 16).unwrap()
+}
+
+fn byte(i: usize, seed: usize) -> u8 {
+    (i.wrapping_mul(131).wrapping_add(seed) % 251) as u8
+}
+
+/// # Safety
+/// `p` must be valid for writes of `len` bytes.
+unsafe fn fill(p: *mut u8, len: usize, seed: usize) {
+    for i in 0..len {
+        // SAFETY: caller's contract.
+        unsafe { *p.add(i) = byte(i, seed) };
+    }
+}
+
+/// # Safety
+/// `p` must be valid for reads of `len` bytes.
+unsafe fn check(p: *const u8, len: usize, seed: usize, what: &str) {
+    // SAFETY: caller's contract.
+    let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+    if let Some(i) = (0..len).find(|&i| bytes[i] != byte(i, seed)) {
+        panic!(
+            "{what}: byte {i} of {len} is {:#x}, expected {:#x}",
+            bytes[i],
+            byte(i, seed)
+        );
+    }
+}
+
+/// # Safety
+/// `p` must be valid for reads of `len` bytes.
+unsafe fn check_zero(p: *const u8, len: usize, what: &str) {
+    // SAFETY: caller's contract.
+    let bytes = unsafe { std::slice::from_raw_parts(p, len) };
+    if let Some(i) = bytes.iter().position(|&b| b != 0) {
+        panic!("{what}: byte {i} of {len} is {:#x}, not zero", bytes[i]);
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// Bytes of `[addr, addr + len)` (page-aligned `addr`) backed by memory.
+fn resident_bytes(addr: usize, len: usize) -> usize {
+    let page = page_size();
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `vec` has a byte per page of the range; mincore only reads
+    // the page tables.
+    let r = unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    assert_eq!(r, 0, "mincore({addr:#x}, {len}): {}", std::io::Error::last_os_error());
+    vec.iter().filter(|&&b| b & 1 != 0).count() * page
+}
+
+fn joins_and_resizes(joins: bool) {
+    const PIECE: usize = 6 * MIB;
+    const JOINED: usize = 20 * MIB;
+    const GROWN: usize = 40 * MIB;
+    const REGROWN: usize = 64 * MIB;
+    const SHRUNK: usize = 10 * MIB;
+    // SAFETY: every pointer comes from OxMalloc with the layout it is used
+    // with, is live, and is accessed within its size.
+    unsafe {
+        // Three huge blocks, written to the last byte, then freed: three
+        // backed mappings of 8 MiB in the cache (6 MiB and the header's
+        // slice, in whole huge pages).
+        let pieces: Vec<*mut u8> = (0..3).map(|_| OxMalloc.alloc(layout(PIECE))).collect();
+        for (n, &p) in pieces.iter().enumerate() {
+            assert!(!p.is_null());
+            fill(p, PIECE, n);
+        }
+        for &p in &pieces {
+            OxMalloc.dealloc(p, layout(PIECE));
+        }
+        // None of them holds 20 MiB: the three are joined (the last one
+        // cut), and their pages come along resident.
+        let p = OxMalloc.alloc_zeroed(layout(JOINED));
+        assert!(!p.is_null());
+        let resident = resident_bytes(p as usize, JOINED);
+        if joins {
+            assert!(
+                resident >= JOINED - 2 * MIB,
+                "a 20 MiB block after three 6 MiB ones were freed: only {} MiB resident; the cached pages were not reused",
+                resident / MIB
+            );
+        } else {
+            // One freed mapping grown: its 6 MiB (and a slice) resident.
+            assert!(
+                resident <= PIECE + 2 * MIB,
+                "huge pages off: {} MiB of a 20 MiB block resident; cached mappings were joined",
+                resident / MIB
+            );
+        }
+        // Zeroed although every piece was written.
+        check_zero(p, JOINED, "the joined zeroed block");
+        fill(p, JOINED, 7);
+        // Growing a joined mapping: in place (its last kernel mapping
+        // grows) or moved one huge page at a time; either way whole.
+        let q = OxMalloc.realloc(p, layout(JOINED), GROWN);
+        assert!(!q.is_null());
+        check(q, JOINED, 7, "the joined block grown to 40 MiB");
+        fill(q.add(JOINED), GROWN - JOINED, 9);
+        let r = OxMalloc.realloc(q, layout(GROWN), REGROWN);
+        assert!(!r.is_null());
+        check(r, JOINED, 7, "the joined block grown to 64 MiB (old part)");
+        check(
+            r.add(JOINED),
+            GROWN - JOINED,
+            9,
+            "the joined block grown to 64 MiB (first growth)",
+        );
+        r.add(REGROWN - 1).write_volatile(0x5A);
+        let s = OxMalloc.realloc(r, layout(REGROWN), SHRUNK);
+        assert!(!s.is_null());
+        check(s, SHRUNK, 7, "the joined block shrunk to 10 MiB");
+        // Freed, the joined mapping is cached and joined again into a
+        // larger block: its pages move one huge page at a time.
+        OxMalloc.dealloc(s, layout(SHRUNK));
+        let t = OxMalloc.alloc_zeroed(layout(JOINED));
+        assert!(!t.is_null());
+        check_zero(t, JOINED, "a zeroed block joined from a joined mapping");
+        fill(t, JOINED, 11);
+        check(t, JOINED, 11, "the second joined block");
+        OxMalloc.dealloc(t, layout(JOINED));
+    }
+}
