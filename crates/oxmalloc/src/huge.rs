@@ -458,6 +458,39 @@ fn grow_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
     None
 }
 
+/// Takes the first `need` bytes of the cached mapping that starts at `at`,
+/// the end of a live huge mapping of `size` bytes, so that it can grow
+/// over them without a system call. A cut leaves the cached mapping's
+/// tail where it was: growing by realloc into the tail of the mapping it
+/// was cut from (realloc-growth) stays in place. Only where mappings are
+/// cut and joined (the module's invariant then still holds); the grown
+/// mapping counts as joined. `false` when no such mapping is cached.
+fn absorb_cached(at: *mut u8, need: usize, size: usize) -> bool {
+    if !huge_page_aligned(at, need) || size % HUGE_PAGE != 0 {
+        return false;
+    }
+    let mut cache = CACHE.lock();
+    let Some(i) = (0..cache.count).find(|&i| cache.entries[i].mapping == at) else {
+        return false;
+    };
+    let e = cache.entries[i];
+    if e.size < need || !huge_page_aligned(e.mapping, e.size) {
+        return false;
+    }
+    if e.size == need {
+        cache.remove(i);
+        return true;
+    }
+    let tail = &mut cache.entries[i];
+    tail.mapping = e.mapping.wrapping_add(need);
+    tail.size -= need;
+    cache.bytes -= need;
+    if !e.purged {
+        CACHE_DIRTY.fetch_sub(need, Ordering::Relaxed);
+    }
+    true
+}
+
 /// Returns a backed piece taken by [`join_cached`] to the cache.
 fn put_back_dirty(mapping: *mut u8, size: usize, joined: bool) {
     put_back(CacheEntry {
@@ -764,6 +797,13 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
         map_mapping(header as usize, old_total, block as usize, false);
         // SAFETY: the tail beyond the new size is ours and unused.
         unsafe { Os::unmap(header.wrapping_add(new_total), old_total - new_total) };
+        return update(header);
+    }
+    if absorb_cached(header.wrapping_add(old_total), new_total - old_total, old_total) {
+        // The growth was already mapped (and counted), as cached pages.
+        stats::os_unmapped(new_total - old_total);
+        // SAFETY: caller's contract: the header of our live block.
+        unsafe { (*chunk).joined = true };
         return update(header);
     }
     // SAFETY: `header..+old_total` is the whole mapping, `joined` as its

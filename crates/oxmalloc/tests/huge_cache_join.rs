@@ -44,6 +44,13 @@ fn freed_huge_mappings_join_into_a_larger_block() {
     run_case("join", &[]);
 }
 
+/// A cached mapping cut for a smaller block keeps its tail cached, and the
+/// block grows over that tail by `realloc` without a system call.
+#[test]
+fn a_cut_block_grows_over_its_cached_tail() {
+    run_case("absorb", &[]);
+}
+
 /// With huge pages off, mappings are not sized in huge pages and are never
 /// joined (the most recent one grows instead); blocks stay whole and zeroed.
 #[test]
@@ -57,12 +64,12 @@ fn child() {
     let Ok(case) = std::env::var(CASE_VAR) else {
         return;
     };
-    let joins = match case.as_str() {
-        "join" => true,
-        "no-join" => false,
+    match case.as_str() {
+        "join" => joins_and_resizes(true),
+        "no-join" => joins_and_resizes(false),
+        "absorb" => grows_over_the_cached_tail(),
         other => panic!("unknown case {other}"),
-    };
-    joins_and_resizes(joins);
+    }
     println!("case {case}: ok");
 }
 
@@ -193,5 +200,41 @@ fn joins_and_resizes(joins: bool) {
         fill(t, JOINED, 11);
         check(t, JOINED, 11, "the second joined block");
         OxMalloc.dealloc(t, layout(JOINED));
+    }
+}
+
+fn grows_over_the_cached_tail() {
+    const FIRST: usize = 30 * MIB;
+    const SMALL: usize = 6 * MIB;
+    const GROWN: usize = 20 * MIB;
+    // SAFETY: every pointer comes from OxMalloc with the layout it is used
+    // with, is live, and is accessed within its size.
+    unsafe {
+        let a = OxMalloc.alloc(layout(FIRST));
+        assert!(!a.is_null());
+        fill(a, FIRST, 3);
+        OxMalloc.dealloc(a, layout(FIRST));
+        let reserved = oxmalloc::stats().reserved.current;
+        // The cached 32 MiB mapping is cut: the block takes its head.
+        let b = OxMalloc.alloc(layout(SMALL));
+        assert_eq!(b, a, "a 6 MiB block did not reuse the cached 30 MiB block's mapping");
+        assert_eq!(
+            oxmalloc::stats().reserved.current,
+            reserved,
+            "cutting the cached mapping unmapped its tail"
+        );
+        fill(b, SMALL, 5);
+        let c = OxMalloc.realloc(b, layout(SMALL), GROWN);
+        assert_eq!(c, b, "growing over the cached tail moved the block");
+        assert_eq!(
+            oxmalloc::stats().reserved.current,
+            reserved,
+            "growing over the cached tail mapped memory"
+        );
+        check(c, SMALL, 5, "the block grown over its cached tail");
+        // The growth holds the first block's old bytes: writable, whole.
+        fill(c.add(SMALL), GROWN - SMALL, 6);
+        check(c.add(SMALL), GROWN - SMALL, 6, "the growth");
+        OxMalloc.dealloc(c, layout(GROWN));
     }
 }
