@@ -51,6 +51,18 @@ fn a_cut_block_grows_over_its_cached_tail() {
     run_case("absorb", &[]);
 }
 
+/// Threads allocate, resize and free huge blocks at once while the timed
+/// purge (1 ms) runs: cuts, joins, growth over cached tails and purges
+/// race, and every block keeps its bytes (one per page, checked) and
+/// zeroed blocks read as zero.
+#[test]
+fn threads_cut_join_and_resize_at_once() {
+    run_case(
+        "threads",
+        &[("OXMALLOC_PURGE_DELAY", "1"), ("OXMALLOC_BACKGROUND_PURGE", "1")],
+    );
+}
+
 /// With huge pages off, mappings are not sized in huge pages and are never
 /// joined (the most recent one grows instead); blocks stay whole and zeroed.
 #[test]
@@ -68,6 +80,7 @@ fn child() {
         "join" => joins_and_resizes(true),
         "no-join" => joins_and_resizes(false),
         "absorb" => grows_over_the_cached_tail(),
+        "threads" => threads_at_once(),
         other => panic!("unknown case {other}"),
     }
     println!("case {case}: ok");
@@ -236,5 +249,106 @@ fn grows_over_the_cached_tail() {
         fill(c.add(SMALL), GROWN - SMALL, 6);
         check(c.add(SMALL), GROWN - SMALL, 6, "the growth");
         OxMalloc.dealloc(c, layout(GROWN));
+    }
+}
+
+/// One byte per page of a block: the page's byte for `seed`.
+fn page_byte(page: usize, seed: usize) -> u8 {
+    (page.wrapping_mul(0x9E37).wrapping_add(seed.wrapping_mul(31)) % 251) as u8 | 1
+}
+
+/// # Safety
+/// `p` must be valid for writes of `len` bytes.
+unsafe fn mark_pages(p: *mut u8, from: usize, len: usize, seed: usize) {
+    let page = page_size();
+    for i in (from.div_ceil(page)..len.div_ceil(page)).map(|n| n * page) {
+        // SAFETY: caller's contract (`i < len`).
+        unsafe { *p.add(i) = page_byte(i / page, seed) };
+    }
+}
+
+/// # Safety
+/// `p` must be valid for reads of `len` bytes.
+unsafe fn check_pages(p: *const u8, len: usize, seed: usize, what: &str) {
+    let page = page_size();
+    for i in (0..len.div_ceil(page)).map(|n| n * page) {
+        // SAFETY: caller's contract (`i < len`).
+        let got = unsafe { *p.add(i) };
+        assert_eq!(got, page_byte(i / page, seed), "{what}: byte {i} of {len}");
+    }
+}
+
+fn threads_at_once() {
+    const THREADS: usize = 4;
+    const STEPS: usize = 300;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ ((t as u64 + 1) * 0x1234_5678_9ABC);
+                let mut next = move |n: usize| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    (rng % n as u64) as usize
+                };
+                // (block, size, seed)
+                let mut live: Vec<(*mut u8, usize, usize)> = Vec::new();
+                for step in 0..STEPS {
+                    let size = (3 + next(30)) * MIB + next(MIB);
+                    // SAFETY: every block comes from OxMalloc with the
+                    // layout it is used with, and is accessed within it.
+                    unsafe {
+                        match next(4) {
+                            0 | 1 if live.len() < 3 => {
+                                let zeroed = next(2) == 0;
+                                let p = if zeroed {
+                                    OxMalloc.alloc_zeroed(layout(size))
+                                } else {
+                                    OxMalloc.alloc(layout(size))
+                                };
+                                assert!(!p.is_null(), "thread {t}: {size} bytes refused");
+                                if zeroed {
+                                    let page = page_size();
+                                    for i in (0..size.div_ceil(page)).map(|n| n * page + next(page)) {
+                                        let i = i.min(size - 1);
+                                        assert_eq!(*p.add(i), 0, "thread {t}: zeroed block, byte {i} of {size}");
+                                    }
+                                }
+                                mark_pages(p, 0, size, step);
+                                live.push((p, size, step));
+                            }
+                            2 if !live.is_empty() => {
+                                let i = next(live.len());
+                                let (p, old, seed) = live[i];
+                                check_pages(p, old, seed, "before realloc");
+                                let q = OxMalloc.realloc(p, layout(old), size);
+                                assert!(!q.is_null(), "thread {t}: realloc to {size} refused");
+                                check_pages(q, old.min(size), seed, "after realloc");
+                                if size > old {
+                                    mark_pages(q, old, size, seed);
+                                }
+                                live[i] = (q, size, seed);
+                            }
+                            _ if !live.is_empty() => {
+                                let (p, size, seed) = live.swap_remove(next(live.len()));
+                                check_pages(p, size, seed, "before free");
+                                OxMalloc.dealloc(p, layout(size));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                for (p, size, seed) in live {
+                    // SAFETY: as above.
+                    unsafe {
+                        check_pages(p, size, seed, "at the end");
+                        OxMalloc.dealloc(p, layout(size));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a thread failed");
     }
 }
