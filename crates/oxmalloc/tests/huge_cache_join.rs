@@ -13,7 +13,8 @@
 
 use oxmalloc::OxMalloc;
 use std::alloc::{GlobalAlloc, Layout};
-use std::process::Command;
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
@@ -22,21 +23,7 @@ const CASE_VAR: &str = "OX_HUGE_JOIN_CASE";
 const MIB: usize = 1 << 20;
 
 fn run_case(case: &str, env: &[(&str, &str)]) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CASE_VAR, case)
-        .env("OXMALLOC_BACKGROUND_PURGE", "0")
-        .env("OXMALLOC_PURGE_DELAY", "600000")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(&format!("case {case}: ok")),
-        "case {case} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_child_case(CASE_VAR, case, env);
 }
 
 #[test]

@@ -20,7 +20,8 @@
 
 use oxmalloc::OxMalloc;
 use std::alloc::{GlobalAlloc, Layout};
-use std::process::Command;
+
+mod common;
 
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
@@ -32,20 +33,7 @@ const MIB: usize = 1 << 20;
 const HUGE_PAGE: usize = 2 * MIB;
 
 fn run_case(case: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-        .env(CASE_VAR, case)
-        .env("OXMALLOC_BACKGROUND_PURGE", "0")
-        .env("OXMALLOC_PURGE_DELAY", "600000")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(&format!("case {case}: ok")),
-        "case {case} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_child_case(CASE_VAR, case, &[]);
 }
 
 /// The child side: does nothing unless the case variable is set.
