@@ -16,14 +16,16 @@
 //! head, the tail stays cached. When no cached mapping is large enough, the
 //! backed (not yet purged) ones are joined: their pages are moved with
 //! `mremap` into one new reservation, so the new block faults only the
-//! bytes the cache could not supply (docs/PERFORMANCE.md E30). Cached
-//! mappings are purged after the purge delay like free slices (so they
+//! bytes the cache could not supply (docs/PERFORMANCE.md E30), and
+//! `realloc` grows a block over a cached mapping that starts where its own
+//! ends, without a system call. Cached mappings are purged after the purge delay like free slices (so they
 //! cost no resident memory), and unmapped after a second, when the cache
 //! is full, when a mapping fails, or on a forced collect. Hardened builds
 //! do not cache: freed huge blocks must fault.
 //!
 //! Invariant: a huge mapping is one kernel mapping (VMA), or, once it was
-//! joined from cached pieces, several whose boundaries all lie at
+//! joined from cached pieces or grew over one (its header's `joined`, and
+//! a cached entry's), several whose boundaries all lie at
 //! multiples of [`HUGE_PAGE`] from its start (only mappings sized and
 //! aligned in huge pages are cut or joined). `mremap` works within one
 //! kernel mapping, so growing and moving a mapping go through
