@@ -275,6 +275,15 @@ impl HugeCache {
         true
     }
 
+    /// When the latest timed purge of a cached mapping happened (0: none).
+    fn latest_timed_purge(&self) -> u64 {
+        self.entries[..self.count]
+            .iter()
+            .map(|e| e.purged_at)
+            .max()
+            .unwrap_or(0)
+    }
+
     fn remove(&mut self, i: usize) -> CacheEntry {
         let e = self.entries[i];
         self.count -= 1;
@@ -378,7 +387,13 @@ fn join_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
         count += 1;
         covered += pieces[count - 1].1;
     }
+    // Fresh memory needed while purged mappings sit in the cache: their
+    // purge only bought faults (`purge::note_reuse` slows purges down).
+    let wasted_purge = if covered < total { cache.latest_timed_purge() } else { 0 };
     drop(cache);
+    if wasted_purge != 0 {
+        crate::purge::note_reuse(wasted_purge, Os::now_millis());
+    }
     if count == 0 {
         return None;
     }

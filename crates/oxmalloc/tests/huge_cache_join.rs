@@ -50,6 +50,14 @@ fn threads_cut_join_and_resize_at_once() {
     );
 }
 
+/// A join that needs fresh memory while a cached mapping was just purged
+/// on the timer means the purge only bought faults: the purge delay
+/// doubles, as for arena spans reused after their purge.
+#[test]
+fn fresh_memory_after_a_cache_purge_lengthens_the_delay() {
+    run_case("backoff", &[("OXMALLOC_PURGE_DELAY", "5")]);
+}
+
 /// With huge pages off, mappings are not sized in huge pages and are never
 /// joined (the most recent one grows instead); blocks stay whole and zeroed.
 #[test]
@@ -68,6 +76,7 @@ fn child() {
         "no-join" => joins_and_resizes(false),
         "absorb" => grows_over_the_cached_tail(),
         "threads" => threads_at_once(),
+        "backoff" => fresh_memory_after_a_purge_backs_off(),
         other => panic!("unknown case {other}"),
     }
     println!("case {case}: ok");
@@ -337,5 +346,46 @@ fn threads_at_once() {
         .collect();
     for h in handles {
         h.join().expect("a thread failed");
+    }
+}
+
+fn fresh_memory_after_a_purge_backs_off() {
+    const PIECE: usize = 6 * MIB;
+    const BIGGER: usize = 20 * MIB;
+    let delay = oxmalloc::stats().purge_delay_ms;
+    assert_eq!(delay, 5, "OXMALLOC_PURGE_DELAY=5 not in effect");
+    // SAFETY: every pointer comes from OxMalloc with the layout it is used
+    // with, is live, and is accessed within its size.
+    unsafe {
+        let p = OxMalloc.alloc(layout(PIECE));
+        assert!(!p.is_null());
+        fill(p, PIECE, 1);
+        let purged_before = oxmalloc::stats().purged_bytes;
+        OxMalloc.dealloc(p, layout(PIECE));
+        // The timer purges the cached mapping (no background purger here:
+        // `collect(false)` runs what is due).
+        let start = std::time::Instant::now();
+        while oxmalloc::stats().purged_bytes < purged_before + PIECE as u64 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "the cached mapping was not purged"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            oxmalloc::collect(false);
+        }
+        assert_eq!(
+            oxmalloc::stats().purge_delay_ms,
+            delay,
+            "the delay moved before any reuse"
+        );
+        // Nothing backed to join: the block is fresh memory.
+        let q = OxMalloc.alloc(layout(BIGGER));
+        assert!(!q.is_null());
+        assert_eq!(
+            oxmalloc::stats().purge_delay_ms,
+            2 * delay,
+            "fresh memory right after a cache purge did not double the delay"
+        );
+        OxMalloc.dealloc(q, layout(BIGGER));
     }
 }
