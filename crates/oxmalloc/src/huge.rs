@@ -179,8 +179,13 @@ fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) ->
     let header = if offset < CHUNK_SIZE {
         Os::map(total, CHUNK_SIZE)?.as_ptr()
     } else {
-        // The block must be `align`-aligned with the header one chunk below.
-        let reserve = align.checked_add(block_and_guard)?;
+        // The block must be `align`-aligned with the header one chunk below,
+        // and the mapping run `total` bytes from the header: past the block
+        // too when `total` was rounded to huge pages (reserving only the
+        // block once left up to 2 MiB of the recorded mapping unmapped, and
+        // the free then unmapped whatever lay there).
+        debug_assert!(total - offset >= block_and_guard);
+        let reserve = align.checked_add(total - offset)?;
         let base = Os::map(reserve, align)?;
         let header = base.as_ptr().wrapping_add(align - CHUNK_SIZE);
         if align > CHUNK_SIZE {

@@ -58,6 +58,17 @@ fn fresh_memory_after_a_cache_purge_lengthens_the_delay() {
     run_case("backoff", &[("OXMALLOC_PURGE_DELAY", "5")]);
 }
 
+/// A block aligned to a chunk or more sits one chunk above its mapping's
+/// header, and the mapping is sized in huge pages: it must really be
+/// mapped to that size. (It was not: the reservation covered the block
+/// only, so freeing the block unmapped up to 2 MiB of whatever lay after
+/// it; raw_ops fuzzing crashed on that once the cache placed mappings
+/// there.)
+#[test]
+fn an_over_aligned_mapping_frees_only_itself() {
+    run_case("aligned-extent", &[]);
+}
+
 /// With huge pages off, mappings are not sized in huge pages and are never
 /// joined (the most recent one grows instead); blocks stay whole and zeroed.
 #[test]
@@ -77,6 +88,7 @@ fn child() {
         "absorb" => grows_over_the_cached_tail(),
         "threads" => threads_at_once(),
         "backoff" => fresh_memory_after_a_purge_backs_off(),
+        "aligned-extent" => over_aligned_free_spares_its_neighbour(),
         other => panic!("unknown case {other}"),
     }
     println!("case {case}: ok");
@@ -388,4 +400,56 @@ fn fresh_memory_after_a_purge_backs_off() {
         );
         OxMalloc.dealloc(q, layout(BIGGER));
     }
+}
+
+fn over_aligned_free_spares_its_neighbour() {
+    let page = page_size();
+    for align in [4 * MIB, 8 * MIB] {
+        // SAFETY: the block comes from OxMalloc with this layout; the probe
+        // is placed with MAP_FIXED_NOREPLACE, which never replaces a mapping.
+        unsafe {
+            let layout = Layout::from_size_align(page, align).unwrap();
+            let p = OxMalloc.alloc(layout);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0);
+            p.write_bytes(0x5A, page);
+            // Whatever the mapping really covers, map a probe page in the
+            // first free page after the block within the next 2 MiB.
+            let probe = (1..2 * MIB / page).map(|i| p as usize + i * page).find(|&at| {
+                let r = libc::mmap(
+                    at as *mut libc::c_void,
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                );
+                if r != libc::MAP_FAILED && r as usize != at {
+                    // A kernel before 4.17 took the address as a hint.
+                    libc::munmap(r, page);
+                }
+                r as usize == at
+            });
+            OxMalloc.dealloc(p, layout);
+            if let Some(at) = probe {
+                assert!(
+                    mapped(at, page),
+                    "freeing a {align}-aligned block unmapped the page mapped at {:#x}, {} bytes after it",
+                    at,
+                    at - p as usize
+                );
+                libc::munmap(at as *mut libc::c_void, page);
+            }
+        }
+    }
+}
+
+/// Whether `[addr, addr + len)` is all mapped (`mincore` fails with
+/// ENOMEM on a range that holds an unmapped page).
+fn mapped(addr: usize, len: usize) -> bool {
+    let page = page_size();
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `vec` has a byte per page of the range; mincore only reads
+    // the page tables.
+    unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) == 0 }
 }
