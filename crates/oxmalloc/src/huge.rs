@@ -289,6 +289,23 @@ impl HugeCache {
             .unwrap_or(0)
     }
 
+    /// Takes the first `need` bytes (at most its size) of entry `i`: the
+    /// whole entry, or a head cut off it while its tail stays in the slot.
+    fn take_head(&mut self, i: usize, need: usize) -> CacheEntry {
+        let e = self.entries[i];
+        if need >= e.size {
+            return self.remove(i);
+        }
+        let tail = &mut self.entries[i];
+        tail.mapping = e.mapping.wrapping_add(need);
+        tail.size -= need;
+        self.bytes -= need;
+        if !e.purged {
+            CACHE_DIRTY.fetch_sub(need, Ordering::Relaxed);
+        }
+        CacheEntry { size: need, ..e }
+    }
+
     fn remove(&mut self, i: usize) -> CacheEntry {
         let e = self.entries[i];
         self.count -= 1;
@@ -375,22 +392,11 @@ fn join_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
         else {
             break;
         };
-        let need = total - covered;
-        let e = cache.entries[i];
-        if e.size > need {
-            // Cut: the head joins, the tail stays cached where it was.
-            let tail = &mut cache.entries[i];
-            tail.mapping = e.mapping.wrapping_add(need);
-            tail.size -= need;
-            cache.bytes -= need;
-            CACHE_DIRTY.fetch_sub(need, Ordering::Relaxed);
-            pieces[count] = (e.mapping, need, e.joined);
-        } else {
-            cache.remove(i);
-            pieces[count] = (e.mapping, e.size, e.joined);
-        }
+        // The last piece is cut: its head joins, its tail stays cached.
+        let e = cache.take_head(i, total - covered);
+        pieces[count] = (e.mapping, e.size, e.joined);
         count += 1;
-        covered += pieces[count - 1].1;
+        covered += e.size;
     }
     // Fresh memory needed while purged mappings sit in the cache: their
     // purge only bought faults (`purge::note_reuse` slows purges down).
@@ -441,9 +447,9 @@ fn join_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
 }
 
 /// When nothing can be joined (huge pages off, or nothing backed): the
-/// most recently freed cached mapping (of one kernel mapping) grown to `total` bytes with
-/// `mremap`; its pages stay, only the growth is fresh. Returns as
-/// [`cache_take`] does.
+/// most recently freed cached mapping (of one kernel mapping) grown to
+/// `total` bytes with `mremap`; its pages stay, only the growth is fresh.
+/// Returns as [`cache_take`] does.
 fn grow_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
     let mut cache = CACHE.lock();
     let pick = (0..cache.count)
@@ -499,17 +505,7 @@ fn absorb_cached(at: *mut u8, need: usize, size: usize) -> bool {
     if e.size < need || !huge_page_aligned(e.mapping, e.size) {
         return false;
     }
-    if e.size == need {
-        cache.remove(i);
-        return true;
-    }
-    let tail = &mut cache.entries[i];
-    tail.mapping = e.mapping.wrapping_add(need);
-    tail.size -= need;
-    cache.bytes -= need;
-    if !e.purged {
-        CACHE_DIRTY.fetch_sub(need, Ordering::Relaxed);
-    }
+    cache.take_head(i, need);
     true
 }
 

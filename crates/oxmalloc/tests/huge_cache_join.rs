@@ -140,15 +140,26 @@ fn page_size() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
-/// Bytes of `[addr, addr + len)` (page-aligned `addr`) backed by memory.
-fn resident_bytes(addr: usize, len: usize) -> usize {
-    let page = page_size();
-    let mut vec = vec![0u8; len.div_ceil(page)];
+/// `mincore`'s byte per page of `[addr, addr + len)` (page-aligned
+/// `addr`); `None` when the range holds an unmapped page (ENOMEM).
+fn page_states(addr: usize, len: usize) -> Option<Vec<u8>> {
+    let mut vec = vec![0u8; len.div_ceil(page_size())];
     // SAFETY: `vec` has a byte per page of the range; mincore only reads
     // the page tables.
     let r = unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) };
-    assert_eq!(r, 0, "mincore({addr:#x}, {len}): {}", std::io::Error::last_os_error());
-    vec.iter().filter(|&&b| b & 1 != 0).count() * page
+    (r == 0).then_some(vec)
+}
+
+/// Bytes of `[addr, addr + len)` (page-aligned `addr`) backed by memory.
+fn resident_bytes(addr: usize, len: usize) -> usize {
+    let states = page_states(addr, len)
+        .unwrap_or_else(|| panic!("mincore({addr:#x}, {len}): {}", std::io::Error::last_os_error()));
+    states.iter().filter(|&&b| b & 1 != 0).count() * page_size()
+}
+
+/// Whether `[addr, addr + len)` is all mapped.
+fn mapped(addr: usize, len: usize) -> bool {
+    page_states(addr, len).is_some()
 }
 
 fn joins_and_resizes(joins: bool) {
@@ -442,14 +453,4 @@ fn over_aligned_free_spares_its_neighbour() {
             }
         }
     }
-}
-
-/// Whether `[addr, addr + len)` is all mapped (`mincore` fails with
-/// ENOMEM on a range that holds an unmapped page).
-fn mapped(addr: usize, len: usize) -> bool {
-    let page = page_size();
-    let mut vec = vec![0u8; len.div_ceil(page)];
-    // SAFETY: `vec` has a byte per page of the range; mincore only reads
-    // the page tables.
-    unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) == 0 }
 }
