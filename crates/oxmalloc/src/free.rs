@@ -12,11 +12,11 @@ use crate::alloc::{block_usable_size, resolve_forward};
 use crate::chunk::MAP_HEADER_HERE;
 use crate::chunk::{self};
 use crate::fatal::{report, HeapError};
-use crate::heap::{free_big_block, Heap};
+use crate::heap::{dead_heap, empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{Block, Page, PageKind, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
-use crate::{profile, purge, secure, stats, tls};
+use crate::{profile, purge, secure, stats, thread, tls};
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
 ///
@@ -280,8 +280,18 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             }
         }
     } else {
-        let heap = tls::heap();
-        if !tls::has_heap() {
+        let mut heap = tls::heap();
+        if heap == empty_heap() {
+            // A thread that only frees (the consumer of a producer/consumer
+            // pair) gets a heap on its first free, as on a first allocation:
+            // its frees are then counted on its own counters. Counted as
+            // unowned, every free moved the shared live gauges: four atomic
+            // additions on lines all threads write (xmalloc@8 spent 37% of
+            // its time there, see docs/PERFORMANCE.md E31).
+            heap = thread::init_thread();
+        }
+        if heap.is_null() || heap == empty_heap() || heap == dead_heap() {
+            // Out of memory for a heap, or the thread is exiting.
             stats::unowned_free(class);
         } else {
             // SAFETY: the calling thread's own default heap.

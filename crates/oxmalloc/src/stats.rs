@@ -9,8 +9,9 @@
 //!   the change of `used` (`Page::alloc_mark`); the heap takes both into
 //!   its counters on slow paths (refills, collection, retiring, thread
 //!   exit) and before each report. Remote frees are counted by the freeing
-//!   heap at once; frees by threads without a heap go to shared atomic
-//!   counters. A block allocated on one thread and freed on another is
+//!   heap at once (a thread's first free gives it a heap, as its first
+//!   allocation would); frees by threads without one (exiting) go to shared
+//!   atomic counters. A block allocated on one thread and freed on another is
 //!   counted once on each side, so sums over all heaps are exact.
 //! * Reading (`snapshot`) sums every heap ever made (they are never
 //!   unmapped) plus the counters of exited threads: exact for what the
@@ -185,8 +186,10 @@ static CLASS_BYTES_PEAK: AtomicI64 = AtomicI64::new(0);
 static CLASS_BLOCKS_LIVE: AtomicI64 = AtomicI64::new(0);
 static CLASS_BLOCKS_PEAK: AtomicI64 = AtomicI64::new(0);
 
-/// Counts a free of a class block by a thread that has no heap. No heap
-/// will ever report it, so it leaves the live gauges here at once.
+/// Counts a free of a class block by a thread that has no heap (it is
+/// exiting, or no heap could be made for it: a thread's first free gives it
+/// one otherwise). No heap will ever report it, so it leaves the live gauges
+/// here at once.
 #[cold]
 pub fn unowned_free(class: Class) {
     UNOWNED_FREES[class].fetch_add(1, Ordering::Relaxed);
