@@ -368,7 +368,7 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
             note_failure(&pb, s);
         }));
         for prog in &programs {
-            for ra in &real_allocs {
+            for ra in runner::rep_order(real_allocs.len(), rep).map(|i| &real_allocs[i]) {
                 pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
                 let s = real::run_program(prog, ra, &real_settings, rep, &mut checksums);
                 pb.inc(1);

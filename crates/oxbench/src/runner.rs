@@ -257,8 +257,8 @@ pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
 }
 
 /// Runs repetition `rep` of every job with every allocator, interleaved:
-/// job by job, each allocator in turn (A B C A B C ... across repetitions).
-/// `progress` is called after each run with the sample.
+/// job by job, each allocator in turn, in [`rep_order`]. `progress` is
+/// called after each run with the sample.
 pub fn run_rep(
     allocs: &[Allocator],
     jobs: &[Job],
@@ -268,8 +268,8 @@ pub fn run_rep(
 ) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(allocs.len() * jobs.len());
     for job in jobs {
-        for a in allocs {
-            let sample = run_one(a, job, s, rep);
+        for i in rep_order(allocs.len(), rep) {
+            let sample = run_one(&allocs[i], job, s, rep);
             progress(&sample);
             samples.push(sample);
         }
@@ -277,9 +277,31 @@ pub fn run_rep(
     samples
 }
 
+/// The order of the `n` allocators in repetition `rep`: the list rotated by
+/// `rep` (A B C, then B C A, then C A B), so that no allocator always runs
+/// right after the previous job's last one. On this VM that slot was slower
+/// for memory-hungry jobs: a run that follows glibc's malloc-large (which
+/// frees ~400 MiB) pays up to 6x the system time for the same page faults,
+/// likely the host taking back the memory the guest just freed
+/// (docs/PERFORMANCE.md E31); with a fixed order the first allocator listed
+/// paid it in every repetition.
+pub fn rep_order(n: usize, rep: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |k| (k + rep) % n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_allocator_leads_a_repetition_in_turn() {
+        let order = |rep| rep_order(3, rep).collect::<Vec<_>>();
+        assert_eq!(order(0), [0, 1, 2]);
+        assert_eq!(order(1), [1, 2, 0]);
+        assert_eq!(order(2), [2, 0, 1]);
+        assert_eq!(order(3), [0, 1, 2]);
+        assert_eq!(rep_order(0, 4).count(), 0);
+    }
 
     #[test]
     fn measures_exit_status_time_and_rss() {
