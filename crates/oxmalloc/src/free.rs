@@ -287,7 +287,7 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             // its frees are then counted on its own counters. Counted as
             // unowned, every free moved the shared live gauges: four atomic
             // additions on lines all threads write (xmalloc@8 spent 37% of
-            // its time there, see docs/PERFORMANCE.md E31).
+            // its time there, see docs/PERFORMANCE.md E32).
             heap = thread::init_thread();
         }
         if heap.is_null() || heap == empty_heap() || heap == dead_heap() {
