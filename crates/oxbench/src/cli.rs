@@ -367,8 +367,11 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
             pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
             note_failure(&pb, s);
         }));
-        for prog in &programs {
-            for ra in runner::rep_order(real_allocs.len(), rep).map(|i| &real_allocs[i]) {
+        for (j, prog) in programs.iter().enumerate() {
+            for ra in runner::run_order(real_allocs.len(), rep, jobs.len() + j)
+                .into_iter()
+                .map(|i| &real_allocs[i])
+            {
                 pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
                 let s = real::run_program(prog, ra, &real_settings, rep, &mut checksums);
                 pb.inc(1);

@@ -8,6 +8,9 @@ use crate::allocs::Allocator;
 use crate::outcome::Outcome;
 use crate::sample::Sample;
 use crate::workloads::Workload;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -257,7 +260,7 @@ pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
 }
 
 /// Runs repetition `rep` of every job with every allocator, interleaved:
-/// job by job, each allocator in turn, in [`rep_order`]. `progress` is
+/// job by job, each allocator in turn, in [`run_order`]. `progress` is
 /// called after each run with the sample.
 pub fn run_rep(
     allocs: &[Allocator],
@@ -267,8 +270,8 @@ pub fn run_rep(
     mut progress: impl FnMut(&Sample),
 ) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(allocs.len() * jobs.len());
-    for job in jobs {
-        for i in rep_order(allocs.len(), rep) {
+    for (j, job) in jobs.iter().enumerate() {
+        for i in run_order(allocs.len(), rep, j) {
             let sample = run_one(&allocs[i], job, s, rep);
             progress(&sample);
             samples.push(sample);
@@ -277,16 +280,19 @@ pub fn run_rep(
     samples
 }
 
-/// The order of the `n` allocators in repetition `rep`: the list rotated by
-/// `rep` (A B C, then B C A, then C A B), so that no allocator always runs
-/// right after the previous job's last one. On this VM that slot was slower
-/// for memory-hungry jobs: a run that follows glibc's malloc-large (which
-/// frees ~400 MiB) pays up to 6x the system time for the same page faults,
-/// likely the host taking back the memory the guest just freed
-/// (docs/PERFORMANCE.md E31); with a fixed order the first allocator listed
-/// paid it in every repetition.
-pub fn rep_order(n: usize, rep: usize) -> impl Iterator<Item = usize> {
-    (0..n).map(move |k| (k + rep) % n)
+/// The order in which the `n` allocators run job `job` of repetition
+/// `rep`: a shuffle seeded by both (the same plan runs in the same order
+/// every time), so that no allocator always runs in the same slot or right
+/// after the same other one. On this VM the slot right after glibc's
+/// malloc-large (which maps and unmaps ~400 MiB) pays several times the
+/// system time for the same page faults (docs/PERFORMANCE.md E31); with a
+/// fixed order (and with a rotation, which keeps the neighbours) the same
+/// allocator paid it in every repetition.
+pub fn run_order(n: usize, rep: usize, job: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let seed = ((rep as u64) << 32) ^ job as u64;
+    order.shuffle(&mut SmallRng::seed_from_u64(seed ^ 0x6f78_6265_6e63_6821));
+    order
 }
 
 #[cfg(test)]
@@ -294,13 +300,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_allocator_leads_a_repetition_in_turn() {
-        let order = |rep| rep_order(3, rep).collect::<Vec<_>>();
-        assert_eq!(order(0), [0, 1, 2]);
-        assert_eq!(order(1), [1, 2, 0]);
-        assert_eq!(order(2), [2, 0, 1]);
-        assert_eq!(order(3), [0, 1, 2]);
-        assert_eq!(rep_order(0, 4).count(), 0);
+    fn run_orders_are_reproducible_permutations_with_changing_neighbours() {
+        let n = 7;
+        let mut predecessors = vec![std::collections::BTreeSet::new(); n];
+        let mut leaders = std::collections::BTreeSet::new();
+        for rep in 0..5 {
+            for job in 0..28 {
+                let order = run_order(n, rep, job);
+                assert_eq!(order, run_order(n, rep, job), "reproducible");
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation: {order:?}");
+                leaders.insert(order[0]);
+                for w in order.windows(2) {
+                    predecessors[w[1]].insert(w[0]);
+                }
+            }
+        }
+        assert_eq!(leaders.len(), n, "every allocator runs first somewhere");
+        for (a, p) in predecessors.iter().enumerate() {
+            assert!(p.len() >= n - 2, "allocator {a} only ever follows {p:?}");
+        }
+        assert!(run_order(0, 3, 1).is_empty());
     }
 
     #[test]
