@@ -88,7 +88,9 @@ struct RunArgs {
     /// "1 and N" workloads; single-threaded workloads always use 1).
     #[arg(long, value_delimiter = ',')]
     threads: Option<Vec<usize>>,
-    /// Repetitions, interleaved across allocators (A B C A B C ...).
+    /// Repetitions, interleaved across allocators: each job runs every
+    /// allocator once per repetition, in an order shuffled per repetition
+    /// and job (reproducibly), so no allocator always runs in the same slot.
     #[arg(long, default_value_t = 5)]
     reps: usize,
     /// Work multiplier (1.0: about 0.5-3 s per run with glibc on 2 cores).
