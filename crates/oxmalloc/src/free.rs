@@ -290,7 +290,7 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             // its time there, see docs/PERFORMANCE.md E32).
             heap = thread::init_thread();
         }
-        if heap.is_null() || heap == empty_heap() || heap == dead_heap() {
+        if heap.is_null() || heap == dead_heap() {
             // Out of memory for a heap, or the thread is exiting.
             stats::unowned_free(class);
         } else {
