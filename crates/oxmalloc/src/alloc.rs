@@ -12,7 +12,7 @@
 use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
 use crate::heap::{dead_heap, empty_heap, Heap};
 use crate::os::{Os, Platform};
-use crate::page::{Page, PageKind};
+use crate::page::{is_indexed_class, Page, PageKind};
 use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
 use crate::{arena, chunk, huge, init, profile, purge, secure, stats, thread, tls};
 use core::ptr;
@@ -126,6 +126,14 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: boo
             let block = (*page).pop();
             if !block.is_null() {
                 return finish(&*page, block.cast(), requested, zero, was_zero);
+            }
+            // The free index holds freed (dirty) blocks. While heap profiling
+            // is on, only the slow path may hand blocks out (it counts them).
+            if is_indexed_class(class) && !profile::active() {
+                let block = (*page).pop_indexed(chunk::free_index(page));
+                if !block.is_null() {
+                    return finish(&*page, block.cast(), requested, zero, false);
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::chunk::{self};
 use crate::fatal::{report, HeapError};
 use crate::heap::{dead_heap, empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
-use crate::page::{Block, Page, PageKind, OWNER_SLOW};
+use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
 use crate::{profile, purge, secure, stats, thread, tls};
 
@@ -266,16 +266,23 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
         // SAFETY: we own the page, so the page's heap is one of ours.
         unsafe {
             let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
+            let indexed = is_indexed_class(class);
             if owner & OWNER_SLOW != 0 {
                 profile::on_free(p, ptr);
                 if p.in_full.get() {
                     // One of our full pages: it has room again.
                     page_heap.unpark_full(page);
-                } else {
+                } else if !indexed {
+                    // (An indexed page's owner word stays slow.)
                     page_heap.restore_owner(p);
                 }
             }
-            if p.push_local(ptr.cast()) {
+            let emptied = if indexed {
+                p.push_indexed(chunk::free_index(page), ptr.cast())
+            } else {
+                p.push_local(ptr.cast())
+            };
+            if emptied {
                 page_heap.page_emptied(page);
             }
         }

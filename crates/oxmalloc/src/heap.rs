@@ -19,10 +19,12 @@
 //! (read by `stats`).
 
 use crate::arena;
-use crate::chunk::slice_address;
-use crate::page::{Block, Page, PageKind, OWNER_SLOW};
+use crate::chunk::{self, slice_address};
+use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_SLOW};
 use crate::page_queue::PageQueue;
-use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, DIRECT_MAX, WORD};
+use crate::size_class::{
+    class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
+};
 use crate::stats::HeapCounters;
 use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
@@ -128,9 +130,6 @@ pub fn empty_heap() -> *mut Heap {
 pub fn dead_heap() -> *mut Heap {
     (&raw const DEAD_HEAP.0).cast_mut()
 }
-
-/// Largest class served through the direct table.
-const LAST_DIRECT_CLASS: Class = crate::size_class::class_of(DIRECT_MAX);
 
 impl Heap {
     /// A heap with no pages.
@@ -325,7 +324,7 @@ impl Heap {
                 // SAFETY: we own the page.
                 unsafe { p.collect() };
                 // SAFETY: as above.
-                let block = unsafe { p.pop_or_extend() };
+                let block = unsafe { p.pop_or_extend(chunk::free_index(page)) };
                 if !block.is_null() {
                     if queue.first.get() != page {
                         // SAFETY: the page is on this queue.
@@ -374,7 +373,16 @@ impl Heap {
             span.fresh,
         );
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
-        p.owner.store(self.key(), Ordering::Relaxed);
+        // Indexed pages take every local free on the slow path, which pushes
+        // it onto the free index (`free_class_block`).
+        let slow = if is_indexed_class(class) {
+            // SAFETY: the descriptor of a span just handed to us.
+            unsafe { chunk::free_index(page) }.reset();
+            OWNER_SLOW
+        } else {
+            0
+        };
+        p.owner.store(self.key() | slow, Ordering::Relaxed);
         stats::bump(&self.counters.pages_allocated);
         page
     }
@@ -425,12 +433,17 @@ impl Heap {
         }
     }
 
-    /// Sets a page's owner word: slow frees only while it is parked as full
-    /// or profiling needs them (it holds samples, or sampling is on: local
+    /// Sets a page's owner word: slow frees only on indexed pages (their
+    /// local frees go to the free index), while it is parked as full, or
+    /// when profiling needs them (it holds samples, or sampling is on: local
     /// frees must then go to `local_free`, not lengthen the `free` list the
     /// profiler cut; see `profile::on_slow_alloc`).
     pub fn restore_owner(&self, page: &Page) {
-        let slow = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 || crate::profile::active() {
+        let slow = if is_indexed_class(page.class())
+            || page.in_full.get()
+            || page.samples.load(Ordering::Relaxed) != 0
+            || crate::profile::active()
+        {
             OWNER_SLOW
         } else {
             0
@@ -732,7 +745,7 @@ impl Heap {
                     // SAFETY: pages on our queues are ours.
                     let p = unsafe { &*page };
                     // SAFETY: as above.
-                    if !unsafe { walk_page(p, visit) } {
+                    if !unsafe { walk_page(page, visit) } {
                         return false;
                     }
                     page = p.next.get();
@@ -788,12 +801,20 @@ unsafe fn live_blocks(page: &Page) -> usize {
 /// none of its free lists.
 ///
 /// # Safety
-/// The caller must own the page.
-unsafe fn walk_page(page: &Page, visit: &mut dyn FnMut(*mut u8, usize) -> bool) -> bool {
+/// `raw` must be the descriptor (in a live chunk) of a page the caller owns.
+unsafe fn walk_page(raw: *mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> bool) -> bool {
+    // SAFETY: caller's contract.
+    let page = unsafe { &*raw };
     const MAX_BLOCKS: usize = crate::chunk::SLICE_SIZE * crate::size_class::MEDIUM_PAGE_SLICES / WORD / 8;
     let mut free_bits = [0u64; MAX_BLOCKS / 64 + 1];
     // SAFETY: owner-only.
     unsafe { page.collect_thread_free() };
+    if is_indexed_class(page.class()) {
+        // SAFETY: the descriptor of one of our pages, in a live chunk.
+        for index in unsafe { chunk::free_index(raw) }.blocks() {
+            free_bits[index / 64] |= 1 << (index % 64);
+        }
+    }
     for list in [page.free.get(), page.local_free.get()] {
         let mut block = list;
         while !block.is_null() {

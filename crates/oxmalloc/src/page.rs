@@ -18,19 +18,29 @@
 //!   onto with one compare-and-swap; the owner takes it whole with one swap
 //!   when `free` runs dry (or at the other slow-path visits of the page).
 //!
+//! *Indexed* pages (blocks above `DIRECT_MAX`, default build: see
+//! [`is_indexed_class`]) keep a fourth list, the [`FreeIndex`]: the owner's
+//! frees go there as block numbers, in the chunk header, instead of links
+//! in the blocks. Taking a block from it reads no memory of the block: a
+//! block of these classes spans one or more OS pages of its own, and
+//! reading its link when the next allocation of the class comes,
+//! milliseconds later, missed the TLB inside `malloc` (about a microsecond
+//! under nested paging: the latency tail, docs/PERFORMANCE.md E33-E34).
+//!
 //! Blocks are carved lazily: `capacity` grows a few KiB at a time up to
 //! `reserved`, so a page costs physical memory only for what was used.
 //!
 //! ## Counting (`used`)
 //!
 //! Every carved block is in exactly one state: allocated (A), on `free`
-//! (F), on `local_free` (L) or on `thread_free` (T). The page keeps
-//! `used = A + T = capacity - F - L`, which every path can maintain without
-//! touching the others' state:
+//! (F), on `local_free` (L), on `thread_free` (T) or in the free index (I,
+//! indexed pages only). The page keeps `used = A + T = capacity - F - L -
+//! I`, which every path can maintain without touching the others' state:
 //!
-//! * allocation pops F into A: `used += 1` (on the page's first cache
+//! * allocation pops F (or I) into A: `used += 1` (on the page's first cache
 //!   line, which the pop has just read);
-//! * a local free moves A to F (fast path) or to L (slow path): `used -= 1`;
+//! * a local free moves A to F (fast path), to L (slow path) or to I
+//!   (indexed pages): `used -= 1`;
 //! * a remote free moves A to T: `used` unchanged (remote threads never write it);
 //! * collecting T into L: `used -= |T|`; carving fresh blocks onto F,
 //!   moving F to L and installing L as F leave it unchanged.
@@ -40,6 +50,7 @@
 
 use crate::chunk::SLICE_SIZE;
 use crate::heap::Heap;
+use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, LAST_DIRECT_CLASS};
 use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::ptr;
@@ -76,6 +87,68 @@ pub struct Block {
 }
 
 pub use crate::thread_free::ThreadFree;
+
+/// Whether pages of `class` are indexed (keep the owner's frees in a
+/// [`FreeIndex`]): blocks above `DIRECT_MAX`, whose allocations take
+/// `alloc_class`, which pops the index inline (the direct table's fast path
+/// for the smaller classes stays one list pop); not in the hardened build,
+/// whose checks live in the links.
+#[inline(always)]
+pub const fn is_indexed_class(class: Class) -> bool {
+    !crate::secure::ENABLED && class > LAST_DIRECT_CLASS
+}
+
+/// Block numbers an index can hold.
+pub const INDEX_SLOTS: usize = 63;
+
+// Every indexed page fits its index.
+const _: () = {
+    let mut class = LAST_DIRECT_CLASS + 1;
+    while class < CLASS_COUNT {
+        assert!(page_slices(class) * SLICE_SIZE / class_size(class) <= INDEX_SLOTS);
+        class += 1;
+    }
+};
+
+/// The free index of an indexed page: the numbers of the blocks its owner
+/// freed, as a stack (last freed, first reused, as on `free`). One per
+/// slice, in the chunk header (`Chunk::free_index`); a page uses the one of
+/// its first slice. Owner only (or the holder of the page's abandoned-list
+/// lock), like the descriptor's `Cell` fields.
+///
+/// Invariant: for an indexed class page, `slots[..len]` are distinct
+/// carved blocks of the page, none on another list. Meaningless for other
+/// pages (emptied by `Heap::new_page` with [`FreeIndex::reset`]).
+#[repr(C, align(64))]
+pub struct FreeIndex {
+    len: Cell<u8>,
+    slots: [Cell<u8>; INDEX_SLOTS],
+}
+
+const _: () = assert!(core::mem::size_of::<FreeIndex>() == 64);
+
+impl FreeIndex {
+    /// Empties the index, for a page just set up (its slice's index may
+    /// hold numbers from an earlier page there). New owner only.
+    pub fn reset(&self) {
+        self.len.set(0);
+    }
+
+    /// Blocks in the index.
+    pub fn len(&self) -> usize {
+        self.len.get() as usize
+    }
+
+    /// Whether the index holds no block.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The numbers of the blocks in the index.
+    pub fn blocks(&self) -> impl Iterator<Item = usize> + '_ {
+        self.slots[..self.len()].iter().map(|slot| slot.get() as usize)
+    }
+}
 
 /// Low bit of `owner`: the owner is the thread in the other bits, but its
 /// local frees must take the slow path (the page is in the full queue, or
@@ -193,7 +266,6 @@ const _: () = assert!(core::mem::size_of::<Page>() == 128);
 
 // A class page holds fewer than 2^15 blocks (`reserved` and `alloc_mark`).
 const _: () = {
-    use crate::size_class::{class_size, page_slices, CLASS_COUNT};
     let mut class = 0;
     while class < CLASS_COUNT {
         assert!(page_slices(class) * SLICE_SIZE / class_size(class) < 1 << 15);
@@ -484,28 +556,85 @@ impl Page {
         used == 0
     }
 
-    /// Takes a block on the slow path: pops `free`, or else carves fresh
-    /// blocks; null when the page has neither. Afterwards
-    /// [`Page::free_known_zero`] tells whether the block is zero (a pop
-    /// leaves the flag as it was for the list it came from; `extend` sets
-    /// it for what it carves).
+    /// Takes a block on the slow path: pops `free`, or else the free index
+    /// (indexed pages), or else carves fresh blocks; null when the page has
+    /// none of them. Afterwards [`Page::free_known_zero`] tells whether the
+    /// block is zero (a pop from `free` leaves the flag as it was for that
+    /// list; the index holds freed blocks, so a pop from it clears the
+    /// flag; `extend` sets it for what it carves).
     ///
     /// # Safety
-    /// Only the owner may call this.
-    pub unsafe fn pop_or_extend(&self) -> *mut Block {
+    /// Only the owner may call this, with the page's free index
+    /// (`chunk::free_index`).
+    pub unsafe fn pop_or_extend(&self, index: &FreeIndex) -> *mut Block {
         // SAFETY: caller's contract (owner).
         let block = unsafe { self.pop() };
         if !block.is_null() {
             return block;
         }
+        if is_indexed_class(self.class()) {
+            // SAFETY: as above, on an indexed class page, with its index.
+            let block = unsafe { self.pop_indexed(index) };
+            if !block.is_null() {
+                self.free_is_zero.set(false);
+                return block;
+            }
+        }
         // SAFETY: as above, and `free` is empty.
         unsafe { self.extend() }
     }
 
+    // --- the free index (indexed pages) ---------------------------------
+
+    /// Pops the block freed last from `index`, this page's free index
+    /// (without reading the block), or null when the index is empty.
+    ///
+    /// # Safety
+    /// Only the owner may call this, on an indexed class page, with its
+    /// index (`chunk::free_index`).
+    #[inline(always)]
+    pub unsafe fn pop_indexed(&self, index: &FreeIndex) -> *mut Block {
+        let len = index.len.get() as usize;
+        if len == 0 {
+            return ptr::null_mut();
+        }
+        index.len.set(len as u8 - 1);
+        // SAFETY: `len - 1 < INDEX_SLOTS` (the index's invariant).
+        let number = unsafe { index.slots.get_unchecked(len - 1) }.get() as usize;
+        self.used.set(self.used.get() + 1);
+        self.start.get().wrapping_add(number * self.block_size.get()).cast()
+    }
+
+    /// Pushes a block freed by the owner onto `index`, this page's free
+    /// index, and counts the free; returns `true` when the page now holds
+    /// no allocated block. An index already holding every carved block
+    /// means that `block` is free already: a double free, which stops the
+    /// process (pushing it would overflow the index).
+    ///
+    /// # Safety
+    /// Only the owner may call this, with an allocated block of this page
+    /// (an indexed class page) and its index (`chunk::free_index`).
+    pub unsafe fn push_indexed(&self, index: &FreeIndex, block: *mut Block) -> bool {
+        let len = index.len.get() as usize;
+        if len >= self.capacity() as usize {
+            crate::fatal::fatal(crate::fatal::HeapError::DoubleFree, block as usize, 0);
+        }
+        let offset = block as usize - self.start.get() as usize;
+        let number = ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as u8;
+        // SAFETY: `len < capacity <= INDEX_SLOTS`.
+        unsafe { index.slots.get_unchecked(len) }.set(number);
+        index.len.set(len as u8 + 1);
+        self.count_local_free();
+        let used = self.used.get() - 1;
+        self.used.set(used);
+        used == 0
+    }
+
     /// Takes the next never-used block of the page: carves up to a few KiB
     /// of fresh blocks onto `free` (which is empty) and pops the first, or,
-    /// for blocks of [`UNTOUCHED_HANDOUT`] bytes and more, hands out one
-    /// fresh block without writing to it. Null when the page is fully carved.
+    /// for blocks of [`UNTOUCHED_HANDOUT`] bytes and more and on indexed
+    /// pages (whose pops must not read blocks either), hands out one fresh
+    /// block without writing to it. Null when the page is fully carved.
     ///
     /// # Safety
     /// Only the owner may call this, with `free` empty.
@@ -520,7 +649,7 @@ impl Page {
         let first = self.start.get().wrapping_add(capacity * size);
         // Hardened carving writes patterns into the blocks.
         self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
-        if size >= UNTOUCHED_HANDOUT && !crate::secure::ENABLED {
+        if (size >= UNTOUCHED_HANDOUT || is_indexed_class(self.class())) && !crate::secure::ENABLED {
             self.set_capacity(capacity as u32 + 1);
             self.used.set(self.used.get() + 1);
             return first.cast();
@@ -772,6 +901,8 @@ mod tests {
         let page = Page::new();
         page.init(PageKind::Class, start, 1, size, 5, true);
         page.key.set(0x1234_5678_9abc_def1);
+        // The hardened build checks that every link stays among the carved blocks.
+        page.set_capacity(count as u32);
         // SAFETY: the blocks lie in `memory`, which the page does not outlive.
         unsafe { page.carve_shuffled(start, count, size) };
         let mut seen = vec![false; count];

@@ -16,6 +16,8 @@ pub const WORD: usize = 8;
 pub const DIRECT_MAX: usize = 1024;
 /// Entries in the direct table: one per word count `0..=DIRECT_MAX/8`.
 pub const DIRECT_ENTRIES: usize = DIRECT_MAX / WORD + 1;
+/// The largest class the direct table serves.
+pub const LAST_DIRECT_CLASS: Class = class_of(DIRECT_MAX);
 /// The largest block size that has a size class.
 pub const MAX_CLASS_SIZE: usize = 64 * 1024;
 /// Number of size classes.
