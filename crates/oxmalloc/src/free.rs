@@ -221,7 +221,8 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
     let p = unsafe { &*page };
     match p.kind() {
         PageKind::Class => {
-            if block_usable_size(p, ptr).is_none() {
+            // (Not `block_usable_size`, which would load the kind again.)
+            if p.block_index(ptr as usize).is_none() {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }
