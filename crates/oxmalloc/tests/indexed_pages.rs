@@ -143,3 +143,62 @@ fn a_double_free_that_would_overflow_the_index_is_fatal() {
         "stderr: {stderr}"
     );
 }
+
+/// A thread that exits leaves its pages to others (abandoned), free index
+/// included: a page whose only room is in its index must count as having
+/// room, and its indexed blocks must be handed out again, never a live one.
+/// (The class, 3 KiB blocks, is used by no other test of this binary, so
+/// no other test's heap reclaims the page first.)
+#[test]
+fn an_abandoned_page_is_reclaimed_with_its_free_index() {
+    use std::alloc::GlobalAlloc;
+    let layout = Layout::from_size_align(3000, 8).unwrap();
+    // A page of 3 KiB blocks holds 21: allocate them all (the page is
+    // fully carved), free every other one (into the index), exit.
+    let (freed, kept) = std::thread::spawn(move || {
+        let blocks: Vec<usize> = (0..21)
+            // SAFETY: a valid layout.
+            .map(|_| unsafe { oxmalloc::OxMalloc.alloc(layout) } as usize)
+            .collect();
+        let (mut freed, mut kept) = (Vec::new(), Vec::new());
+        for (i, &b) in blocks.iter().enumerate() {
+            assert_ne!(b, 0);
+            if i % 2 == 0 {
+                // SAFETY: allocated above with `layout`, freed once.
+                unsafe { oxmalloc::OxMalloc.dealloc(b as *mut u8, layout) };
+                freed.push(b);
+            } else {
+                // SAFETY: a live block of 3000 bytes.
+                unsafe { (b as *mut u8).write_bytes(0x77, 3000) };
+                kept.push(b);
+            }
+        }
+        (freed, kept)
+    })
+    .join()
+    .unwrap();
+    let again: Vec<usize> = (0..freed.len())
+        // SAFETY: a valid layout.
+        .map(|_| unsafe { oxmalloc::OxMalloc.alloc(layout) } as usize)
+        .collect();
+    let freed_set: BTreeSet<usize> = freed.iter().copied().collect();
+    for &b in &again {
+        assert!(!kept.contains(&b), "{b:#x}: a live block handed out");
+        // SAFETY: a live block of 3000 bytes.
+        unsafe { (b as *mut u8).write_bytes(0x11, 3000) };
+    }
+    let reused = again.iter().filter(|b| freed_set.contains(b)).count();
+    assert_eq!(
+        reused,
+        freed.len(),
+        "the abandoned page's indexed blocks come back first"
+    );
+    for &b in &kept {
+        // SAFETY: the other thread's writes are visible after `join`.
+        assert!((0..3000).all(|i| unsafe { *(b as *const u8).add(i) } == 0x77));
+    }
+    for &b in again.iter().chain(&kept) {
+        // SAFETY: live blocks allocated with `layout`, each freed once.
+        unsafe { oxmalloc::OxMalloc.dealloc(b as *mut u8, layout) };
+    }
+}
