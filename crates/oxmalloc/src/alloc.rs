@@ -129,7 +129,7 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: boo
             }
             // The free index holds freed (dirty) blocks. While heap profiling
             // is on, only the slow path may hand blocks out (it counts them).
-            // (Safety: an indexed class page of ours, with its own index.)
+            // SAFETY (the pop below): an indexed class page of ours, with its own index.
             if is_indexed_class(class) && !profile::active() {
                 let block = (*page).pop_indexed(chunk::free_index(page));
                 if !block.is_null() {
