@@ -8,6 +8,7 @@ use crate::real::{self, RealSettings};
 use crate::report;
 use crate::runner::{self, Job, Settings};
 use crate::sample::{Meta, Report, Sample, Skipped};
+use crate::warm::Warmer;
 use crate::workloads;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -111,6 +112,11 @@ struct RunArgs {
     /// Pin workers with `taskset -c CPUS`.
     #[arg(long)]
     pin: Option<String>,
+    /// Do not touch and release free memory before each run (by default the
+    /// runner warms as much as the job's largest peak so far, +25%, so that
+    /// no run pays for host-reclaimed memory its predecessor left cold).
+    #[arg(long)]
+    no_warm: bool,
     /// Do not build the worker binaries first.
     #[arg(long)]
     no_build: bool,
@@ -198,6 +204,7 @@ fn quick_suite() -> RunArgs {
         baseline: "mimalloc".into(),
         timeout: 120,
         pin: None,
+        no_warm: false,
         no_build: false,
         worker_dir: None,
         quiet: false,
@@ -363,8 +370,9 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         env: a.env.clone(),
     };
     let mut checksums = HashMap::new();
+    let mut warmer = Warmer::new(!a.no_warm);
     for rep in 0..a.reps {
-        samples.extend(runner::run_rep(&allocs, &jobs, &settings, rep, |s| {
+        samples.extend(runner::run_rep(&allocs, &jobs, &settings, rep, &mut warmer, |s| {
             pb.inc(1);
             pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
             note_failure(&pb, s);
@@ -375,7 +383,11 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
                 .map(|i| &real_allocs[i])
             {
                 pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
+                warmer.before(prog.name);
                 let s = real::run_program(prog, ra, &real_settings, rep, &mut checksums);
+                if s.ok {
+                    warmer.after(prog.name, s.max_rss_kib);
+                }
                 pb.inc(1);
                 note_failure(&pb, &s);
                 samples.push(s);
@@ -387,6 +399,9 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         Some(c) => format!("workers pinned with taskset -c {c}"),
         None => "workers not pinned".to_string(),
     }];
+    if warmer.enabled() {
+        notes.push("before each run the runner touched and released free memory (the job's largest peak so far +25%, at least 256 MiB; --no-warm turns it off)".into());
+    }
     let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !env.is_empty() {
         notes.push(format!("every worker ran with {}", env.join(" ")));

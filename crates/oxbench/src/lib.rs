@@ -43,3 +43,5 @@ pub mod runner;
 pub mod sample;
 #[cfg(feature = "cli")]
 pub mod stats;
+#[cfg(feature = "cli")]
+pub mod warm;

@@ -7,6 +7,7 @@
 use crate::allocs::Allocator;
 use crate::outcome::Outcome;
 use crate::sample::Sample;
+use crate::warm::Warmer;
 use crate::workloads::Workload;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -260,19 +261,26 @@ pub fn run_one(a: &Allocator, job: &Job, s: &Settings, rep: usize) -> Sample {
 }
 
 /// Runs repetition `rep` of every job with every allocator, interleaved:
-/// job by job, each allocator in turn, in [`run_order`]. `progress` is
-/// called after each run with the sample.
+/// job by job, each allocator in turn, in [`run_order`], each run after a
+/// warm-up of free memory ([`Warmer`]). `progress` is called after each run
+/// with the sample.
 pub fn run_rep(
     allocs: &[Allocator],
     jobs: &[Job],
     s: &Settings,
     rep: usize,
+    warmer: &mut Warmer,
     mut progress: impl FnMut(&Sample),
 ) -> Vec<Sample> {
     let mut samples = Vec::with_capacity(allocs.len() * jobs.len());
     for (j, job) in jobs.iter().enumerate() {
+        let key = format!("{}@{}", job.workload.name, job.threads);
         for i in run_order(allocs.len(), rep, j) {
+            warmer.before(&key);
             let sample = run_one(&allocs[i], job, s, rep);
+            if sample.ok {
+                warmer.after(&key, sample.max_rss_kib);
+            }
             progress(&sample);
             samples.push(sample);
         }
