@@ -48,9 +48,11 @@ unsafe impl Send for LargeBlocks {}
 /// class empty: a loop that allocates and frees one block does not call
 /// `page_emptied` on every free; pages on `bins[c]` and `full[c]`
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
-/// `owner_key` (with [`OWNER_SLOW`] set exactly for the pages on `full`,
-/// whose `thread_free` then carries `NOTIFY` until a remote free clears
-/// it). `owner_key` identifies the owning thread (`tls::owner_key`).
+/// `owner_key`, with [`OWNER_SLOW`] set for the pages on `full` (whose
+/// `thread_free` then carries `NOTIFY` until a remote free clears it), for
+/// indexed pages, and for pages the profiler needs to see frees of (the
+/// rule is [`Heap::restore_owner`]'s). `owner_key` identifies the owning
+/// thread (`tls::owner_key`).
 #[repr(C)]
 pub struct Heap {
     /// Current page for each request size up to 1 KiB, indexed by `(size + 7) / 8`.
@@ -373,16 +375,11 @@ impl Heap {
             span.fresh,
         );
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
-        // Indexed pages take every local free on the slow path, which pushes
-        // it onto the free index (`free_class_block`).
-        let slow = if is_indexed_class(class) {
+        if is_indexed_class(class) {
             // SAFETY: the descriptor of a span just handed to us.
             unsafe { chunk::free_index(page) }.reset();
-            OWNER_SLOW
-        } else {
-            0
-        };
-        p.owner.store(self.key() | slow, Ordering::Relaxed);
+        }
+        self.restore_owner(p);
         stats::bump(&self.counters.pages_allocated);
         page
     }

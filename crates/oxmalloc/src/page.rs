@@ -367,8 +367,15 @@ impl Page {
         if offset >= self.capacity() as usize * self.block_size.get() {
             return None;
         }
-        let index = ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as usize;
+        let index = self.number_at(offset);
         (index * self.block_size.get() == offset).then_some(index)
+    }
+
+    /// `offset / block_size` for an offset inside the carved blocks, by the
+    /// reciprocal (exact there; `block_index_agrees_with_division_for_every_class`).
+    #[inline(always)]
+    fn number_at(&self, offset: usize) -> usize {
+        ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as usize
     }
 
     /// Bytes in the page's span.
@@ -620,7 +627,7 @@ impl Page {
             crate::fatal::fatal(crate::fatal::HeapError::DoubleFree, block as usize, 0);
         }
         let offset = block as usize - self.start.get() as usize;
-        let number = ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as u8;
+        let number = self.number_at(offset) as u8;
         // SAFETY: `len < capacity <= INDEX_SLOTS`.
         unsafe { index.slots.get_unchecked(len) }.set(number);
         index.len.set(len as u8 + 1);
