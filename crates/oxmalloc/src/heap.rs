@@ -95,7 +95,20 @@ pub struct Heap {
     pub prof_seed: Cell<u64>,
     /// Heap profiling: a sample is being taken (the unwinder may allocate).
     pub prof_busy: Cell<bool>,
+    /// Spans of pages this heap emptied, kept for its next pages (null: a
+    /// free slot). Invariant: each is the first descriptor of a span the
+    /// arena handed to this heap, cleared (`PageKind::Unused`, no owner)
+    /// but with its `span_slices` and forwards intact, on no queue; together
+    /// they hold at most [`SPARE_SLICES`] slices.
+    pub spare: [Cell<*mut Page>; SPARE_SPANS],
 }
+
+/// Emptied page spans a heap keeps (see `Heap::spare`), and their slices
+/// at most (1 MiB): a thread whose pages empty and refill reuses its own
+/// recently written memory without the arena lock (rptest@8 took the lock
+/// ~11,000 times a second; docs/PERFORMANCE.md E37).
+const SPARE_SPANS: usize = 4;
+const SPARE_SLICES: usize = 16;
 
 /// A `Sync` wrapper for the static sentinels (they are never written).
 #[repr(transparent)]
@@ -156,6 +169,7 @@ impl Heap {
             prof_handed: [const { Cell::new(0) }; CLASS_COUNT],
             prof_seed: Cell::new(0),
             prof_busy: Cell::new(false),
+            spare: [const { Cell::new(ptr::null_mut()) }; SPARE_SPANS],
         }
     }
 
@@ -360,20 +374,22 @@ impl Heap {
     /// Takes a fresh page of `class` from the arena; null when out of memory.
     fn new_page(&self, class: Class) -> *mut Page {
         let slices = page_slices(class);
-        let Some(span) = arena::alloc_span(slices, 1) else {
-            return ptr::null_mut();
+        let (page, start, fresh) = match self.take_spare(slices) {
+            Some(page) => {
+                let chunk = chunk::chunk_of_page(page);
+                (page, slice_address(chunk, chunk::slice_of_page(page)), false)
+            }
+            None => {
+                let Some(span) = arena::alloc_span(slices, 1) else {
+                    return ptr::null_mut();
+                };
+                (span.page(), slice_address(span.chunk, span.first), span.fresh)
+            }
         };
-        let page = span.page();
-        // SAFETY: the arena handed the span (and its descriptor) to us alone.
+        // SAFETY: the arena handed the span (and its descriptor) to us alone,
+        // or it is one of our spare spans, just taken out.
         let p = unsafe { &*page };
-        p.init(
-            PageKind::Class,
-            slice_address(span.chunk, span.first),
-            slices,
-            CLASS_SIZE[class] as usize,
-            class,
-            span.fresh,
-        );
+        p.init(PageKind::Class, start, slices, CLASS_SIZE[class] as usize, class, fresh);
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
         if is_indexed_class(class) {
             // SAFETY: the descriptor of a span just handed to us.
@@ -507,7 +523,66 @@ impl Heap {
         self.refresh_current(class);
         stats::bump(&self.counters.pages_freed);
         // SAFETY: the page is ours, empty and off every queue.
-        unsafe { arena::free_page_span(page) };
+        unsafe { self.free_span(page) };
+    }
+
+    /// Keeps the span of an emptied page as a spare when there is room
+    /// (not in hardened builds, which keep every freed span to the arena's
+    /// checks), else gives it back to the arena.
+    ///
+    /// # Safety
+    /// `page` must be the first descriptor of a span the arena handed to
+    /// this heap, holding no live block, on no queue.
+    unsafe fn free_span(&self, page: *mut Page) {
+        // SAFETY: caller's contract.
+        let p = unsafe { &*page };
+        let slices = p.span_slices.get() as usize;
+        let held: usize = self
+            .spare
+            .iter()
+            .map(|c| c.get())
+            .filter(|s| !s.is_null())
+            .map(|s| {
+                // SAFETY: spares are descriptors of our spans (the invariant).
+                unsafe { (*s).span_slices.get() as usize }
+            })
+            .sum();
+        let slot = self.spare.iter().find(|c| c.get().is_null());
+        match slot {
+            Some(slot) if !crate::secure::ENABLED && held + slices <= SPARE_SLICES && !self.is_sentinel() => {
+                p.clear();
+                slot.set(page);
+            }
+            // SAFETY: forwarded contract.
+            _ => unsafe { arena::free_page_span(page) },
+        }
+    }
+
+    /// Takes a spare span of `slices` slices, if this heap keeps one.
+    fn take_spare(&self, slices: usize) -> Option<*mut Page> {
+        let slot = self.spare.iter().find(|c| {
+            let s = c.get();
+            // SAFETY: spares are descriptors of our spans (the invariant).
+            !s.is_null() && unsafe { (*s).span_slices.get() } as usize == slices
+        })?;
+        Some(slot.replace(ptr::null_mut()))
+    }
+
+    /// Gives every spare span back to the arena.
+    fn release_spares(&self) {
+        for slot in &self.spare {
+            let page = slot.replace(ptr::null_mut());
+            if !page.is_null() {
+                // SAFETY: a spare: our span, empty, on no queue (the invariant).
+                unsafe { arena::free_page_span(page) };
+            }
+        }
+    }
+
+    /// Whether this is one of the static heaps, which keep no state.
+    fn is_sentinel(&self) -> bool {
+        let me = self as *const Heap as *mut Heap;
+        me == empty_heap() || me == dead_heap()
     }
 
     /// Collects every page's remote and local frees and gives empty pages
@@ -535,6 +610,9 @@ impl Heap {
                 }
                 page = next;
             }
+        }
+        if force {
+            self.release_spares();
         }
     }
 
@@ -569,6 +647,7 @@ impl Heap {
             }
             self.refresh_current(class);
         }
+        self.release_spares();
     }
 }
 
