@@ -154,12 +154,39 @@ unsafe fn finish(page: &Page, block: *mut u8, requested: usize, zero: bool, was_
         if zero {
             if was_zero {
                 block.cast::<usize>().write(0);
+                if (block as usize % WRITE_TOUCH_PAGE) + requested > WRITE_TOUCH_PAGE {
+                    touch_for_write(block, requested);
+                }
             } else {
                 ptr::write_bytes(block, 0, requested);
             }
         }
     }
     block
+}
+
+/// The page size `touch_for_write` steps by (the smallest Linux page).
+const WRITE_TOUCH_PAGE: usize = 4096;
+
+/// Writes a zero into every 4 KiB page that `[block, block+len)` reaches
+/// beyond its first, so that each is faulted in by a write. A zero block
+/// handed out untouched would otherwise be read first by many programs
+/// (calloc, then look): the read maps the shared zero page, and the first
+/// write then replaces it (a second fault, and a TLB flush sent to every
+/// CPU running the process: rptest@8 spent 7% of its samples there;
+/// docs/PERFORMANCE.md E38).
+///
+/// # Safety
+/// `[block, block+len)` must be ours to write and read as zero.
+#[cold]
+unsafe fn touch_for_write(block: *mut u8, len: usize) {
+    let end = block as usize + len;
+    let mut at = (block as usize + 1).next_multiple_of(WRITE_TOUCH_PAGE);
+    while at < end {
+        // SAFETY: inside the block (caller's contract), which reads as zero.
+        unsafe { block.add(at - block as usize).write_volatile(0) };
+        at += WRITE_TOUCH_PAGE;
+    }
 }
 
 /// The allocation slow path for class `class` of `heap`: sets the thread
