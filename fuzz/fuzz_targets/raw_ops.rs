@@ -80,6 +80,16 @@ fn remote() -> &'static (mpsc::SyncSender<usize>, std::sync::Mutex<mpsc::Receive
     })
 }
 
+/// The alignment `malloc(n)` guarantees: 16 bytes, or 8 for requests of
+/// 8 bytes or less (all such a size needs).
+fn malloc_align(n: usize) -> usize {
+    if n > 8 {
+        16
+    } else {
+        8
+    }
+}
+
 struct Model {
     live: BTreeMap<usize, Live>,
     seed: u8,
@@ -134,7 +144,7 @@ fuzz_target!(|ops: Vec<Op>| {
         match op {
             Op::Malloc { size, big } => {
                 let n = size_of(size, big);
-                m.add(raw::malloc(n), n, if n > 8 { 16 } else { 8 }, false);
+                m.add(raw::malloc(n), n, malloc_align(n), false);
             }
             Op::Calloc { count, size } => {
                 let n = count as usize * (size as usize % 512);
@@ -162,10 +172,9 @@ fuzz_target!(|ops: Vec<Op>| {
                             let got = unsafe { *q.add(i) };
                             assert_eq!(got, pattern(addr, l.seed, i), "realloc lost byte {i}");
                         }
-                        // Aligned as `malloc(n)` is: a block of 8 bytes or
-                        // less (malloc(0)'s, resized in place) is only
-                        // 8-aligned, which is all such a size needs.
-                        m.add(q, n, if n > 8 { 16 } else { 8 }, false);
+                        // Aligned as `malloc(n)` is (a block of 8 bytes or
+                        // less, malloc(0)'s resized in place, is 8-aligned).
+                        m.add(q, n, malloc_align(n), false);
                     }
                 }
             }
