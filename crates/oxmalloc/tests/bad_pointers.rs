@@ -9,6 +9,8 @@
 
 use oxmalloc::raw;
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
 
@@ -78,6 +80,21 @@ fn foreign_pointers_are_reported_ignored_and_never_written() {
     heap_still_works();
 }
 
+const CASE_VAR: &str = "OX_BAD_POINTERS_CASE";
+
+/// The child side: does nothing unless the case variable is set.
+#[test]
+fn child() {
+    let Ok(case) = std::env::var(CASE_VAR) else {
+        return;
+    };
+    match case.as_str() {
+        "large" => bad_pointers_into_a_large_block(),
+        other => panic!("unknown case {other}"),
+    }
+    println!("case {case}: ok");
+}
+
 /// Run in a child process with one test thread: between the free and the
 /// double free below, any other thread of the process (the test harness's
 /// own, printing a result) could take the freed span, and the "double free"
@@ -85,22 +102,10 @@ fn foreign_pointers_are_reported_ignored_and_never_written() {
 /// them SIGSEGV, in this test's own process).
 #[test]
 fn bad_pointers_into_large_blocks_are_reported_and_ignored() {
-    const NAME: &str = "bad_pointers_into_large_blocks_are_reported_and_ignored";
-    if std::env::var_os("BAD_POINTERS_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
-            .env("BAD_POINTERS_CHILD", "1")
-            .output()
-            .expect("run the child");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "child failed ({}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
-    }
+    common::run_child_case(CASE_VAR, "large", &[]);
+}
+
+fn bad_pointers_into_a_large_block() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let size = 256 * 1024;
     let p = raw::malloc(size);
