@@ -383,11 +383,9 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
                 .map(|i| &real_allocs[i])
             {
                 pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
-                warmer.before(prog.name);
-                let s = real::run_program(prog, ra, &real_settings, rep, &mut checksums);
-                if s.ok {
-                    warmer.after(prog.name, s.max_rss_kib);
-                }
+                let s = warmer.run(prog.name, || {
+                    real::run_program(prog, ra, &real_settings, rep, &mut checksums)
+                });
                 pb.inc(1);
                 note_failure(&pb, &s);
                 samples.push(s);

@@ -276,11 +276,7 @@ pub fn run_rep(
     for (j, job) in jobs.iter().enumerate() {
         let key = format!("{}@{}", job.workload.name, job.threads);
         for i in run_order(allocs.len(), rep, j) {
-            warmer.before(&key);
-            let sample = run_one(&allocs[i], job, s, rep);
-            if sample.ok {
-                warmer.after(&key, sample.max_rss_kib);
-            }
+            let sample = warmer.run(&key, || run_one(&allocs[i], job, s, rep));
             progress(&sample);
             samples.push(sample);
         }

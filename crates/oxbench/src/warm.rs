@@ -19,6 +19,7 @@
 //! after each warm-up the runner resets its own peak (`/proc/self/clear_refs`,
 //! `5`); where it cannot, it stops warming rather than inflate the figures.
 
+use crate::sample::Sample;
 use std::collections::HashMap;
 
 /// Bytes warmed before a job's first run, and at least before any run.
@@ -55,8 +56,19 @@ impl Warmer {
         (peak + peak / 4).clamp(MIN_WARM, MAX_WARM)
     }
 
+    /// Warms memory for `job`, makes the run, and remembers its peak when
+    /// it succeeded.
+    pub fn run(&mut self, job: &str, run: impl FnOnce() -> Sample) -> Sample {
+        self.before(job);
+        let sample = run();
+        if sample.ok {
+            self.after(job, sample.max_rss_kib);
+        }
+        sample
+    }
+
     /// Call right before a run of `job`.
-    pub fn before(&mut self, job: &str) {
+    fn before(&mut self, job: &str) {
         if self.enabled && !touch_and_release(self.size_for(job)) {
             eprintln!(
                 "oxbench: cannot reset the runner's peak RSS (/proc/self/clear_refs): runs without warm-up from now on"
@@ -66,7 +78,7 @@ impl Warmer {
     }
 
     /// Call after a run of `job` that peaked at `peak_kib`.
-    pub fn after(&mut self, job: &str, peak_kib: u64) {
+    fn after(&mut self, job: &str, peak_kib: u64) {
         let e = self.peak_kib.entry(job.to_string()).or_insert(0);
         *e = (*e).max(peak_kib);
     }
