@@ -425,6 +425,12 @@ impl Heap {
     }
 
     /// Moves a page from the full queue back to its bin (it got a free block).
+    /// A page of big blocks (indexed classes) goes right after the current
+    /// page, so the next page used is the one whose block was freed last:
+    /// the caller has just touched that block, so its memory is still in the
+    /// TLB and caches (rptest, E40). Small classes keep first-in first-out:
+    /// a page parked again after one reuse would cost a park and an unpark
+    /// per block (xmalloc@2 lost 14% that way).
     ///
     /// # Safety
     /// `page` must be on this heap's full queue for its class.
@@ -437,7 +443,11 @@ impl Heap {
         // SAFETY: moving between our own queues.
         unsafe {
             self.full[class].remove(page);
-            self.bins[class].push_back(page);
+            if is_indexed_class(class) {
+                self.bins[class].push_second(page);
+            } else {
+                self.bins[class].push_back(page);
+            }
         }
         p.in_full.set(false);
         self.restore_owner(p);
