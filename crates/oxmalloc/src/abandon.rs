@@ -4,8 +4,9 @@
 //! to the arena; pages that still hold live blocks are *abandoned*: they
 //! lose their owner and go on a per-class list here. Other threads' frees
 //! into them keep working (they push onto `thread_free`, as any remote free).
-//! A thread that needs a page of that class *reclaims* one before taking a
-//! fresh page, and sweeps (on slow paths, and in the background purger)
+//! A thread that needs a page of that class *reclaims* one (into its default
+//! heap: a first-class heap may be destroyed with its pages, and these hold
+//! other threads' blocks) before taking a fresh page, and sweeps (on slow paths, and in the background purger)
 //! give back abandoned pages that remote frees have emptied.
 //!
 //! Freeing never reclaims: a thread that only frees never acquires pages,

@@ -358,7 +358,14 @@ impl Heap {
             }
             // No page with room: adopt an abandoned one (it has room), or
             // take a fresh one; the next round of the loop then uses it.
-            let page = match abandon::reclaim(class, self) {
+            // First-class heaps never adopt: `destroy` frees all their pages,
+            // and an abandoned page's live blocks are not the heap's to free.
+            let reclaimed = if self.first_class.get() {
+                None
+            } else {
+                abandon::reclaim(class, self)
+            };
+            let page = match reclaimed {
                 Some(page) => page,
                 None => self.new_page(class),
             };
