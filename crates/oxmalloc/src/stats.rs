@@ -269,13 +269,13 @@ pub fn report_all(heap: &Heap) {
     heap.take_current_counts();
     let counters = &heap.counters;
     let (mut bytes, mut blocks) = (0, 0);
-    for class in 0..CLASS_COUNT {
+    for (class, &size) in CLASS_SIZE.iter().enumerate() {
         let live = counters.live_of(class);
         let delta = live - counters.reported[class].get();
         if delta != 0 {
             counters.reported[class].set(live);
             move_class_live(class, delta);
-            bytes += delta * CLASS_SIZE[class] as i64;
+            bytes += delta * size as i64;
             blocks += delta;
         }
     }
