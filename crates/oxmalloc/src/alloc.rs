@@ -108,7 +108,12 @@ pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -
 #[inline]
 unsafe fn big_owner<'a>(heap: *mut Heap) -> Option<&'a Heap> {
     // SAFETY: caller's contract.
-    unsafe { (*heap).first_class.get().then(|| &*heap) }
+    unsafe {
+        (*heap)
+            .first_class
+            .load(crate::sync::atomic::Ordering::Relaxed)
+            .then(|| &*heap)
+    }
 }
 
 /// Allocates from class `class` of `heap` for `requested` bytes, zeroed if asked.
@@ -214,6 +219,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
     }
     // SAFETY: owner-only operations on our own heap.
     let block = unsafe {
+        heap.held.send();
         heap.process_notifications();
         let (page, block) = heap.take_block(class);
         if page.is_null() {

@@ -16,7 +16,7 @@ use crate::heap::{dead_heap, empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
-use crate::{profile, purge, secure, stats, thread, tls};
+use crate::{held_frees, profile, purge, secure, stats, thread, tls};
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
 ///
@@ -304,6 +304,14 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
         } else {
             // SAFETY: the calling thread's own default heap.
             stats::remote_free(unsafe { &*heap }, class);
+            if !secure::ENABLED && held_frees::may_hold(p) {
+                profile::on_free(p, ptr);
+                // SAFETY: our default heap's chain; a live block of a class
+                // page owned by another thread (or none), not by a
+                // first-class heap; the caller frees it.
+                unsafe { (*heap).held.hold(page, ptr.cast()) };
+                return;
+            }
         }
         profile::on_free(p, ptr);
         // SAFETY: a valid block of a class page owned by another thread, or by none.
@@ -335,15 +343,20 @@ unsafe fn free_remote(page: &Page, block: *mut Block) {
         // SAFETY: the block is ours to write until the push publishes it.
         unsafe { page.set_next(block, next.cast()) }
     };
-    let notify = page.thread_free.push(block.cast(), link);
-    if notify {
-        let heap = page.heap.load(Ordering::Acquire);
-        if !heap.is_null() {
-            let class = page.class();
-            // SAFETY: heaps are never unmapped (they are recycled through the
-            // pool), so even a stale pointer is valid; a stale bit only costs
-            // its owner one scan.
-            unsafe { (*heap).notify[class / 64].fetch_or(1 << (class % 64), Ordering::Release) };
-        }
+    if page.thread_free.push(block.cast(), link) {
+        notify_owner(page);
+    }
+}
+
+/// A remote free consumed the notification request of `page` (parked as
+/// full): sets the page's class bit in its owner heap's `notify`.
+pub fn notify_owner(page: &Page) {
+    let heap = page.heap.load(Ordering::Acquire);
+    if !heap.is_null() {
+        let class = page.class();
+        // SAFETY: heaps are never unmapped (they are recycled through the
+        // pool), so even a stale pointer is valid; a stale bit only costs
+        // its owner one scan.
+        unsafe { (*heap).notify[class / 64].fetch_or(1 << (class % 64), Ordering::Release) };
     }
 }

@@ -20,13 +20,14 @@
 
 use crate::arena;
 use crate::chunk::{self, slice_address};
+use crate::held_frees::HeldFrees;
 use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{
     class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
 };
 use crate::stats::HeapCounters;
-use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
 use crate::{abandon, huge, profile, stats};
 use core::cell::Cell;
@@ -68,7 +69,9 @@ pub struct Heap {
     /// The owner key of this heap's pages: the owning thread's `tls::owner_key`.
     pub owner_key: Cell<usize>,
     /// Whether this is a first-class heap (not a thread's default heap).
-    pub first_class: Cell<bool>,
+    /// Atomic because other threads' remote frees read it through a page's
+    /// possibly stale heap pointer (`held_frees::may_hold`).
+    pub first_class: AtomicBool,
     /// Default heap: the first of its thread's first-class heaps. First-class
     /// heap: the default heap of its thread.
     pub family: Cell<*mut Heap>,
@@ -101,6 +104,8 @@ pub struct Heap {
     /// but with its `span_slices` and forwards intact, on no queue; together
     /// they hold at most [`SPARE_SLICES`] slices.
     pub spare: [Cell<*mut Page>; SPARE_SPANS],
+    /// Remote frees by this (default) heap's thread not yet published.
+    pub held: HeldFrees,
 }
 
 /// Emptied page spans a heap keeps (see `Heap::spare`), and their slices
@@ -156,7 +161,7 @@ impl Heap {
             full: [const { PageQueue::new() }; CLASS_COUNT],
             notify: [const { AtomicU64::new(0) }; 2],
             owner_key: Cell::new(0),
-            first_class: Cell::new(false),
+            first_class: AtomicBool::new(false),
             family: Cell::new(ptr::null_mut()),
             sibling_next: Cell::new(ptr::null_mut()),
             sibling_prev: Cell::new(ptr::null_mut()),
@@ -170,6 +175,7 @@ impl Heap {
             prof_seed: Cell::new(0),
             prof_busy: Cell::new(false),
             spare: [const { Cell::new(ptr::null_mut()) }; SPARE_SPANS],
+            held: HeldFrees::new(),
         }
     }
 
@@ -184,7 +190,7 @@ impl Heap {
     pub fn init_default(&self) {
         self.owner_key.set(crate::tls::owner_key());
         self.prof_seed.set(self as *const Heap as u64 | 1);
-        self.first_class.set(false);
+        self.first_class.store(false, Ordering::Relaxed);
         self.family.set(ptr::null_mut());
     }
 
@@ -195,7 +201,7 @@ impl Heap {
     /// Only the thread owning `default` may call this.
     pub unsafe fn init_first_class(&self, default: &Heap) {
         self.owner_key.set(default.key());
-        self.first_class.set(true);
+        self.first_class.store(true, Ordering::Relaxed);
         self.family.set(default as *const Heap as *mut Heap);
         let head = default.family.get();
         self.sibling_prev.set(ptr::null_mut());
@@ -360,7 +366,7 @@ impl Heap {
             // take a fresh one; the next round of the loop then uses it.
             // First-class heaps never adopt: `destroy` frees all their pages,
             // and an abandoned page's live blocks are not the heap's to free.
-            let reclaimed = if self.first_class.get() {
+            let reclaimed = if self.first_class.load(Ordering::Relaxed) {
                 None
             } else {
                 abandon::reclaim(class, self)
@@ -609,7 +615,10 @@ impl Heap {
     /// Only the owning thread may call this.
     pub unsafe fn collect(&self, force: bool) {
         // SAFETY: owner-only work on our own pages.
-        unsafe { self.process_notifications() };
+        unsafe {
+            self.held.send();
+            self.process_notifications();
+        }
         for class in 0..CLASS_COUNT {
             let mut page = self.bins[class].first.get();
             while !page.is_null() {
@@ -701,7 +710,7 @@ impl Heap {
     /// # Safety
     /// `page` must be the descriptor of a live large or huge block on no list.
     pub unsafe fn track_large(&self, page: *mut Page) {
-        if !self.first_class.get() {
+        if !self.first_class.load(Ordering::Relaxed) {
             return;
         }
         // SAFETY: caller's contract.
@@ -989,11 +998,12 @@ pub unsafe fn heap_release(heap: *mut Heap) {
     // SAFETY: the heap is ours; resetting it keeps the notify words valid
     // for any racing remote free, which then just sets a stale bit.
     unsafe {
+        (*heap).held.send();
         (*heap).notify[0].store(0, Ordering::Relaxed);
         (*heap).notify[1].store(0, Ordering::Relaxed);
         (*heap).slow_calls.set(0);
         (*heap).owner_key.set(0);
-        (*heap).first_class.set(false);
+        (*heap).first_class.store(false, Ordering::Relaxed);
         stats::report_all(&*heap);
         stats::retire_counters(&(*heap).counters);
         (*heap).pool_next.set(pool.free);

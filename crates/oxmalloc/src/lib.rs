@@ -34,6 +34,7 @@ mod fork;
 mod free;
 mod heap;
 mod heap_handle;
+mod held_frees;
 mod huge;
 mod init;
 pub mod options;

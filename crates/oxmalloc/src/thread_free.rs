@@ -74,6 +74,28 @@ impl ThreadFree {
         }
     }
 
+    /// Pushes a chain of `count` blocks from `head` to `tail` (linked
+    /// through their first words by the caller): `link_tail(next)` must
+    /// store `next` in the tail before it is published. Returns `true` when
+    /// the push consumed a notification request, as [`push`](Self::push).
+    #[inline]
+    pub fn push_chain(&self, head: *mut u8, count: usize, mut link_tail: impl FnMut(*mut u8)) -> bool {
+        debug_assert!(head as usize & (NOTIFY | !ADDRESS_BITS) == 0 && count > 0);
+        let mut old = self.word.load(Ordering::Relaxed);
+        loop {
+            link_tail(old.map_addr(|a| a & ADDRESS_BITS & !NOTIFY));
+            let total = (old as usize >> COUNT_SHIFT) + count;
+            let new = head.map_addr(|a| a | total << COUNT_SHIFT);
+            match self
+                .word
+                .compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return old as usize & NOTIFY != 0,
+                Err(current) => old = current,
+            }
+        }
+    }
+
     /// Whether blocks wait on the list (a hint: more may arrive at any time).
     #[inline]
     pub fn has_blocks(&self) -> bool {

@@ -2,8 +2,8 @@
 //! `thread_free` list, on the engine's own `thread_free.rs` compiled against
 //! loom's atomics:
 //!
-//! * remote frees pushing while the owner takes the whole list: no block is
-//!   lost or seen twice;
+//! * remote frees pushing (one block, or a chain of held frees) while the
+//!   owner takes the whole list: no block is lost or seen twice;
 //! * the full-page handshake: when the owner parks a page (asks to be
 //!   notified) while a remote free races, either the park fails (the owner
 //!   sees the block) or exactly one pusher reports the notification;
@@ -97,6 +97,37 @@ fn pushes_racing_with_take_all_lose_nothing() {
         seen.sort();
         assert_eq!(seen, vec![Blocks::addr(0), Blocks::addr(1)]);
         assert!(!list.has_blocks());
+    });
+}
+
+#[test]
+fn a_chain_push_racing_with_a_push_and_take_all_loses_nothing() {
+    // A thread publishes its held frees (blocks 0 -> 1, `held_frees.rs`)
+    // while another pushes block 2 and the owner takes the list.
+    loom::model(|| {
+        let list = Arc::new(ThreadFree::from_word(AtomicPtr::new(std::ptr::null_mut())));
+        let blocks = Blocks::new(3);
+        let chain = {
+            let (list, blocks) = (list.clone(), blocks.clone());
+            thread::spawn(move || {
+                let (head, tail) = (Blocks::addr(0), Blocks::addr(1));
+                blocks.link(head, tail);
+                list.push_chain(Blocks::ptr(head), 2, |next| blocks.link(tail, next as usize));
+            })
+        };
+        let single = {
+            let (list, blocks) = (list.clone(), blocks.clone());
+            thread::spawn(move || {
+                let b = Blocks::addr(2);
+                list.push(Blocks::ptr(b), |next| blocks.link(b, next as usize));
+            })
+        };
+        let mut seen = blocks.walk(list.take_all());
+        chain.join().unwrap();
+        single.join().unwrap();
+        seen.extend(blocks.walk(list.take_all()));
+        seen.sort();
+        assert_eq!(seen, (0..3).map(Blocks::addr).collect::<Vec<_>>());
     });
 }
 

@@ -1,0 +1,131 @@
+//! Remote frees held back: a thread that frees blocks of another thread's
+//! page keeps them on a short chain of its own while they all belong to
+//! the same page, and publishes the whole chain with one compare-and-swap
+//! on the page's `thread_free` (`ThreadFree::push_chain`).
+//!
+//! A consumer of a producer/consumer pair frees runs of blocks of the same
+//! page; one CAS per block made the page's `thread_free` line travel
+//! between the cores at every free (xmalloc@2 spent 15% more time than
+//! with chains; docs/PERFORMANCE.md E41).
+//!
+//! Held blocks stay counted in their page's `used` (they are not on any
+//! list the owner can see), so the page cannot be retired, freed or handed
+//! to another heap's `destroy` meanwhile... except that a first-class heap's
+//! `destroy` frees its pages whatever they hold: blocks of first-class
+//! heaps are never held (the caller checks), and a page of a default heap
+//! never moves to a first-class heap (they do not reclaim abandoned pages).
+//!
+//! The chain goes out when a free hits another page, when it holds
+//! [`HOLD_BYTES`] (or [`HOLD_BLOCKS`]), on the thread's allocation slow
+//! path, on `collect`, and when the thread's heap is released at exit. So
+//! a thread that frees and then sleeps holds at most one chain, of at most
+//! `HOLD_BYTES`, that its page's owner cannot reuse until then.
+
+use crate::page::{Block, Page};
+use crate::sync::atomic::Ordering;
+use core::cell::Cell;
+use core::ptr;
+
+/// The most bytes a chain holds before it goes out.
+const HOLD_BYTES: usize = 16 * 1024;
+/// The most blocks a chain holds before it goes out.
+const HOLD_BLOCKS: usize = 64;
+
+/// One thread's held remote frees. Invariant: `page` is null and `count`
+/// 0, or `count` (1..=`limit`) live blocks of `page`, not the calling
+/// thread's, are linked from `head` to `tail` through their links (the
+/// tail's link unset), and no other list holds them.
+pub struct HeldFrees {
+    page: Cell<*mut Page>,
+    head: Cell<*mut Block>,
+    tail: Cell<*mut Block>,
+    count: Cell<usize>,
+    limit: Cell<usize>,
+}
+
+impl HeldFrees {
+    /// Holds nothing.
+    pub const fn new() -> Self {
+        HeldFrees {
+            page: Cell::new(ptr::null_mut()),
+            head: Cell::new(ptr::null_mut()),
+            tail: Cell::new(ptr::null_mut()),
+            count: Cell::new(0),
+            limit: Cell::new(0),
+        }
+    }
+
+    /// Adds `block` of `page` to the chain (first sending out a chain of
+    /// another page), and sends the chain out when it is full.
+    ///
+    /// # Safety
+    /// Only the thread owning these held frees may call this. `block` must
+    /// be a live block of the class page `page` that the calling thread
+    /// does not own and that no first-class heap owns, and the caller gives
+    /// it up (a free).
+    #[inline]
+    pub unsafe fn hold(&self, page: *mut Page, block: *mut Block) {
+        if self.page.get() == page {
+            // SAFETY: the caller gives the block up; the chain is ours.
+            unsafe { (*page).set_next(block, self.head.get()) };
+        } else {
+            // SAFETY: forwarded contract (our chain).
+            unsafe { self.send() };
+            self.page.set(page);
+            self.tail.set(block);
+            // SAFETY: a class page (caller), alive while it has live blocks.
+            let size = unsafe { (*page).block_size.get() };
+            self.limit.set((HOLD_BYTES / size).clamp(1, HOLD_BLOCKS));
+        }
+        self.head.set(block);
+        let count = self.count.get() + 1;
+        self.count.set(count);
+        if count >= self.limit.get() {
+            // SAFETY: as above.
+            unsafe { self.send() };
+        }
+    }
+
+    /// Publishes the chain on its page's `thread_free` (nothing when empty),
+    /// telling the page's owner if it waits for a free.
+    ///
+    /// # Safety
+    /// Only the thread owning these held frees may call this.
+    pub unsafe fn send(&self) {
+        let page = self.page.replace(ptr::null_mut());
+        if page.is_null() {
+            return;
+        }
+        let count = self.count.replace(0);
+        let tail = self.tail.get();
+        // SAFETY: the held blocks keep their page alive (see the module notes).
+        let p = unsafe { &*page };
+        let link_tail = |next: *mut u8| {
+            // SAFETY: the tail is a held block, ours until the push publishes it.
+            unsafe { p.set_next(tail, next.cast()) }
+        };
+        if p.thread_free.push_chain(self.head.get().cast(), count, link_tail) {
+            crate::free::notify_owner(p);
+        }
+    }
+}
+
+impl Default for HeldFrees {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a remote free of a block of `page` may be held: its owner is
+/// not a first-class heap (which `destroy` may free with everything in it).
+///
+/// The heap pointer may be stale by the time it is read (the page
+/// abandoned, its old heap reused): either answer is then safe, because a
+/// page that a default heap owned, or none, never joins a first-class heap.
+#[inline]
+pub fn may_hold(page: &Page) -> bool {
+    let heap = page.heap.load(Ordering::Relaxed);
+    // SAFETY: heaps are never unmapped (they go back to the pool), so even a
+    // stale pointer can be read; `first_class` is atomic for that reason.
+    heap.is_null() || !unsafe { (*heap).first_class.load(Ordering::Relaxed) }
+}

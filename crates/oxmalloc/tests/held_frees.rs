@@ -1,0 +1,182 @@
+//! Remote frees held back in chains (`held_frees.rs`): a thread's last
+//! chain goes out when the thread exits, and blocks of first-class heaps
+//! are never held (a heap's `destroy` would free their page under the
+//! chain).
+//!
+//! Each case runs in a child process (`common::run_child_case`), so that
+//! the span gauge and page reuse depend only on what the case does. The
+//! default build only: the hardened build holds nothing.
+
+#![cfg(not(feature = "secure"))]
+
+use oxmalloc::{Heap, OxMalloc};
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+mod common;
+
+#[global_allocator]
+static GLOBAL: OxMalloc = OxMalloc;
+
+const CASE_VAR: &str = "OX_HELD_FREES_CASE";
+/// A slice: the span of a page of small blocks.
+const SLICE: usize = 64 << 10;
+/// The class the cases use: 1,024 blocks to a one-slice page.
+const SIZE: usize = 64;
+
+/// The child side: does nothing unless the case variable is set.
+#[test]
+fn child() {
+    let Ok(case) = std::env::var(CASE_VAR) else {
+        return;
+    };
+    match case.as_str() {
+        "exit" => thread::spawn(last_chain_goes_out_at_thread_exit).join().unwrap(),
+        "destroy" => frees_into_a_first_class_heap_are_not_held(),
+        other => panic!("unknown case {other}"),
+    }
+    println!("case {case}: ok");
+}
+
+#[test]
+fn a_thread_that_exits_publishes_its_held_frees() {
+    common::run_child_case(CASE_VAR, "exit", &[]);
+}
+
+#[test]
+fn a_destroyed_heap_has_no_held_frees_to_receive() {
+    common::run_child_case(CASE_VAR, "destroy", &[]);
+}
+
+fn layout() -> Layout {
+    Layout::from_size_align(SIZE, 8).unwrap()
+}
+
+fn spans() -> u64 {
+    oxmalloc::stats().spans.current
+}
+
+/// Runs on a new thread, whose heap holds nothing else.
+fn last_chain_goes_out_at_thread_exit() {
+    // One page's worth, freed by another thread, which then exits.
+    let blocks: Vec<usize> = (0..SLICE / SIZE)
+        // SAFETY: a valid layout; every block is freed once, by the freer.
+        .map(|_| unsafe { GLOBAL.alloc(layout()) } as usize)
+        .collect();
+    assert!(blocks.iter().all(|&b| b != 0));
+    let page = blocks[0] & !(SLICE - 1);
+    assert!(
+        blocks.iter().all(|&b| b & !(SLICE - 1) == page),
+        "the blocks do not fill one page"
+    );
+    // One block freed here: the other thread's 1,023 frees then end with
+    // a partial chain, which only its exit sends.
+    // SAFETY: a live block of `layout()`, freed once.
+    unsafe { GLOBAL.dealloc(blocks[0] as *mut u8, layout()) };
+    let before = spans();
+    free_on_bare_thread(&blocks[1..]);
+    // Every block came back, so the forced collect empties and gives back
+    // the page (a held chain would keep it in use).
+    oxmalloc::collect(true);
+    assert!(
+        spans() + SLICE as u64 <= before,
+        "the page did not empty: {before} -> {} bytes in spans",
+        spans()
+    );
+}
+
+/// Frees `blocks` (live blocks of `layout()`, handed over) on a bare POSIX
+/// thread: a Rust thread frees its closure and result at exit, other
+/// threads' blocks whose frees would send the chain before the exit does.
+fn free_on_bare_thread(blocks: &[usize]) {
+    struct Job {
+        blocks: *const usize,
+        count: usize,
+    }
+    extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the job, alive until the join.
+        let job = unsafe { &*(arg as *const Job) };
+        for i in 0..job.count {
+            // SAFETY: the job's blocks are live blocks of `layout()`, handed over.
+            unsafe { GLOBAL.dealloc(*job.blocks.add(i) as *mut u8, layout()) };
+        }
+        std::ptr::null_mut()
+    }
+    let job = Job {
+        blocks: blocks.as_ptr(),
+        count: blocks.len(),
+    };
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: `run` only reads `job`, which lives until the join below.
+    let rc = unsafe {
+        libc::pthread_create(
+            &mut thread,
+            std::ptr::null(),
+            run,
+            &job as *const Job as *mut libc::c_void,
+        )
+    };
+    assert_eq!(rc, 0, "pthread_create");
+    // SAFETY: a thread we created and have not joined.
+    let rc = unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "pthread_join");
+}
+
+fn frees_into_a_first_class_heap_are_not_held() {
+    let heap = Heap::new().expect("a heap");
+    let doomed: Vec<usize> = (0..3).map(|_| heap.alloc(layout()) as usize).collect();
+    assert!(doomed.iter().all(|&b| b != 0));
+    // A block of this thread's default heap, freed by the other thread last.
+    // SAFETY: a valid layout.
+    let ours = unsafe { GLOBAL.alloc(layout()) } as usize;
+    // Barriers, not channels: the freer must not allocate between its
+    // frees and the last one (its allocation slow path sends its chain).
+    let (freed, resume) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (freed_2, resume_2) = (freed.clone(), resume.clone());
+    let freer = thread::spawn(move || {
+        for &b in &doomed {
+            // SAFETY: live blocks of the heap, each freed once (before destroy).
+            unsafe { GLOBAL.dealloc(b as *mut u8, layout()) };
+        }
+        freed_2.wait();
+        resume_2.wait();
+        // A free into another page: a chain held for the heap's page would
+        // now go out, into a page that no longer exists.
+        // SAFETY: a live block of `layout()`, freed once.
+        unsafe { GLOBAL.dealloc(ours as *mut u8, layout()) };
+    });
+    freed.wait();
+    heap.destroy();
+    // The heap's span is free again: fill new pages of the class, likely on
+    // it, with a pattern the other thread must not touch.
+    // SAFETY: a valid layout; every block is freed below.
+    let filled: Vec<*mut u8> = (0..4 * SLICE / SIZE)
+        .map(|_| unsafe { GLOBAL.alloc(layout()) })
+        .collect();
+    for &b in &filled {
+        // SAFETY: a live block of SIZE bytes.
+        unsafe { b.write_bytes(0xC3, SIZE) };
+    }
+    resume.wait();
+    freer.join().unwrap();
+    for &b in &filled {
+        // SAFETY: as above.
+        let bytes = unsafe { std::slice::from_raw_parts(b, SIZE) };
+        assert!(
+            bytes.iter().all(|&x| x == 0xC3),
+            "block {b:?} was written by a late free"
+        );
+    }
+    // Nothing the other thread freed is handed out twice.
+    // SAFETY: a valid layout; the blocks are freed below.
+    let more: Vec<*mut u8> = (0..SLICE / SIZE).map(|_| unsafe { GLOBAL.alloc(layout()) }).collect();
+    let mut all: Vec<*mut u8> = filled.iter().chain(&more).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), filled.len() + more.len(), "a block was handed out twice");
+    for b in filled.into_iter().chain(more) {
+        // SAFETY: live blocks of `layout()`, each freed once.
+        unsafe { GLOBAL.dealloc(b, layout()) };
+    }
+}
