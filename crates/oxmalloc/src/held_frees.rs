@@ -8,12 +8,12 @@
 //! between the cores at every free (xmalloc@2 spent 15% more time than
 //! with chains; docs/PERFORMANCE.md E41).
 //!
-//! Held blocks stay counted in their page's `used` (they are not on any
-//! list the owner can see), so the page cannot be retired, freed or handed
-//! to another heap's `destroy` meanwhile... except that a first-class heap's
-//! `destroy` frees its pages whatever they hold: blocks of first-class
-//! heaps are never held (the caller checks), and a page of a default heap
-//! never moves to a first-class heap (they do not reclaim abandoned pages).
+//! Held blocks stay counted in their page's `used` (they are on no list
+//! the owner can see), so the page is neither retired nor freed meanwhile.
+//! The one exception is a first-class heap's `destroy`, which frees its
+//! pages whatever they hold: blocks of first-class heaps are never held
+//! (`may_hold`), and a page of a default heap never comes under a first-class
+//! heap (those do not reclaim abandoned pages).
 //!
 //! The chain goes out when a free hits another page, when it holds
 //! [`HOLD_BYTES`] (or [`HOLD_BLOCKS`]), on the thread's allocation slow
