@@ -272,10 +272,13 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
                 profile::on_free(p, ptr);
                 if p.in_full.get() {
                     // One of our full pages: it has room again.
-                    page_heap.unpark_full(page);
+                    page_heap.unpark_full(page, true);
                 } else if !indexed {
                     // (An indexed page's owner word stays slow.)
                     page_heap.restore_owner(p);
+                } else {
+                    // Reuse first what was freed last (E40).
+                    page_heap.make_current(page);
                 }
             }
             let emptied = if indexed {

@@ -71,33 +71,6 @@ impl PageQueue {
         }
     }
 
-    /// Adds `page` right after the first page, so that it is used next
-    /// without displacing the current one (at the front when the queue is
-    /// empty).
-    ///
-    /// # Safety
-    /// `page` must be valid and on no queue.
-    pub unsafe fn push_second(&self, page: *mut Page) {
-        let first = self.first.get();
-        if first.is_null() {
-            // SAFETY: forwarded contract.
-            unsafe { self.push_front(page) };
-            return;
-        }
-        // SAFETY: `first` and its successor are members; `page` is valid.
-        unsafe {
-            let next = (*first).next.get();
-            (*page).prev.set(first);
-            (*page).next.set(next);
-            (*first).next.set(page);
-            if next.is_null() {
-                self.last.set(page);
-            } else {
-                (*next).prev.set(page);
-            }
-        }
-    }
-
     /// Unlinks `page`.
     ///
     /// # Safety
@@ -184,9 +157,6 @@ mod tests {
             q.push_back(pages[1]);
             q.push_front(pages[2]);
             assert_eq!(collect(&q), [pages[2], pages[0], pages[1]]);
-            q.push_second(pages[3]);
-            assert_eq!(collect(&q), [pages[2], pages[3], pages[0], pages[1]]);
-            q.remove(pages[3]);
             q.move_to_front(pages[1]);
             assert_eq!(collect(&q), [pages[1], pages[2], pages[0]]);
             q.remove(pages[2]);
@@ -195,13 +165,6 @@ mod tests {
             assert_eq!(q.pop_front(), pages[1]);
             assert_eq!(q.pop_front(), pages[0]);
             assert!(q.is_empty() && q.last.get().is_null());
-            // Into an empty queue, then behind a lone first page.
-            q.push_second(pages[0]);
-            q.push_second(pages[1]);
-            assert_eq!(collect(&q), [pages[0], pages[1]]);
-            assert_eq!(q.last.get(), pages[1]);
-            q.pop_front();
-            q.pop_front();
             for p in pages {
                 drop(Box::from_raw(p));
             }
