@@ -85,14 +85,7 @@ const CASE_VAR: &str = "OX_BAD_POINTERS_CASE";
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "large" => bad_pointers_into_a_large_block(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(CASE_VAR, &[("large", bad_pointers_into_a_large_block)]);
 }
 
 /// Run in a child process with one test thread: between the free and the

@@ -21,14 +21,7 @@ const CASE_VAR: &str = "OX_DESTROY_RECLAIMED_CASE";
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "kept" => block_of_exited_thread_survives_destroy(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(CASE_VAR, &[("kept", block_of_exited_thread_survives_destroy)]);
 }
 
 #[test]

@@ -28,15 +28,15 @@ const SIZE: usize = 64;
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "exit" => thread::spawn(last_chain_goes_out_at_thread_exit).join().unwrap(),
-        "destroy" => frees_into_a_first_class_heap_are_not_held(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(
+        CASE_VAR,
+        &[
+            ("exit", || {
+                thread::spawn(last_chain_goes_out_at_thread_exit).join().unwrap()
+            }),
+            ("destroy", frees_into_a_first_class_heap_are_not_held),
+        ],
+    );
 }
 
 #[test]

@@ -79,19 +79,17 @@ fn without_huge_pages_nothing_is_joined() {
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "join" => joins_and_resizes(true),
-        "no-join" => joins_and_resizes(false),
-        "absorb" => grows_over_the_cached_tail(),
-        "threads" => threads_at_once(),
-        "backoff" => fresh_memory_after_a_purge_backs_off(),
-        "aligned-extent" => over_aligned_free_spares_its_neighbour(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(
+        CASE_VAR,
+        &[
+            ("join", || joins_and_resizes(true)),
+            ("no-join", || joins_and_resizes(false)),
+            ("absorb", grows_over_the_cached_tail),
+            ("threads", threads_at_once),
+            ("backoff", fresh_memory_after_a_purge_backs_off),
+            ("aligned-extent", over_aligned_free_spares_its_neighbour),
+        ],
+    );
 }
 
 fn layout(size: usize) -> Layout {

@@ -27,15 +27,17 @@ const SLICE: usize = 64 << 10;
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "big" => std::thread::spawn(last_unparked_page_is_used_first).join().unwrap(),
-        "displaced" => std::thread::spawn(an_empty_page_displaced_goes_back).join().unwrap(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(
+        CASE_VAR,
+        &[
+            ("big", || {
+                std::thread::spawn(last_unparked_page_is_used_first).join().unwrap()
+            }),
+            ("displaced", || {
+                std::thread::spawn(an_empty_page_displaced_goes_back).join().unwrap()
+            }),
+        ],
+    );
 }
 
 #[test]

@@ -39,16 +39,14 @@ fn run_case(case: &str) {
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "large" => large_shrinks_and_grows_in_place(),
-        "huge" => huge_shrinks_and_grows_in_place(),
-        "huge-blocked" => huge_growth_blocked_by_a_mapping_moves(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(
+        CASE_VAR,
+        &[
+            ("large", large_shrinks_and_grows_in_place),
+            ("huge", huge_shrinks_and_grows_in_place),
+            ("huge-blocked", huge_growth_blocked_by_a_mapping_moves),
+        ],
+    );
 }
 
 fn layout(size: usize) -> Layout {

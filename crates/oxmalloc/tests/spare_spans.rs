@@ -24,14 +24,7 @@ const SLICE: usize = 64 << 10;
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "reuse" => emptied_pages_are_kept_and_reused_then_collected(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(CASE_VAR, &[("reuse", emptied_pages_are_kept_and_reused_then_collected)]);
 }
 
 #[test]

@@ -23,14 +23,7 @@ const PAGE: usize = 4096;
 /// The child side: does nothing unless the case variable is set.
 #[test]
 fn child() {
-    let Ok(case) = std::env::var(CASE_VAR) else {
-        return;
-    };
-    match case.as_str() {
-        "fresh" => zeroed_fresh_blocks_are_write_faulted(),
-        other => panic!("unknown case {other}"),
-    }
-    println!("case {case}: ok");
+    common::serve_child_case(CASE_VAR, &[("fresh", zeroed_fresh_blocks_are_write_faulted)]);
 }
 
 #[test]

@@ -26,3 +26,18 @@ pub fn run_child_case(var: &str, case: &str, env: &[(&str, &str)]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The child side of [`run_child_case`], for the test named `child`: runs
+/// the case that `var` names (nothing when `var` is unset, as in the
+/// ordinary test run) and prints `case {case}: ok` once it returns.
+/// Panics on a case not in `cases`.
+pub fn serve_child_case(var: &str, cases: &[(&str, fn())]) {
+    let Ok(case) = std::env::var(var) else {
+        return;
+    };
+    let Some((_, run)) = cases.iter().find(|(name, _)| *name == case) else {
+        panic!("unknown case {case}");
+    };
+    run();
+    println!("case {case}: ok");
+}
