@@ -1,14 +1,15 @@
-//! `oxbench-locality ALLOC [SLOTS] [OPS]`: where an allocator puts the
-//! blocks of an rptest-like loop, scored by a model of the TLB and the L2
-//! cache, so that allocators can be compared on how warm the memory they
-//! hand out is (docs/PERFORMANCE.md E40).
+//! `oxbench-locality ALLOC [SLOTS] [OPS] [rptest|larson]`: where an
+//! allocator puts the blocks of an rptest-like (or larson-like) loop,
+//! scored by a model of the TLB and the L2 cache, so that allocators can be
+//! compared on how warm the memory they hand out is (docs/PERFORMANCE.md
+//! E40).
 //!
 //! One thread keeps `SLOTS` (1,000) live blocks and runs `OPS` (300,000)
-//! steps: free a random slot, allocate 8-16,000 B (linearly falling
-//! density; malloc, calloc or 16-byte alignment, as rptest), and touch the
-//! block as rptest's checks do: its first and last bytes and one byte per
-//! 4 KiB, after allocating and again before freeing. Every touched address
-//! goes through two models:
+//! steps: free a random slot, allocate a block (rptest: 8-16,000 B,
+//! linearly falling density, malloc, calloc or 16-byte alignment; larson:
+//! 8-1,000 B, uniform, malloc), and touch it as the workload's checks do:
+//! its first and last bytes and one byte per 4 KiB, after allocating and
+//! again before freeing. Every touched address goes through two models:
 //!
 //! * a fully associative LRU TLB of 1,536 entries of 4 KiB (this machine's
 //!   second-level TLB), with the miss rate of the first touch after an
@@ -149,7 +150,16 @@ fn linear_falling(rng: &mut SmallRng, lo: usize, hi: usize) -> usize {
     rng.random_range(lo..=hi).min(rng.random_range(lo..=hi))
 }
 
-fn run<A: GlobalAlloc>(allocator: &A, slots: usize, ops: usize) -> Score {
+/// The size and kind (0 malloc, 1 calloc, 2 16-byte aligned) of the next block.
+fn next_request(rng: &mut SmallRng, larson: bool) -> (usize, u32) {
+    if larson {
+        (rng.random_range(8..=1000), 0)
+    } else {
+        (linear_falling(rng, 8, 16_000), rng.random_range(0..3))
+    }
+}
+
+fn run<A: GlobalAlloc>(allocator: &A, slots: usize, ops: usize, larson: bool) -> Score {
     let mut rng = SmallRng::seed_from_u64(42);
     let mut live: Vec<Option<(*mut u8, Layout)>> = vec![None; slots];
     let mut models = Models {
@@ -164,8 +174,7 @@ fn run<A: GlobalAlloc>(allocator: &A, slots: usize, ops: usize) -> Score {
             // SAFETY: allocated below by the same allocator with `layout`.
             unsafe { allocator.dealloc(block, layout) };
         }
-        let size = linear_falling(&mut rng, 8, 16_000);
-        let kind = rng.random_range(0..3);
+        let (size, kind) = next_request(&mut rng, larson);
         let layout = Layout::from_size_align(size, if kind == 2 { 16 } else { 8 }).expect("layout");
         // SAFETY: a non-zero size.
         let block = unsafe {
@@ -190,25 +199,32 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let number = |i: usize, default: usize| args.get(i).map_or(Some(default), |s| s.parse().ok());
     let (Some(slots), Some(ops)) = (number(2, 1_000), number(3, 300_000)) else {
-        eprintln!("usage: oxbench-locality oxmalloc|mimalloc|rpmalloc|snmalloc|jemalloc [SLOTS] [OPS]");
+        eprintln!("usage: oxbench-locality oxmalloc|mimalloc|rpmalloc|snmalloc|jemalloc [SLOTS] [OPS] [rptest|larson]");
         return ExitCode::from(2);
+    };
+    let usage = || {
+        eprintln!("usage: oxbench-locality oxmalloc|mimalloc|rpmalloc|snmalloc|jemalloc [SLOTS] [OPS] [rptest|larson]");
+        ExitCode::from(2)
+    };
+    let larson = match args.get(4).map(String::as_str) {
+        None | Some("rptest") => false,
+        Some("larson") => true,
+        Some(_) => return usage(),
     };
     let name = args.get(1).map(String::as_str).unwrap_or("");
     let score = match name {
-        "oxmalloc" => run(&oxmalloc::OxMalloc, slots, ops),
-        "mimalloc" => run(&mimalloc::MiMalloc, slots, ops),
-        "rpmalloc" => run(&rpmalloc::RpMalloc, slots, ops),
-        "snmalloc" => run(&snmalloc_rs::SnMalloc, slots, ops),
-        "jemalloc" => run(&tikv_jemallocator::Jemalloc, slots, ops),
-        _ => {
-            eprintln!("usage: oxbench-locality oxmalloc|mimalloc|rpmalloc|snmalloc|jemalloc [SLOTS] [OPS]");
-            return ExitCode::from(2);
-        }
+        "oxmalloc" => run(&oxmalloc::OxMalloc, slots, ops, larson),
+        "mimalloc" => run(&mimalloc::MiMalloc, slots, ops, larson),
+        "rpmalloc" => run(&rpmalloc::RpMalloc, slots, ops, larson),
+        "snmalloc" => run(&snmalloc_rs::SnMalloc, slots, ops, larson),
+        "jemalloc" => run(&tikv_jemallocator::Jemalloc, slots, ops, larson),
+        _ => return usage(),
     };
     let rate = |(misses, touches): (u64, u64)| misses as f64 / touches.max(1) as f64;
     println!(
-        "{name:10} slots {slots} ops {ops}: TLB miss at first touch after malloc {:.3}, before free {:.3}; \
+        "{name:10} {} slots {slots} ops {ops}: TLB miss at first touch after malloc {:.3}, before free {:.3}; \
          L2 miss {:.3}; 4 KiB pages handed out {}",
+        if larson { "larson" } else { "rptest" },
         rate(score.after_alloc),
         rate(score.before_free),
         rate(score.l2),
