@@ -10,7 +10,8 @@
 //!
 //! * `push` (any thread): one compare-and-swap that publishes the block,
 //!   counts it and clears the tag; it reports whether the tag was set, so
-//!   that exactly one pusher notifies the owner.
+//!   that exactly one pusher notifies the owner. `push_chain` does the same
+//!   for a chain of blocks linked by the pusher (`held_frees.rs`).
 //! * `take_all` (the owner): one swap that empties the list.
 //! * `try_park` (the owner): sets the tag only if the list is empty, so a
 //!   page never waits for a notification while blocks are already there.
@@ -57,21 +58,8 @@ impl ThreadFree {
     /// when the push consumed a notification request (the caller tells the
     /// owner).
     #[inline]
-    pub fn push(&self, block: *mut u8, mut link: impl FnMut(*mut u8)) -> bool {
-        debug_assert!(block as usize & (NOTIFY | !ADDRESS_BITS) == 0);
-        let mut old = self.word.load(Ordering::Relaxed);
-        loop {
-            link(old.map_addr(|a| a & ADDRESS_BITS & !NOTIFY));
-            let count = (old as usize >> COUNT_SHIFT) + 1;
-            let new = block.map_addr(|a| a | count << COUNT_SHIFT);
-            match self
-                .word
-                .compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return old as usize & NOTIFY != 0,
-                Err(current) => old = current,
-            }
-        }
+    pub fn push(&self, block: *mut u8, link: impl FnMut(*mut u8)) -> bool {
+        self.push_chain(block, 1, link)
     }
 
     /// Pushes a chain of `count` blocks from `head` to `tail` (linked
