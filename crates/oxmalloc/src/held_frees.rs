@@ -32,9 +32,11 @@ const HOLD_BYTES: usize = 16 * 1024;
 const HOLD_BLOCKS: usize = 64;
 
 /// One thread's held remote frees. Invariant: `page` is null and `count`
-/// 0, or `count` (1..=`limit`) live blocks of `page`, not the calling
-/// thread's, are linked from `head` to `tail` through their links (the
-/// tail's link unset), and no other list holds them.
+/// 0, or `count` (1..=`limit`) blocks of `page`, freed while another
+/// thread (or none) owned it, are linked from `head` to `tail` through
+/// their links (the tail's link unset), no other list holds them, and
+/// `page.used` still counts them. (The page may since have been reclaimed
+/// by this very thread: the chain then goes to its own `thread_free`.)
 pub struct HeldFrees {
     page: Cell<*mut Page>,
     head: Cell<*mut Block>,
