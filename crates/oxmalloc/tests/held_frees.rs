@@ -14,6 +14,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
+mod bare_thread;
 mod common;
 
 #[global_allocator]
@@ -75,7 +76,9 @@ fn last_chain_goes_out_at_thread_exit() {
     // SAFETY: a live block of `layout()`, freed once.
     unsafe { GLOBAL.dealloc(blocks[0] as *mut u8, layout()) };
     let before = spans();
-    free_on_bare_thread(&blocks[1..]);
+    // A bare POSIX thread: a Rust thread frees its closure and result at
+    // exit, other threads' blocks whose frees would send the chain first.
+    bare_thread::free_on_bare_thread(&blocks[1..], layout());
     // Every block came back, so the forced collect empties and gives back
     // the page (a held chain would keep it in use).
     oxmalloc::collect(true);
@@ -84,43 +87,6 @@ fn last_chain_goes_out_at_thread_exit() {
         "the page did not empty: {before} -> {} bytes in spans",
         spans()
     );
-}
-
-/// Frees `blocks` (live blocks of `layout()`, handed over) on a bare POSIX
-/// thread: a Rust thread frees its closure and result at exit, other
-/// threads' blocks whose frees would send the chain before the exit does.
-fn free_on_bare_thread(blocks: &[usize]) {
-    struct Job {
-        blocks: *const usize,
-        count: usize,
-    }
-    extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
-        // SAFETY: `arg` is the job, alive until the join.
-        let job = unsafe { &*(arg as *const Job) };
-        for i in 0..job.count {
-            // SAFETY: the job's blocks are live blocks of `layout()`, handed over.
-            unsafe { GLOBAL.dealloc(*job.blocks.add(i) as *mut u8, layout()) };
-        }
-        std::ptr::null_mut()
-    }
-    let job = Job {
-        blocks: blocks.as_ptr(),
-        count: blocks.len(),
-    };
-    let mut thread: libc::pthread_t = 0;
-    // SAFETY: `run` only reads `job`, which lives until the join below.
-    let rc = unsafe {
-        libc::pthread_create(
-            &mut thread,
-            std::ptr::null(),
-            run,
-            &job as *const Job as *mut libc::c_void,
-        )
-    };
-    assert_eq!(rc, 0, "pthread_create");
-    // SAFETY: a thread we created and have not joined.
-    let rc = unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
-    assert_eq!(rc, 0, "pthread_join");
 }
 
 fn frees_into_a_first_class_heap_are_not_held() {

@@ -10,6 +10,8 @@
 //! lowered it until the consumer exited: the peak here read about
 //! `ROUNDS * BATCH` blocks.
 
+mod bare_thread;
+
 use oxmalloc::{size_class, OxMalloc};
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::mpsc::sync_channel;
@@ -63,7 +65,11 @@ fn main() {
     // The same with every batch freed by a bare POSIX thread that runs no
     // Rust runtime code and allocates nothing: its first free gives it a
     // heap (so the consumer and each of the `ROUNDS` bare threads get one).
-    let (bare_peak, bare_bound) = check(free_on_bare_thread, 1 + ROUNDS as u64, "with bare freeing threads");
+    let (bare_peak, bare_bound) = check(
+        |batch, layout| bare_thread::free_on_bare_thread(&batch, layout),
+        1 + ROUNDS as u64,
+        "with bare freeing threads",
+    );
     // (Printed at the end: stdout's buffer is a block of this class.)
     println!("consumer with a heap: peak {peak} blocks (bound {bound})");
     println!("bare freeing threads: peak {bare_peak} blocks (bound {bare_bound})");
@@ -99,42 +105,4 @@ fn check(consume: fn(Vec<usize>, Layout), new_heaps: u64, how: &str) -> (u64, u6
     );
     assert!(after.peak >= before.current + BATCH as u64, "peak lost: {after:?}");
     (after.peak, bound)
-}
-
-/// Frees `batch` on a new POSIX thread and waits for it.
-fn free_on_bare_thread(batch: Vec<usize>, layout: Layout) {
-    struct Job {
-        blocks: *const usize,
-        count: usize,
-        layout: Layout,
-    }
-    extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
-        // SAFETY: `arg` points at the `Job` below, alive until the join.
-        let job = unsafe { &*(arg as *const Job) };
-        for i in 0..job.count {
-            // SAFETY: the job's blocks are live blocks with its layout,
-            // handed over; the slice outlives the thread.
-            unsafe { OxMalloc.dealloc(*job.blocks.add(i) as *mut u8, job.layout) };
-        }
-        core::ptr::null_mut()
-    }
-    let job = Job {
-        blocks: batch.as_ptr(),
-        count: batch.len(),
-        layout,
-    };
-    let mut thread: libc::pthread_t = 0;
-    // SAFETY: `run` only reads `job`, which lives until the join below.
-    let rc = unsafe {
-        libc::pthread_create(
-            &mut thread,
-            core::ptr::null(),
-            run,
-            &job as *const Job as *mut libc::c_void,
-        )
-    };
-    assert_eq!(rc, 0, "pthread_create");
-    // SAFETY: a thread we created and have not joined.
-    let rc = unsafe { libc::pthread_join(thread, core::ptr::null_mut()) };
-    assert_eq!(rc, 0, "pthread_join");
 }
