@@ -301,24 +301,25 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             // its time there, see docs/PERFORMANCE.md E32).
             heap = thread::init_thread();
         }
-        if heap.is_null() || heap == dead_heap() {
+        let hold = if heap.is_null() || heap == dead_heap() {
             // Out of memory for a heap, or the thread is exiting.
             stats::unowned_free(class);
+            false
         } else {
             // SAFETY: the calling thread's own default heap.
             stats::remote_free(unsafe { &*heap }, class);
-            if !secure::ENABLED && held_frees::may_hold(p) {
-                profile::on_free(p, ptr);
-                // SAFETY: our default heap's chain; a live block of a class
-                // page owned by another thread (or none), not by a
-                // first-class heap; the caller frees it.
-                unsafe { (*heap).held.hold(page, ptr.cast()) };
-                return;
-            }
-        }
+            !secure::ENABLED && held_frees::may_hold(p)
+        };
         profile::on_free(p, ptr);
-        // SAFETY: a valid block of a class page owned by another thread, or by none.
-        unsafe { free_remote(p, ptr.cast()) };
+        if hold {
+            // SAFETY: our default heap's chain (`hold` implies a heap); a
+            // live block of a class page owned by another thread (or none),
+            // not by a first-class heap; the caller frees it.
+            unsafe { (*heap).held.hold(page, ptr.cast()) };
+        } else {
+            // SAFETY: a valid block of a class page owned by another thread, or by none.
+            unsafe { free_remote(p, ptr.cast()) };
+        }
     }
 }
 
