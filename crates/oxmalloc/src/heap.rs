@@ -454,25 +454,19 @@ impl Heap {
         let class = p.class();
         // Stop asking for notifications (a remote free may have cleared it already).
         p.thread_free.clear_notify();
-        let displaced = self.bins[class].first.get();
-        let to_front = local && is_indexed_class(class);
         // SAFETY: moving between our own queues.
         unsafe {
             self.full[class].remove(page);
-            if to_front {
-                self.bins[class].push_front(page);
-            } else {
-                self.bins[class].push_back(page);
-            }
+            self.bins[class].push_back(page);
         }
         p.in_full.set(false);
         self.restore_owner(p);
         if self.bins[class].first.get() == page {
             self.refresh_current(class);
         }
-        if to_front && !displaced.is_null() {
-            // SAFETY: the former first page of our bin, now second.
-            unsafe { self.retire_if_empty(displaced, class) };
+        if local && is_indexed_class(class) {
+            // SAFETY: the page is now on bins[class], an indexed class.
+            unsafe { self.make_current(page) };
         }
     }
 
