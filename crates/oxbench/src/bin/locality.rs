@@ -21,6 +21,7 @@
 //! the system's. A model, not a measurement: it counts nothing but the
 //! workload's own touches, on one thread.
 
+use oxbench::dist;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout};
@@ -145,17 +146,12 @@ impl Models {
     }
 }
 
-/// Density falling linearly from `lo` to `hi` (as `oxbench::dist`).
-fn linear_falling(rng: &mut SmallRng, lo: usize, hi: usize) -> usize {
-    rng.random_range(lo..=hi).min(rng.random_range(lo..=hi))
-}
-
 /// The size and kind (0 malloc, 1 calloc, 2 16-byte aligned) of the next block.
 fn next_request(rng: &mut SmallRng, larson: bool) -> (usize, u32) {
     if larson {
         (rng.random_range(8..=1000), 0)
     } else {
-        (linear_falling(rng, 8, 16_000), rng.random_range(0..3))
+        (dist::linear_falling(rng, 8, 16_000), rng.random_range(0..3))
     }
 }
 
