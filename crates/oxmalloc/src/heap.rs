@@ -987,42 +987,60 @@ impl Default for Heap {
 // address (read by a remote free racing with a thread exit) is always valid.
 // ---------------------------------------------------------------------------
 
-/// The free list of unused heaps.
+/// The free list of unused heaps, and the untouched rest of the last batch
+/// mapped for them.
+///
+/// Invariant: `fresh_left` heaps' worth of memory from `fresh` on lies in a
+/// mapping of ours that no heap uses yet and that was never written (so it
+/// holds no resident memory).
 pub struct HeapPool {
     free: *mut Heap,
+    fresh: *mut Heap,
+    fresh_left: usize,
 }
 // SAFETY: the raw pointers are only used under the pool lock.
 unsafe impl Send for HeapPool {}
 
 /// Unused heaps (locked around `fork` too).
-pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool { free: ptr::null_mut() });
+pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool {
+    free: ptr::null_mut(),
+    fresh: ptr::null_mut(),
+    fresh_left: 0,
+});
 
-/// Takes a heap from the pool (or maps a batch of new ones); null when out of memory.
+/// Takes a heap from the pool, or builds one in the batch mapped for heaps
+/// (mapping a new batch when it is used up); null when out of memory.
+///
+/// Heaps are built one at a time, when first needed: building a whole
+/// batch up front wrote all of its 64 KiB, resident in every process
+/// although most run one or two threads (docs/PERFORMANCE.md E44).
 pub fn heap_acquire() -> *mut Heap {
     let mut pool = POOL.lock();
-    if pool.free.is_null() {
+    if !pool.free.is_null() {
+        let heap = pool.free;
+        // SAFETY: heaps on the pool list are valid and unused.
+        pool.free = unsafe { (*heap).pool_next.get() };
+        return heap;
+    }
+    if pool.fresh_left == 0 {
         const BATCH: usize = 64 * 1024;
         let Some(mem) = crate::huge::map_or_flush(BATCH, 4096) else {
             return ptr::null_mut();
         };
         stats::os_mapped(BATCH);
-        let size = core::mem::size_of::<Heap>();
-        let count = BATCH / size;
-        for i in (0..count).rev() {
-            let heap = mem.as_ptr().wrapping_add(i * size).cast::<Heap>();
-            // SAFETY: the heap lies inside the fresh mapping, suitably
-            // aligned (`size` is a multiple of Heap's alignment).
-            unsafe {
-                heap.write(Heap::new());
-                (*heap).pool_next.set(pool.free);
-                register(heap);
-            }
-            pool.free = heap;
-        }
+        pool.fresh = mem.as_ptr().cast();
+        pool.fresh_left = BATCH / core::mem::size_of::<Heap>();
     }
-    let heap = pool.free;
-    // SAFETY: heaps on the pool list are valid and unused.
-    pool.free = unsafe { (*heap).pool_next.get() };
+    let heap = pool.fresh;
+    pool.fresh = heap.wrapping_add(1);
+    pool.fresh_left -= 1;
+    // SAFETY: `heap` is the first unused slot of the batch (the pool's
+    // invariant), suitably aligned (the mapping is page-aligned and slots
+    // are `size_of::<Heap>()` apart); once registered it is never unmapped.
+    unsafe {
+        heap.write(Heap::new());
+        register(heap);
+    }
     heap
 }
 
@@ -1142,5 +1160,38 @@ pub fn for_each_heap_counters(mut f: impl FnMut(&HeapCounters)) {
             f(&(*heap).counters);
             heap = (*heap).registry_next.load(Ordering::Acquire);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the OS page holding `addr` is resident.
+    fn resident(addr: usize) -> bool {
+        let mut vec = [0u8; 1];
+        // SAFETY: one byte of `vec` for the one 4 KiB page asked about;
+        // mincore only reads the page tables.
+        let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore({addr:#x}) failed");
+        vec[0] & 1 != 0
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "mincore")]
+    fn the_pool_writes_a_heap_only_when_it_is_taken() {
+        let heap = heap_acquire();
+        assert!(!heap.is_null());
+        let pool = POOL.lock();
+        // Heaps taken by other tests may have used up the batch; a fresh
+        // batch then holds only the heap just taken.
+        let untouched = pool.fresh_left * core::mem::size_of::<Heap>();
+        if untouched >= 2 * 4096 {
+            let last = pool.fresh as usize + untouched - 1;
+            assert!(!resident(last), "the last unused heap slot at {last:#x} was written");
+        }
+        drop(pool);
+        // SAFETY: taken above, used by no thread.
+        unsafe { heap_release(heap) };
     }
 }
