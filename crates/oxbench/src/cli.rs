@@ -71,7 +71,7 @@ struct ListArgs {
     /// Do not build the worker binaries first.
     #[arg(long)]
     no_build: bool,
-    /// Directory holding the worker binaries (default: TARGET/release).
+    /// Directory holding the worker binaries (default: TARGET/oxbench-workers/release).
     #[arg(long)]
     worker_dir: Option<PathBuf>,
 }
@@ -120,7 +120,7 @@ struct RunArgs {
     /// Do not build the worker binaries first.
     #[arg(long)]
     no_build: bool,
-    /// Directory holding the worker binaries (default: TARGET/release).
+    /// Directory holding the worker binaries (default: TARGET/oxbench-workers/release).
     #[arg(long)]
     worker_dir: Option<PathBuf>,
     /// No progress bar.
@@ -165,7 +165,7 @@ struct CallgrindArgs {
     /// Do not build the worker binaries first.
     #[arg(long)]
     no_build: bool,
-    /// Directory holding the worker binaries (default: TARGET/release).
+    /// Directory holding the worker binaries (default: TARGET/oxbench-workers/release).
     #[arg(long)]
     worker_dir: Option<PathBuf>,
 }
@@ -397,6 +397,13 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         Some(c) => format!("workers pinned with taskset -c {c}"),
         None => "workers not pinned".to_string(),
     }];
+    if a.worker_dir.is_none() {
+        notes.push(format!(
+            "worker binaries from {}, built by oxbench with {}",
+            paths(&None).workers.display(),
+            allocs::WORKER_RUSTFLAGS
+        ));
+    }
     if warmer.enabled() {
         notes.push("before each run the runner touched and released free memory (the job's largest peak so far +25%, at least 256 MiB; --no-warm turns it off)".into());
     }
