@@ -4,7 +4,8 @@
 # profiling, with OXMALLOC_PROF (default 512K sampling) and with
 # OXMALLOC_PROF_SAMPLE=4M; REPS repetitions, the three configurations
 # alternating within each repetition; then one merged report with the
-# configurations as three allocators (oxmalloc = baseline).
+# configurations as three allocators (oxmalloc = baseline). All three run
+# the same worker binary, the one `cargo build` puts in target/release.
 #
 #   cargo build --release -p oxbench --bins
 #   crates/oxbench/scripts/prof_overhead.sh [OUT] [REPS]
@@ -19,7 +20,7 @@ mkdir -p "$OUT/prof"
 run() { # name, extra args...
     name=$1
     shift
-    "$BIN" run --no-build --quiet --alloc oxmalloc --bench $B --threads 2 --reps 1 --scale 1 \
+    "$BIN" run --no-build --worker-dir "$ROOT/target/release" --quiet --alloc oxmalloc --bench $B --threads 2 --reps 1 --scale 1 \
         --timeout 30 --baseline oxmalloc --out "$OUT/$name" "$@" >"$OUT/$name.txt" 2>&1
     echo "$name: exit status $?"
 }
