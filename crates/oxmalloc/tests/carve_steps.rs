@@ -7,23 +7,14 @@
 
 #![cfg(not(feature = "secure"))]
 
-use std::alloc::Layout;
+mod resident;
 
-/// Whether the OS page holding `addr` is resident.
-fn resident(addr: usize) -> bool {
-    let mut vec = [0u8; 1];
-    // SAFETY: one byte of `vec` for the one 4 KiB page asked about; mincore
-    // only reads the page tables.
-    let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
-    assert_eq!(r, 0, "mincore({addr:#x}): {}", std::io::Error::last_os_error());
-    vec[0] & 1 != 0
-}
+use resident::{resident, without_huge_pages};
+use std::alloc::Layout;
 
 #[test]
 fn a_fresh_page_carves_one_os_page_then_doubles() {
-    // SAFETY: prctl with these arguments only sets a flag of this process.
-    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    assert_eq!(r, 0, "PR_SET_THP_DISABLE: {}", std::io::Error::last_os_error());
+    without_huge_pages();
     let heap = oxmalloc::Heap::new().expect("a heap");
     let size = 64;
     let layout = Layout::from_size_align(size, 8).unwrap();

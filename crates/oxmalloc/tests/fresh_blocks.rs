@@ -6,31 +6,14 @@
 
 #![cfg(not(feature = "secure"))]
 
+mod resident;
+
+use resident::{resident, without_huge_pages};
 use std::alloc::Layout;
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
-}
-
-/// Whether the OS page holding `addr` is resident.
-fn resident(addr: usize) -> bool {
-    let page = page_size();
-    let mut vec = [0u8; 1];
-    // SAFETY: one byte of `vec` for the one page asked about; mincore only
-    // reads the page tables.
-    let r = unsafe { libc::mincore((addr & !(page - 1)) as *mut libc::c_void, page, vec.as_mut_ptr()) };
-    assert_eq!(r, 0, "mincore({addr:#x}): {}", std::io::Error::last_os_error());
-    vec[0] & 1 != 0
-}
 
 #[test]
 fn fresh_blocks_of_a_page_or_more_are_not_written_by_malloc() {
-    // A transparent huge page under the chunk would make every block of it
-    // resident at the first write anywhere in it.
-    // SAFETY: prctl with these arguments only sets a flag of this process.
-    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    assert_eq!(r, 0, "PR_SET_THP_DISABLE: {}", std::io::Error::last_os_error());
+    without_huge_pages();
     let heap = oxmalloc::Heap::new().expect("a heap");
     for size in [4096, 6144, 16 * 1024, 60 * 1024] {
         let layout = Layout::from_size_align(size, 8).unwrap();
