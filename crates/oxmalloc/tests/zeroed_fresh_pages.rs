@@ -16,6 +16,7 @@
 use std::alloc::Layout;
 
 mod common;
+mod resident;
 
 const CASE_VAR: &str = "OX_ZEROED_CASE";
 const PAGE: usize = 4096;
@@ -42,9 +43,7 @@ fn thread_minor_faults() -> i64 {
 
 fn zeroed_fresh_blocks_are_write_faulted() {
     // Huge pages would fault 2 MiB at the first touch and hide the rest.
-    // SAFETY: prctl with these arguments only sets a flag of this process.
-    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    assert_eq!(r, 0, "PR_SET_THP_DISABLE: {}", std::io::Error::last_os_error());
+    resident::without_huge_pages();
     let heap = oxmalloc::Heap::new().expect("a heap");
     // 12 KiB blocks (a class no earlier allocation of the process used): each
     // reaches three or four OS pages.

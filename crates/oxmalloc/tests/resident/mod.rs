@@ -2,6 +2,9 @@
 //! `mincore` on one page at a time, in a process with transparent huge
 //! pages off.
 
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
 /// Bytes in an OS page.
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
