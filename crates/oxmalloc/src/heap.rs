@@ -21,7 +21,7 @@
 use crate::arena;
 use crate::chunk::{self, slice_address};
 use crate::held_frees::HeldFrees;
-use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_SLOW};
+use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_INDEXED, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{
     class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
@@ -50,9 +50,10 @@ unsafe impl Send for LargeBlocks {}
 /// `page_emptied` on every free; pages on `bins[c]` and `full[c]`
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
 /// `owner_key`, with [`OWNER_SLOW`] set for the pages on `full` (whose
-/// `thread_free` then carries `NOTIFY` until a remote free clears it), for
-/// indexed pages, and for pages the profiler needs to see frees of (the
-/// rule is [`Heap::restore_owner`]'s). `owner_key` identifies the owning
+/// `thread_free` then carries `NOTIFY` until a remote free clears it) and
+/// for pages the profiler needs to see frees of, and [`OWNER_INDEXED`]
+/// for the other pages of indexed classes (the rule is
+/// [`Heap::restore_owner`]'s; the profiler may add `OWNER_SLOW` to it). `owner_key` identifies the owning
 /// thread (`tls::owner_key`).
 #[repr(C)]
 pub struct Heap {
@@ -506,22 +507,20 @@ impl Heap {
         }
     }
 
-    /// Sets a page's owner word: slow frees only on indexed pages (their
-    /// local frees go to the free index), while it is parked as full, or
+    /// Sets a page's owner word: slow frees while it is parked as full, or
     /// when profiling needs them (it holds samples, or sampling is on: local
     /// frees must then go to `local_free`, not lengthen the `free` list the
-    /// profiler cut; see `profile::on_slow_alloc`).
+    /// profiler cut; see `profile::on_slow_alloc`); otherwise, on indexed
+    /// pages, frees straight to the free index (`OWNER_INDEXED`).
     pub fn restore_owner(&self, page: &Page) {
-        let slow = if is_indexed_class(page.class())
-            || page.in_full.get()
-            || page.samples.load(Ordering::Relaxed) != 0
-            || crate::profile::active()
-        {
+        let flags = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 || crate::profile::active() {
             OWNER_SLOW
+        } else if is_indexed_class(page.class()) {
+            OWNER_INDEXED
         } else {
             0
         };
-        page.owner.store(self.key() | slow, Ordering::Relaxed);
+        page.owner.store(self.key() | flags, Ordering::Relaxed);
     }
 
     /// Handles remote frees into full pages: every full page of a notified

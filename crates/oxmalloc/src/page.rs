@@ -155,6 +155,17 @@ impl FreeIndex {
 /// holds profiling samples).
 pub const OWNER_SLOW: usize = 1;
 
+/// Second bit of `owner`: an indexed page (see [`is_indexed_class`]) on
+/// its heap's bin, neither full nor watched by the profiler. Its owner's
+/// frees go straight to the free index (`free::free_indexed_or_slow`),
+/// without the checks `free_slow` makes for the other cases; with
+/// [`OWNER_SLOW`] also set, the slow path takes them again.
+pub const OWNER_INDEXED: usize = 2;
+
+/// The flag bits of `owner`; the rest is the owner key (`tls::owner_key`:
+/// a thread pointer or heap address, so at least 8-byte aligned).
+pub const OWNER_FLAGS: usize = OWNER_SLOW | OWNER_INDEXED;
+
 /// Shift of the reciprocal in `Page::recip`: exact for offsets below 2^22
 /// (a chunk) and block sizes up to 2^16, since `offset * block_size < 2^40`.
 const RECIP_SHIFT: u32 = 40;
@@ -182,8 +193,8 @@ pub enum PageKind {
 /// A page descriptor. 128 bytes: the owner's hot fields fill the first cache
 /// line, the fields other threads write (`thread_free`, `heap`) the second.
 ///
-/// Invariants: `owner` is the owning heap's address (possibly with
-/// [`OWNER_SLOW`]), or 0 when no heap owns the page (abandoned, large, huge,
+/// Invariants: `owner` is the owning heap's key (possibly with
+/// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned, large, huge,
 /// forwarder, unused); only the owner (or, for ownerless pages, the holder of
 /// the lock of the list the page is on) touches the `Cell` fields; blocks on
 /// the lists lie in `[start, start + capacity * block_size)`.
@@ -193,7 +204,7 @@ pub struct Page {
     pub free: Cell<*mut Block>,
     /// Blocks freed by the owner since `free` was last refilled.
     pub local_free: Cell<*mut Block>,
-    /// The owning heap's address, see [`OWNER_SLOW`]; read by every free.
+    /// The owning heap's key and flags, see [`OWNER_FLAGS`]; read by every free.
     pub owner: AtomicUsize,
     /// Carved blocks on neither `free` nor `local_free`: allocated, or
     /// waiting on `thread_free` (see the module notes).
@@ -622,14 +633,25 @@ impl Page {
     /// Only the owner may call this, with an allocated block of this page
     /// (an indexed class page) and its index (`chunk::free_index`).
     pub unsafe fn push_indexed(&self, index: &FreeIndex, block: *mut Block) -> bool {
+        let offset = block as usize - self.start.get() as usize;
+        // SAFETY: forwarded contract (the block's number).
+        unsafe { self.push_indexed_number(index, self.number_at(offset)) }
+    }
+
+    /// [`push_indexed`](Self::push_indexed) for the block numbered
+    /// `number` (as [`block_index`](Self::block_index) gives it).
+    ///
+    /// # Safety
+    /// As for `push_indexed`, for the block numbered `number`.
+    #[inline(always)]
+    pub unsafe fn push_indexed_number(&self, index: &FreeIndex, number: usize) -> bool {
         let len = index.len.get() as usize;
         if len >= self.capacity() as usize {
-            crate::fatal::fatal(crate::fatal::HeapError::DoubleFree, block as usize, 0);
+            let block = self.start.get() as usize + number * self.block_size.get();
+            crate::fatal::fatal(crate::fatal::HeapError::DoubleFree, block, 0);
         }
-        let offset = block as usize - self.start.get() as usize;
-        let number = self.number_at(offset) as u8;
         // SAFETY: `len < capacity <= INDEX_SLOTS`.
-        unsafe { index.slots.get_unchecked(len) }.set(number);
+        unsafe { index.slots.get_unchecked(len) }.set(number as u8);
         index.len.set(len as u8 + 1);
         self.count_local_free();
         let used = self.used.get() - 1;
