@@ -175,13 +175,13 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
     }
 }
 
-/// The owner's free of a block of an indexed page on its bin (owner word
-/// `key | OWNER_INDEXED`: not parked as full, no profiling samples), which
-/// rules out every case `free_slow` checks for but an invalid pointer;
-/// every other free goes on to `free_slow`. The page becomes current, as
-/// in `free_class_block` (E40), and the block's number goes onto the
-/// page's free index. A path of its own because these frees went through
-/// `free_slow` before: 49 instructions more per malloc/free pair
+/// The owner's free of a block of its current page of an indexed class
+/// (owner word `key | OWNER_INDEXED`: not full, pinned, no profiling
+/// samples), which rules out every case `free_slow` checks for but an
+/// invalid pointer: the block's number goes onto the page's free index;
+/// every other free goes on to `free_slow`. A path of its own because
+/// these frees went through `free_slow` before, which read three more
+/// cache lines, each a miss in the latency workload's slowest frees
 /// (docs/PERFORMANCE.md E47). (Not in `free_local_or_slow`: the second
 /// owner check there cost the small blocks' fast path an instruction;
 /// `#[cold]` keeps the page address out of that path too.)
@@ -199,21 +199,13 @@ unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
         if p.owner.load(Ordering::Relaxed) != tls::owner_key() | OWNER_INDEXED {
             return free_slow(ptr, page);
         }
-        let Some(number) = p.block_index(ptr as usize) else {
+        let Some(number) = p.block_index_by_division(ptr as usize) else {
             report(HeapError::InvalidFree, ptr as usize, 0, 0);
             return;
         };
-        let heap = &*p.heap.load(Ordering::Relaxed);
-        if heap.bins[p.class()].first.get() != page {
-            // The page is pinned once current, so the push below cannot
-            // empty it; making it current may retire the page it displaces.
-            heap.make_current(page);
-            purge::start_if_wanted();
-        }
-        if p.push_indexed_number(chunk::free_index(page), number) {
-            heap.page_emptied(page);
-            purge::start_if_wanted();
-        }
+        // The current page carries the pin, so this never empties it.
+        let emptied = p.push_indexed_number(chunk::free_index(page), number);
+        debug_assert!(!emptied, "the current page was emptied");
     }
 }
 
@@ -325,10 +317,8 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
                     }
                     page_heap.restore_owner(p);
                 }
-            } else if owner & OWNER_INDEXED != 0 {
-                // As `free_indexed_or_slow` (the other ways here are rare).
-                page_heap.make_current(page);
             }
+            // (With `OWNER_INDEXED` alone, the page is current already.)
             let emptied = if indexed {
                 p.push_indexed(chunk::free_index(page), ptr.cast())
             } else {
@@ -425,14 +415,15 @@ mod tests {
     }
 
     #[test]
-    fn the_owner_frees_big_blocks_to_the_index_unless_the_page_is_full() {
+    #[cfg_attr(miri, ignore = "the engine's OS layer (getauxval, mmap) does not run under Miri")]
+    fn only_the_current_page_of_big_blocks_takes_the_indexed_path() {
         const SIZE: usize = 2000;
         const MAX_BLOCKS: usize = 64;
         let key = tls::owner_key();
         let first = raw::malloc(SIZE);
         assert!(!first.is_null());
         let page = chunk::page_of_trusted(first);
-        assert_eq!(owner_of(first), key | OWNER_INDEXED, "a page of big blocks on its bin");
+        assert_eq!(owner_of(first), key | OWNER_INDEXED, "the current page of big blocks");
         // Fill the page: the next block comes from another page, and this
         // one is parked as full.
         let mut blocks = [core::ptr::null_mut(); MAX_BLOCKS];
@@ -454,8 +445,11 @@ mod tests {
         );
         // SAFETY: live blocks of ours, each freed once.
         unsafe {
+            let other = blocks[count - 1];
+            assert_eq!(owner_of(other), key | OWNER_INDEXED, "the new current page");
             raw::free(blocks[1]);
-            assert_eq!(owner_of(first), key | OWNER_INDEXED, "back on its bin");
+            assert_eq!(owner_of(first), key | OWNER_INDEXED, "current again (E40)");
+            assert_eq!(owner_of(other), key | OWNER_SLOW, "no longer current");
             assert_eq!(chunk::free_index(page).len(), 1);
             raw::free(first);
             assert_eq!(chunk::free_index(page).len(), 2, "the indexed path pushes the index");

@@ -50,9 +50,9 @@ unsafe impl Send for LargeBlocks {}
 /// `page_emptied` on every free; pages on `bins[c]` and `full[c]`
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
 /// `owner_key`, with [`OWNER_SLOW`] set for the pages on `full` (whose
-/// `thread_free` then carries `NOTIFY` until a remote free clears it) and
-/// for pages the profiler needs to see frees of, and [`OWNER_INDEXED`]
-/// for the other pages of indexed classes (the rule is
+/// `thread_free` then carries `NOTIFY` until a remote free clears it), for
+/// pages the profiler needs to see frees of and for the pages of indexed
+/// classes but the first, which has [`OWNER_INDEXED`] instead (the rule is
 /// [`Heap::restore_owner`]'s; the profiler may add `OWNER_SLOW` to it). `owner_key` identifies the owning
 /// thread (`tls::owner_key`).
 #[repr(C)]
@@ -281,7 +281,8 @@ impl Heap {
     }
 
     /// The first page of `bins[class]` may have changed: moves the pin to
-    /// it and points the direct entries of `class` at it.
+    /// it (and, for indexed classes, the owner word's `OWNER_INDEXED`) and
+    /// points the direct entries of `class` at it.
     #[inline]
     pub fn refresh_current(&self, class: Class) {
         let first = self.bins[class].first.get();
@@ -292,6 +293,9 @@ impl Heap {
                 let p = unsafe { &*first };
                 p.adjust_used(1);
                 self.pinned[class].set(first);
+                if is_indexed_class(class) {
+                    self.restore_owner(p);
+                }
             }
         }
         if class > LAST_DIRECT_CLASS {
@@ -317,6 +321,12 @@ impl Heap {
             // SAFETY: a pinned page is one of ours (see the invariants).
             let p = unsafe { &*pinned };
             p.adjust_used(-1);
+            // No longer current: its frees must make it current again (E40).
+            // (A page leaving the bin has its owner word set already.)
+            let indexed = self.key() | OWNER_INDEXED;
+            if p.owner.load(Ordering::Relaxed) == indexed {
+                p.owner.store(self.key() | OWNER_SLOW, Ordering::Relaxed);
+            }
         }
     }
 
@@ -510,13 +520,18 @@ impl Heap {
     /// Sets a page's owner word: slow frees while it is parked as full, or
     /// when profiling needs them (it holds samples, or sampling is on: local
     /// frees must then go to `local_free`, not lengthen the `free` list the
-    /// profiler cut; see `profile::on_slow_alloc`); otherwise, on indexed
-    /// pages, frees straight to the free index (`OWNER_INDEXED`).
+    /// profiler cut; see `profile::on_slow_alloc`); on indexed pages, frees
+    /// straight to the free index (`OWNER_INDEXED`) on the current page
+    /// and slow ones elsewhere (which make their page current, E40).
     pub fn restore_owner(&self, page: &Page) {
         let flags = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 || crate::profile::active() {
             OWNER_SLOW
         } else if is_indexed_class(page.class()) {
-            OWNER_INDEXED
+            if ptr::eq(self.pinned[page.class()].get(), page) {
+                OWNER_INDEXED
+            } else {
+                OWNER_SLOW
+            }
         } else {
             0
         };

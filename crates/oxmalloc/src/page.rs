@@ -155,11 +155,13 @@ impl FreeIndex {
 /// holds profiling samples).
 pub const OWNER_SLOW: usize = 1;
 
-/// Second bit of `owner`: an indexed page (see [`is_indexed_class`]) on
-/// its heap's bin, neither full nor watched by the profiler. Its owner's
-/// frees go straight to the free index (`free::free_indexed_or_slow`),
-/// without the checks `free_slow` makes for the other cases; with
-/// [`OWNER_SLOW`] also set, the slow path takes them again.
+/// Second bit of `owner`: an indexed page (see [`is_indexed_class`]) that
+/// is its heap's current page of the class (first on its bin, pinned) and
+/// not watched by the profiler. Its owner's frees go straight to the free
+/// index (`free::free_indexed_or_slow`), reading nothing but the first
+/// line of the descriptor and the index: such a free cannot empty the
+/// page, nor has it a page to make current. With [`OWNER_SLOW`] also set,
+/// the slow path takes them again.
 pub const OWNER_INDEXED: usize = 2;
 
 /// The flag bits of `owner`; the rest is the owner key (`tls::owner_key`:
@@ -380,6 +382,22 @@ impl Page {
         }
         let index = self.number_at(offset);
         (index * self.block_size.get() == offset).then_some(index)
+    }
+
+    /// [`block_index`](Self::block_index) by a division: reads only the
+    /// descriptor's first cache line (`recip` is on the second, which a
+    /// free into an indexed page has no other reason to read: E47).
+    #[inline]
+    pub fn block_index_by_division(&self, addr: usize) -> Option<usize> {
+        let offset = addr.wrapping_sub(self.start.get() as usize);
+        let size = self.block_size.get();
+        if offset >= self.capacity() as usize * size {
+            return None;
+        }
+        // Offsets inside a chunk and class sizes fit in 32 bits (a 32-bit
+        // division is the faster one).
+        let index = (offset as u32 / size as u32) as usize;
+        (index * size == offset).then_some(index)
     }
 
     /// `offset / block_size` for an offset inside the carved blocks, by the
@@ -980,8 +998,14 @@ mod tests {
                     expect,
                     "class {class} offset {offset}"
                 );
+                assert_eq!(
+                    page.block_index_by_division(start as usize + offset),
+                    expect,
+                    "class {class} offset {offset} (division)"
+                );
             }
             assert_eq!(page.block_index(start as usize - 8), None);
+            assert_eq!(page.block_index_by_division(start as usize - 8), None);
         }
     }
 }
