@@ -3,8 +3,9 @@
 //! The fast path finds the page descriptor by arithmetic on the pointer
 //! (chunk header + slice index), checks that the calling thread owns the
 //! page, and pushes back onto `free` (last in, first out: see `page.rs`).
-//! The owner's frees of blocks above 1 KiB into pages on their bin take a
-//! short path of their own ([`free_indexed_or_slow`]). Everything else —
+//! The owner's frees of blocks above 1 KiB into the current page of their
+//! class take a short path of their own ([`free_indexed_or_slow`]).
+//! Everything else —
 //! frees from other threads, full pages, large and huge blocks, later
 //! slices of multi-slice pages, invalid pointers — goes to [`free_slow`].
 
@@ -192,8 +193,8 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
 #[inline(never)]
 unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
     // SAFETY: caller's contract. With that owner word, a class page we
-    // own, so its heap is one of ours and its Cell fields and free index
-    // are ours to touch.
+    // own (the current page of its class), so its Cell fields and free
+    // index are ours to touch.
     unsafe {
         let p = &*page;
         if p.owner.load(Ordering::Relaxed) != tls::owner_key() | OWNER_INDEXED {

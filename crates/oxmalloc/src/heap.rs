@@ -51,10 +51,10 @@ unsafe impl Send for LargeBlocks {}
 /// are class-`c` pages whose `heap` is this heap and whose `owner` is
 /// `owner_key`, with [`OWNER_SLOW`] set for the pages on `full` (whose
 /// `thread_free` then carries `NOTIFY` until a remote free clears it), for
-/// pages the profiler needs to see frees of and for the pages of indexed
+/// pages the profiler needs to see frees of, and for the pages of indexed
 /// classes but the first, which has [`OWNER_INDEXED`] instead (the rule is
-/// [`Heap::restore_owner`]'s; the profiler may add `OWNER_SLOW` to it). `owner_key` identifies the owning
-/// thread (`tls::owner_key`).
+/// [`Heap::restore_owner`]'s; the profiler may add `OWNER_SLOW` to it).
+/// `owner_key` identifies the owning thread (`tls::owner_key`).
 #[repr(C)]
 pub struct Heap {
     /// Current page for each request size up to 1 KiB, indexed by `(size + 7) / 8`.

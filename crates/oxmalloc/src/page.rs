@@ -196,8 +196,8 @@ pub enum PageKind {
 /// line, the fields other threads write (`thread_free`, `heap`) the second.
 ///
 /// Invariants: `owner` is the owning heap's key (possibly with
-/// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned, large, huge,
-/// forwarder, unused); only the owner (or, for ownerless pages, the holder of
+/// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned,
+/// large, huge, forwarder, unused); only the owner (or, for ownerless pages, the holder of
 /// the lock of the list the page is on) touches the `Cell` fields; blocks on
 /// the lists lie in `[start, start + capacity * block_size)`.
 #[repr(C, align(128))]
