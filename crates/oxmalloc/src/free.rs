@@ -5,9 +5,9 @@
 //! page, and pushes back onto `free` (last in, first out: see `page.rs`).
 //! The owner's frees of blocks above 1 KiB into the current page of their
 //! class take a short path of their own ([`free_indexed_or_slow`]).
-//! Everything else —
-//! frees from other threads, full pages, large and huge blocks, later
-//! slices of multi-slice pages, invalid pointers — goes to [`free_slow`].
+//! Everything else — frees from other threads, full pages, large and huge
+//! blocks, later slices of multi-slice pages, invalid pointers — goes to
+//! [`free_slow`].
 
 use crate::alloc::{block_usable_size, resolve_forward};
 #[cfg(not(feature = "page-map"))]

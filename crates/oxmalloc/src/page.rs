@@ -197,9 +197,10 @@ pub enum PageKind {
 ///
 /// Invariants: `owner` is the owning heap's key (possibly with
 /// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned,
-/// large, huge, forwarder, unused); only the owner (or, for ownerless pages, the holder of
-/// the lock of the list the page is on) touches the `Cell` fields; blocks on
-/// the lists lie in `[start, start + capacity * block_size)`.
+/// large, huge, forwarder, unused); only the owner (or, for ownerless
+/// pages, the holder of the lock of the list the page is on) touches the
+/// `Cell` fields; blocks on the lists lie in
+/// `[start, start + capacity * block_size)`.
 #[repr(C, align(128))]
 pub struct Page {
     /// Blocks ready for allocation.
@@ -376,12 +377,7 @@ impl Page {
     /// this class page, or `None` when `addr` is not a carved block's start.
     #[inline]
     pub fn block_index(&self, addr: usize) -> Option<usize> {
-        let offset = addr.wrapping_sub(self.start.get() as usize);
-        if offset >= self.capacity() as usize * self.block_size.get() {
-            return None;
-        }
-        let index = self.number_at(offset);
-        (index * self.block_size.get() == offset).then_some(index)
+        self.carved_block_index(addr, |offset| self.number_at(offset))
     }
 
     /// [`block_index`](Self::block_index) by a division: reads only the
@@ -389,15 +385,22 @@ impl Page {
     /// free into an indexed page has no other reason to read: E47).
     #[inline]
     pub fn block_index_by_division(&self, addr: usize) -> Option<usize> {
-        let offset = addr.wrapping_sub(self.start.get() as usize);
-        let size = self.block_size.get();
-        if offset >= self.capacity() as usize * size {
-            return None;
-        }
         // Offsets inside a chunk and class sizes fit in 32 bits (a 32-bit
         // division is the faster one).
-        let index = (offset as u32 / size as u32) as usize;
-        (index * size == offset).then_some(index)
+        let size = self.block_size.get() as u32;
+        self.carved_block_index(addr, |offset| (offset as u32 / size) as usize)
+    }
+
+    /// The checks of both `block_index` versions around `number`, which
+    /// turns an offset inside the carved blocks into `offset / block_size`.
+    #[inline(always)]
+    fn carved_block_index(&self, addr: usize, number: impl FnOnce(usize) -> usize) -> Option<usize> {
+        let offset = addr.wrapping_sub(self.start.get() as usize);
+        if offset >= self.capacity() as usize * self.block_size.get() {
+            return None;
+        }
+        let index = number(offset);
+        (index * self.block_size.get() == offset).then_some(index)
     }
 
     /// `offset / block_size` for an offset inside the carved blocks, by the
