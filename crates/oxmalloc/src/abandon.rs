@@ -58,6 +58,8 @@ pub unsafe fn abandon(page: *mut Page) {
     p.in_full.set(false);
     p.owner.store(0, Ordering::Relaxed);
     p.heap.store(ptr::null_mut(), Ordering::Relaxed);
+    // An orphaned first-class heap's page is a default heap's to reclaim.
+    p.in_first_class.store(false, Ordering::Relaxed);
     // Collect the remote frees, so that `used` counts exactly the allocated
     // blocks (plus future remote frees).
     // SAFETY: we still act as the owner.

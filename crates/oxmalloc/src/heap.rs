@@ -70,8 +70,8 @@ pub struct Heap {
     /// The owner key of this heap's pages: the owning thread's `tls::owner_key`.
     pub owner_key: Cell<usize>,
     /// Whether this is a first-class heap (not a thread's default heap).
-    /// Atomic because other threads' remote frees read it through a page's
-    /// possibly stale heap pointer (`held_frees::may_hold`).
+    /// Atomic because other threads may read it through a page's possibly
+    /// stale heap pointer.
     pub first_class: AtomicBool,
     /// Default heap: the first of its thread's first-class heaps. First-class
     /// heap: the default heap of its thread.
@@ -415,6 +415,8 @@ impl Heap {
         let p = unsafe { &*page };
         p.init(PageKind::Class, start, slices, CLASS_SIZE[class] as usize, class, fresh);
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
+        p.in_first_class
+            .store(self.first_class.load(Ordering::Relaxed), Ordering::Relaxed);
         if is_indexed_class(class) {
             // SAFETY: the descriptor of a span just handed to us.
             unsafe { chunk::free_index(page) }.reset();
@@ -866,6 +868,7 @@ impl Heap {
                 let p = &*page;
                 p.thread_free.clear_notify();
                 p.heap.store(default as *const Heap as *mut Heap, Ordering::Relaxed);
+                p.in_first_class.store(false, Ordering::Relaxed);
                 p.in_full.set(false);
                 default.restore_owner(p);
                 default.bins[class].push_back(page);

@@ -121,13 +121,13 @@ impl Default for HeldFrees {
 /// Whether a remote free of a block of `page` may be held: its owner is
 /// not a first-class heap (which `destroy` may free with everything in it).
 ///
-/// The heap pointer may be stale by the time it is read (the page
-/// abandoned, its old heap reused): either answer is then safe, because a
-/// page that a default heap owned, or none, never joins a first-class heap.
+/// Read from the page's descriptor, not from its heap: another thread's
+/// heap was a line this free would otherwise miss on (docs/PERFORMANCE.md
+/// E48, E49). A page that a default heap owned, or none, never joins a
+/// first-class heap, so the flag of a page with live blocks only goes from
+/// set to clear (`Heap::delete` handing them to the default heap, or
+/// abandoning them), and either answer is then safe.
 #[inline]
 pub fn may_hold(page: &Page) -> bool {
-    let heap = page.heap.load(Ordering::Relaxed);
-    // SAFETY: heaps are never unmapped (they go back to the pool), so even a
-    // stale pointer can be read; `first_class` is atomic for that reason.
-    heap.is_null() || !unsafe { (*heap).first_class.load(Ordering::Relaxed) }
+    !page.in_first_class.load(Ordering::Relaxed)
 }

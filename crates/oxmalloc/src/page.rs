@@ -51,7 +51,7 @@
 use crate::chunk::SLICE_SIZE;
 use crate::heap::Heap;
 use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, LAST_DIRECT_CLASS};
-use crate::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use core::cell::Cell;
 use core::ptr;
 
@@ -273,7 +273,15 @@ pub struct Page {
     pub span_slices: Cell<u32>,
     /// The page is parked in its heap's full queue (owner only).
     pub in_full: Cell<bool>,
-    _pad1: [u8; 3],
+    /// The page belongs to a first-class heap, whose `destroy` frees it
+    /// whatever it holds: remote frees of its blocks are never held
+    /// (`held_frees::may_hold` reads this, on the line the remote free
+    /// writes anyway, rather than the owning heap). Set when such a heap
+    /// takes the page fresh; cleared by `init`, when the page moves to a
+    /// default heap and when it is abandoned. Atomic because remote frees
+    /// read it.
+    pub in_first_class: AtomicBool,
+    _pad1: [u8; 2],
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 128);
@@ -316,7 +324,8 @@ impl Page {
             sample_bits: AtomicU32::new(0),
             span_slices: Cell::new(0),
             in_full: Cell::new(false),
-            _pad1: [0; 3],
+            in_first_class: AtomicBool::new(false),
+            _pad1: [0; 2],
         }
     }
 
@@ -348,6 +357,7 @@ impl Page {
         self.samples.store(0, Ordering::Relaxed);
         self.sample_bits.store(0, Ordering::Relaxed);
         self.in_full.set(false);
+        self.in_first_class.store(false, Ordering::Relaxed);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
