@@ -7,7 +7,8 @@
 //! * `tick`, called on slow paths, purges whatever has fallen due;
 //! * once more than [`BACKGROUND_THRESHOLD`] bytes wait for a purge, a
 //!   background thread is started (lazily, once per process) that sleeps
-//!   until the next purge falls due. This is what makes memory come back
+//!   until the next purge falls due (from then on, every free that needs a
+//!   purge before that wakes it). This is what makes memory come back
 //!   when the thread that freed it goes idle without calling the allocator
 //!   again. Programs that never free that much never get the thread.
 //!
@@ -117,12 +118,15 @@ pub fn relax(now: u64) {
 /// Called when free memory waiting for a purge grew to `dirty_bytes`.
 /// Never starts the thread itself (it may run deep inside the allocator,
 /// and `pthread_create` allocates): it only asks for it, see [`start_if_wanted`].
+///
+/// The threshold only decides when to start the purger. Once it runs, any
+/// free that needs a purge earlier than it plans to wake wakes it: gated
+/// by the threshold too, a free of less than 4 MiB after the purger had
+/// gone idle (asleep for up to a minute) stayed resident until then
+/// (docs/PERFORMANCE.md E51).
 pub fn note_dirty(dirty_bytes: usize) {
-    if dirty_bytes < BACKGROUND_THRESHOLD || !options::background_purge() {
-        return;
-    }
     match PURGER.load(Ordering::Relaxed) {
-        NONE => {
+        NONE if dirty_bytes >= BACKGROUND_THRESHOLD && options::background_purge() => {
             let _ = PURGER.compare_exchange(NONE, WANTED, Ordering::Relaxed, Ordering::Relaxed);
         }
         RUNNING => {
