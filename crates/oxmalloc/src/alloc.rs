@@ -108,12 +108,7 @@ pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -
 #[inline]
 unsafe fn big_owner<'a>(heap: *mut Heap) -> Option<&'a Heap> {
     // SAFETY: caller's contract.
-    unsafe {
-        (*heap)
-            .first_class
-            .load(crate::sync::atomic::Ordering::Relaxed)
-            .then(|| &*heap)
-    }
+    unsafe { (*heap).first_class.get().then(|| &*heap) }
 }
 
 /// Allocates from class `class` of `heap` for `requested` bytes, zeroed if asked.

@@ -27,7 +27,7 @@ use crate::size_class::{
     class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
 };
 use crate::stats::HeapCounters;
-use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
 use crate::{abandon, huge, profile, stats};
 use core::cell::Cell;
@@ -70,9 +70,9 @@ pub struct Heap {
     /// The owner key of this heap's pages: the owning thread's `tls::owner_key`.
     pub owner_key: Cell<usize>,
     /// Whether this is a first-class heap (not a thread's default heap).
-    /// Atomic because other threads may read it through a page's possibly
-    /// stale heap pointer.
-    pub first_class: AtomicBool,
+    /// Only its thread reads it: remote frees read the page's copy
+    /// (`Page::in_first_class`).
+    pub first_class: Cell<bool>,
     /// Default heap: the first of its thread's first-class heaps. First-class
     /// heap: the default heap of its thread.
     pub family: Cell<*mut Heap>,
@@ -162,7 +162,7 @@ impl Heap {
             full: [const { PageQueue::new() }; CLASS_COUNT],
             notify: [const { AtomicU64::new(0) }; 2],
             owner_key: Cell::new(0),
-            first_class: AtomicBool::new(false),
+            first_class: Cell::new(false),
             family: Cell::new(ptr::null_mut()),
             sibling_next: Cell::new(ptr::null_mut()),
             sibling_prev: Cell::new(ptr::null_mut()),
@@ -191,7 +191,7 @@ impl Heap {
     pub fn init_default(&self) {
         self.owner_key.set(crate::tls::owner_key());
         self.prof_seed.set(self as *const Heap as u64 | 1);
-        self.first_class.store(false, Ordering::Relaxed);
+        self.first_class.set(false);
         self.family.set(ptr::null_mut());
     }
 
@@ -202,7 +202,7 @@ impl Heap {
     /// Only the thread owning `default` may call this.
     pub unsafe fn init_first_class(&self, default: &Heap) {
         self.owner_key.set(default.key());
-        self.first_class.store(true, Ordering::Relaxed);
+        self.first_class.set(true);
         self.family.set(default as *const Heap as *mut Heap);
         let head = default.family.get();
         self.sibling_prev.set(ptr::null_mut());
@@ -377,7 +377,7 @@ impl Heap {
             // take a fresh one; the next round of the loop then uses it.
             // First-class heaps never adopt: `destroy` frees all their pages,
             // and an abandoned page's live blocks are not the heap's to free.
-            let reclaimed = if self.first_class.load(Ordering::Relaxed) {
+            let reclaimed = if self.first_class.get() {
                 None
             } else {
                 abandon::reclaim(class, self)
@@ -415,8 +415,7 @@ impl Heap {
         let p = unsafe { &*page };
         p.init(PageKind::Class, start, slices, CLASS_SIZE[class] as usize, class, fresh);
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
-        p.in_first_class
-            .store(self.first_class.load(Ordering::Relaxed), Ordering::Relaxed);
+        p.in_first_class.store(self.first_class.get(), Ordering::Relaxed);
         if is_indexed_class(class) {
             // SAFETY: the descriptor of a span just handed to us.
             unsafe { chunk::free_index(page) }.reset();
@@ -763,7 +762,7 @@ impl Heap {
     /// # Safety
     /// `page` must be the descriptor of a live large or huge block on no list.
     pub unsafe fn track_large(&self, page: *mut Page) {
-        if !self.first_class.load(Ordering::Relaxed) {
+        if !self.first_class.get() {
             return;
         }
         // SAFETY: caller's contract.
@@ -1075,7 +1074,7 @@ pub unsafe fn heap_release(heap: *mut Heap) {
         (*heap).notify[1].store(0, Ordering::Relaxed);
         (*heap).slow_calls.set(0);
         (*heap).owner_key.set(0);
-        (*heap).first_class.store(false, Ordering::Relaxed);
+        (*heap).first_class.set(false);
         stats::report_all(&*heap);
         stats::retire_counters(&(*heap).counters);
         (*heap).pool_next.set(pool.free);
