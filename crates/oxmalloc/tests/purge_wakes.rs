@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
 
-/// Waits (without allocating) until nothing waits for a purge; returns
-/// whether that happened within `limit`.
-fn wait_until_purged(limit: Duration) -> bool {
+/// Polls `done` every 10 ms (sleeping does not allocate) until it holds;
+/// returns whether it did within `limit`.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if oxmalloc::stats().purge_pending == 0 {
+        if done() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -42,7 +42,7 @@ fn a_small_free_wakes_an_idle_purger() {
     // The purger starts at the next allocator entry point after the frees.
     drop(black_box(vec![0u8; 64]));
     assert!(
-        wait_until_purged(Duration::from_secs(5)),
+        wait_until(Duration::from_secs(5), || oxmalloc::stats().purge_pending == 0),
         "the first 8 MiB were not purged: {} bytes pending",
         oxmalloc::stats().purge_pending
     );
@@ -51,15 +51,9 @@ fn a_small_free_wakes_an_idle_purger() {
     std::thread::sleep(Duration::from_millis(300));
     let purged_before = oxmalloc::stats().purged_bytes;
     touch_and_free(1 << 20);
-    let start = Instant::now();
-    let mut purged = 0;
-    while start.elapsed() < Duration::from_secs(3) {
-        purged = oxmalloc::stats().purged_bytes - purged_before;
-        if purged >= 1 << 20 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let purged_since = || oxmalloc::stats().purged_bytes - purged_before;
+    wait_until(Duration::from_secs(3), || purged_since() >= 1 << 20);
+    let purged = purged_since();
     assert!(
         purged >= 1 << 20,
         "1 MiB freed while the purger slept stayed unpurged: {purged} bytes purged since, {} pending",
