@@ -13,7 +13,7 @@ use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
 use crate::heap::{dead_heap, empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Page, PageKind};
-use crate::size_class::{class_for_aligned, Class, DIRECT_CLASS, DIRECT_MAX, WORD};
+use crate::size_class::{class_for_aligned, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD};
 use crate::{arena, chunk, huge, init, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
@@ -43,7 +43,13 @@ pub unsafe fn alloc_direct_in(heap: *mut Heap, words: usize) -> *mut u8 {
         if !block.is_null() {
             return block.cast();
         }
-        alloc_slow(heap, *DIRECT_CLASS.get_unchecked(words) as usize, words * WORD, false)
+        alloc_slow(
+            heap,
+            *DIRECT_CLASS.get_unchecked(words) as usize,
+            words * WORD,
+            words * WORD,
+            false,
+        )
     }
 }
 
@@ -94,8 +100,16 @@ pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -
         return out_of_memory();
     };
     if let Some(class) = class_for_aligned(with_trailer, align) {
+        // Blocks of the class size are aligned to every alignment that
+        // `class_for_aligned` picked the class for; request-sized blocks
+        // (`Heap::page_block_size`) only to 16, and are never as large.
+        let fit = if align <= 16 {
+            with_trailer
+        } else {
+            CLASS_SIZE[class] as usize
+        };
         // SAFETY: forwarded contract.
-        return unsafe { alloc_class(heap, class, size, zero) };
+        return unsafe { alloc_class(heap, class, size, fit, zero) };
     }
     // SAFETY: forwarded contract.
     alloc_big(unsafe { big_owner(heap) }, size, align, zero)
@@ -111,17 +125,20 @@ unsafe fn big_owner<'a>(heap: *mut Heap) -> Option<&'a Heap> {
     unsafe { (*heap).first_class.get().then(|| &*heap) }
 }
 
-/// Allocates from class `class` of `heap` for `requested` bytes, zeroed if asked.
+/// Allocates from class `class` of `heap` for `requested` bytes, zeroed if
+/// asked, in a block of at least `fit` bytes (see [`alloc_in`]).
 ///
 /// # Safety
-/// As for [`alloc_in`].
+/// As for [`alloc_in`]; `requested <= fit <= CLASS_SIZE[class]`.
 #[inline]
-unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: bool) -> *mut u8 {
+unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usize, zero: bool) -> *mut u8 {
     // SAFETY: the heap pointer is valid; its bins' first pages are ours;
     // `class` < CLASS_COUNT.
     unsafe {
         let page = (*heap).bins.get_unchecked(class).first.get();
-        if !page.is_null() {
+        // A page of request-sized blocks may hold blocks too small for this
+        // request (`Heap::page_block_size`); the slow path finds another.
+        if !page.is_null() && fit <= (*page).block_size.get() {
             let was_zero = (*page).free_known_zero();
             let block = (*page).pop();
             if !block.is_null() {
@@ -138,7 +155,7 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, zero: boo
             }
         }
     }
-    alloc_slow(heap, class, requested, zero)
+    alloc_slow(heap, class, requested, fit, zero)
 }
 
 /// Last steps for a block just popped from `page`: the hardened trailer,
@@ -190,13 +207,14 @@ unsafe fn touch_for_write(block: *mut u8, len: usize) {
 }
 
 /// The allocation slow path for class `class` of `heap`: sets the thread
-/// up if `heap` is the empty heap, runs deferred work, finds a page with
-/// room. Null when out of memory.
+/// up if `heap` is the empty heap, runs deferred work, finds a page with a
+/// block of at least `fit` bytes (`requested <= fit <= CLASS_SIZE[class]`:
+/// see [`alloc_in`]). Null when out of memory.
 #[cold]
 #[inline(never)]
-pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: bool) -> *mut u8 {
+pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, fit: usize, zero: bool) -> *mut u8 {
     if heap == dead_heap() {
-        return alloc_after_exit(class, requested, zero);
+        return alloc_after_exit(class, requested, fit, zero);
     }
     if heap == empty_heap() {
         heap = thread::init_thread();
@@ -216,7 +234,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
     let block = unsafe {
         heap.held.send();
         heap.process_notifications();
-        let (page, block) = heap.take_block(class);
+        let (page, block) = heap.take_block(class, fit);
         if page.is_null() {
             return out_of_memory();
         }
@@ -238,7 +256,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, zero: boo
 /// allocations are rare, and nothing leaks.
 #[cold]
 #[inline(never)]
-fn alloc_after_exit(class: Class, requested: usize, zero: bool) -> *mut u8 {
+fn alloc_after_exit(class: Class, requested: usize, fit: usize, zero: bool) -> *mut u8 {
     let heap = crate::heap::heap_acquire();
     if heap.is_null() {
         return out_of_memory();
@@ -247,7 +265,7 @@ fn alloc_after_exit(class: Class, requested: usize, zero: bool) -> *mut u8 {
     unsafe {
         let h = &*heap;
         h.init_default();
-        let (page, block) = h.take_block(class);
+        let (page, block) = h.take_block(class, fit);
         let block = if page.is_null() {
             out_of_memory()
         } else {

@@ -19,9 +19,9 @@
 //! (read by `stats`).
 
 use crate::arena;
-use crate::chunk::{self, slice_address};
+use crate::chunk::{self, slice_address, SLICE_SIZE};
 use crate::held_frees::HeldFrees;
-use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_INDEXED, OWNER_SLOW};
+use crate::page::{is_indexed_class, Block, Page, PageKind, INDEX_SLOTS, OWNER_INDEXED, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{
     class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
@@ -107,6 +107,12 @@ pub struct Heap {
     pub spare: [Cell<*mut Page>; SPARE_SPANS],
     /// Remote frees by this (default) heap's thread not yet published.
     pub held: HeldFrees,
+    /// Per class: the size the last slow-path request asked for, and how
+    /// many slow-path requests in a row asked for exactly that size (see
+    /// [`Heap::page_block_size`]).
+    pub repeat_size: [Cell<u32>; CLASS_COUNT],
+    /// See `repeat_size`.
+    pub repeat_count: [Cell<u8>; CLASS_COUNT],
 }
 
 /// Emptied page spans a heap keeps (see `Heap::spare`), and their slices
@@ -114,6 +120,10 @@ pub struct Heap {
 /// recently written memory without the arena lock (rptest@8 took the lock
 /// ~11,000 times a second; docs/PERFORMANCE.md E37).
 const SPARE_SPANS: usize = 4;
+
+/// Slow-path requests of one size in a row after which a class's next new
+/// page gets blocks of that size (see [`Heap::page_block_size`]).
+const REPEATS_FOR_SIZED: u8 = 3;
 const SPARE_SLICES: usize = 16;
 
 /// A `Sync` wrapper for the static sentinels (they are never written).
@@ -177,6 +187,8 @@ impl Heap {
             prof_busy: Cell::new(false),
             spare: [const { Cell::new(ptr::null_mut()) }; SPARE_SPANS],
             held: HeldFrees::new(),
+            repeat_size: [const { Cell::new(0) }; CLASS_COUNT],
+            repeat_count: [const { Cell::new(0) }; CLASS_COUNT],
         }
     }
 
@@ -193,6 +205,15 @@ impl Heap {
         self.prof_seed.set(self as *const Heap as u64 | 1);
         self.first_class.set(false);
         self.family.set(ptr::null_mut());
+        self.forget_repeats();
+    }
+
+    /// Clears the request history of `page_block_size`: a heap from the
+    /// pool starts with no run of its previous user's sizes.
+    fn forget_repeats(&self) {
+        for count in &self.repeat_count {
+            count.set(0);
+        }
     }
 
     /// Sets up a pool heap as a first-class heap of the thread whose
@@ -203,6 +224,7 @@ impl Heap {
     pub unsafe fn init_first_class(&self, default: &Heap) {
         self.owner_key.set(default.key());
         self.first_class.set(true);
+        self.forget_repeats();
         self.family.set(default as *const Heap as *mut Heap);
         let head = default.family.get();
         self.sibling_prev.set(ptr::null_mut());
@@ -337,21 +359,32 @@ impl Heap {
         page.used.get() == pinned as u32
     }
 
-    /// Takes a block of `class` on the slow path: from the first page of
-    /// the bin with a free or never-used block, moving full pages aside and
-    /// taking a new page when needed. Returns the page and the block (whether
-    /// it is zero: [`Page::pop_or_extend`]); a null page when out of memory.
+    /// Takes a block of `class` that holds `fit` bytes, on the slow path:
+    /// from the first page of the bin with a free or never-used block big
+    /// enough, moving full pages aside and taking a new page when needed.
+    /// `fit` is the request, or the class size when the block must keep the
+    /// class's natural alignment; it is more than the block size only on a
+    /// page of request-sized blocks ([`Heap::page_block_size`]), which is
+    /// then passed over. Returns the page and the block (whether it is zero:
+    /// [`Page::pop_or_extend`]); a null page when out of memory.
     ///
     /// # Safety
-    /// Only the owning thread may call this.
-    pub unsafe fn take_block(&self, class: Class) -> (*mut Page, *mut Block) {
+    /// Only the owning thread may call this; `fit <= CLASS_SIZE[class]`.
+    pub unsafe fn take_block(&self, class: Class, fit: usize) -> (*mut Page, *mut Block) {
+        let block_size = self.page_block_size(class, fit);
         let queue = &self.bins[class];
+        let mut reclaim_tried = self.first_class.get();
         loop {
             let mut page = queue.first.get();
             while !page.is_null() {
                 // SAFETY: pages on our queues are valid and ours.
                 let p = unsafe { &*page };
                 let next = p.next.get();
+                if p.block_size.get() < fit {
+                    // Request-sized blocks too small for this request.
+                    page = next;
+                    continue;
+                }
                 // Before `collect` refills `free` (see `Page::alloc_mark`).
                 self.take_counts(p);
                 // SAFETY: we own the page.
@@ -377,14 +410,17 @@ impl Heap {
             // take a fresh one; the next round of the loop then uses it.
             // First-class heaps never adopt: `destroy` frees all their pages,
             // and an abandoned page's live blocks are not the heap's to free.
-            let reclaimed = if self.first_class.get() {
+            // One adoption per call: an adopted page of request-sized blocks
+            // may be too small for this request, and is then kept for later ones.
+            let reclaimed = if reclaim_tried {
                 None
             } else {
+                reclaim_tried = true;
                 abandon::reclaim(class, self)
             };
             let page = match reclaimed {
                 Some(page) => page,
-                None => self.new_page(class),
+                None => self.new_page(class, block_size),
             };
             if page.is_null() {
                 return (page, ptr::null_mut());
@@ -395,8 +431,53 @@ impl Heap {
         }
     }
 
-    /// Takes a fresh page of `class` from the arena; null when out of memory.
-    fn new_page(&self, class: Class) -> *mut Page {
+    /// The block size for the next new page of `class`, given a slow-path
+    /// request that needs `fit` bytes; also counts that request.
+    ///
+    /// Usually the class size. But when the last [`REPEATS_FOR_SIZED`]
+    /// slow-path requests of an indexed class (blocks above 1 KiB) all
+    /// asked for the same size, and blocks of that size rounded up to 16
+    /// bytes fit more to a page than blocks of the class size, the page
+    /// gets *request-sized* blocks: the largest multiple of 16 that keeps
+    /// that count. Programs that allocate one odd size over and over (a
+    /// database's page cache: 4 KiB pages plus a header, 4,368 B, in the
+    /// 4,608 B class) then pay neither the class's rounding nor the page's
+    /// tail (docs/PERFORMANCE.md E52). Allocation checks the block size of
+    /// the page it takes from (`alloc::alloc_class`), so requests of the
+    /// class that such blocks cannot hold go elsewhere. Slow-path requests
+    /// only: one in a page's worth of allocations, so a run of them means
+    /// the class serves that size nearly alone.
+    fn page_block_size(&self, class: Class, fit: usize) -> usize {
+        let class_bytes = CLASS_SIZE[class] as usize;
+        if !is_indexed_class(class) {
+            return class_bytes;
+        }
+        let repeats = if self.repeat_size[class].get() as usize == fit {
+            self.repeat_count[class].get().saturating_add(1)
+        } else {
+            self.repeat_size[class].set(fit as u32);
+            1
+        };
+        self.repeat_count[class].set(repeats);
+        if repeats < REPEATS_FOR_SIZED {
+            return class_bytes;
+        }
+        let page_bytes = page_slices(class) * SLICE_SIZE;
+        let count = page_bytes / fit.next_multiple_of(16);
+        if count <= page_bytes / class_bytes || count > INDEX_SLOTS {
+            return class_bytes;
+        }
+        let size = (page_bytes / count) & !15;
+        if page_bytes / size > INDEX_SLOTS {
+            return class_bytes;
+        }
+        size
+    }
+
+    /// Takes a fresh page of `class` with blocks of `block_size` bytes (the
+    /// class size, or less: [`Heap::page_block_size`]) from the arena; null
+    /// when out of memory.
+    fn new_page(&self, class: Class, block_size: usize) -> *mut Page {
         let slices = page_slices(class);
         let (page, start, fresh) = match self.take_spare(slices) {
             Some(page) => {
@@ -413,7 +494,7 @@ impl Heap {
         // SAFETY: the arena handed the span (and its descriptor) to us alone,
         // or it is one of our spare spans, just taken out.
         let p = unsafe { &*page };
-        p.init(PageKind::Class, start, slices, CLASS_SIZE[class] as usize, class, fresh);
+        p.init(PageKind::Class, start, slices, block_size, class, fresh);
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
         p.in_first_class.store(self.first_class.get(), Ordering::Relaxed);
         if is_indexed_class(class) {

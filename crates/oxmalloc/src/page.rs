@@ -242,7 +242,10 @@ pub struct Page {
     pub free_is_zero: Cell<bool>,
     /// The span was zero (fresh from the OS or purged) when the page was set up.
     pub fresh: Cell<bool>,
-    /// Size of each block in bytes.
+    /// Size of each block in bytes. Class pages: the class size, or for a
+    /// page of request-sized blocks (`Heap::page_block_size`, indexed
+    /// classes only) a multiple of 16 above the next smaller class's size
+    /// and below this one's; allocations check it (`alloc::alloc_class`).
     pub block_size: Cell<usize>,
     /// Address of the first block.
     pub start: Cell<*mut u8>,

@@ -34,6 +34,11 @@
 //!   larson and rptest.)
 //! * Memory moving between oxmalloc and the OS is counted with shared
 //!   atomics on the (slow) paths that move it.
+//! * Bytes of class blocks are counted at the class size, including the
+//!   blocks of pages whose blocks are smaller (request-sized blocks,
+//!   `Heap::page_block_size`): those pages are not told apart here, so
+//!   the byte figures of such a class may exceed the blocks' usable bytes
+//!   by the class's rounding (at most 1/8).
 
 use crate::heap::{for_each_heap_counters, Heap};
 use crate::os::{Os, Platform};
