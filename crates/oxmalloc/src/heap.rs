@@ -120,11 +120,11 @@ pub struct Heap {
 /// recently written memory without the arena lock (rptest@8 took the lock
 /// ~11,000 times a second; docs/PERFORMANCE.md E37).
 const SPARE_SPANS: usize = 4;
+const SPARE_SLICES: usize = 16;
 
 /// Slow-path requests of one size in a row after which a class's next new
 /// page gets blocks of that size (see [`Heap::page_block_size`]).
 const REPEATS_FOR_SIZED: u8 = 3;
-const SPARE_SLICES: usize = 16;
 
 /// A `Sync` wrapper for the static sentinels (they are never written).
 #[repr(transparent)]
