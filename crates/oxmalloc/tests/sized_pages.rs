@@ -81,6 +81,18 @@ impl Model {
         unsafe { heap.dealloc(p, b.layout) };
     }
 
+    /// Allocates `n` blocks of `ODD` bytes, the last of which must already
+    /// be request-sized (`n` is well past the run that makes such pages).
+    fn odd_run(&mut self, heap: &oxmalloc::Heap, n: usize) -> Vec<usize> {
+        let addrs: Vec<usize> = (0..n).map(|_| self.alloc(heap, ODD, 8)).collect();
+        assert_eq!(
+            oxmalloc::usable_size(addrs[n - 1] as *const u8),
+            ODD,
+            "request-sized pages are made"
+        );
+        addrs
+    }
+
     fn free_all(&mut self, heap: &oxmalloc::Heap) {
         let addrs: Vec<usize> = self.live.keys().copied().collect();
         for a in addrs {
@@ -124,12 +136,7 @@ fn one_size_asked_for_over_and_over_gets_blocks_of_that_size() {
 fn other_requests_of_the_class_never_get_a_block_too_small() {
     let heap = oxmalloc::Heap::new().expect("a heap");
     let mut model = Model::default();
-    let odd: Vec<usize> = (0..200).map(|_| model.alloc(&heap, ODD, 8)).collect();
-    assert_eq!(
-        oxmalloc::usable_size(odd[199] as *const u8),
-        ODD,
-        "request-sized pages are made"
-    );
+    let odd = model.odd_run(&heap, 200);
     // Free a block of a request-sized page: its page becomes the class's
     // current page (E40), where the requests below must not be served.
     model.free(&heap, odd[190]);
@@ -188,13 +195,7 @@ fn mixed_sizes_and_alignments_against_the_model() {
 fn realloc_out_of_a_request_sized_block_keeps_the_contents() {
     let heap = oxmalloc::Heap::new().expect("a heap");
     let mut model = Model::default();
-    let odd: Vec<usize> = (0..100).map(|_| model.alloc(&heap, ODD, 8)).collect();
-    let addr = odd[99];
-    assert_eq!(
-        oxmalloc::usable_size(addr as *const u8),
-        ODD,
-        "request-sized pages are made"
-    );
+    let addr = model.odd_run(&heap, 100)[99];
     let live = model.live.remove(&addr).unwrap();
     // SAFETY: a live block of `heap` with that layout.
     let grown = unsafe { heap.realloc(addr as *mut u8, live.layout, CLASS_MAX) };
