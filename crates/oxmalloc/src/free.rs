@@ -4,8 +4,9 @@
 //! (chunk header + slice index), checks that the calling thread owns the
 //! page, and pushes back onto `free` (last in, first out: see `page.rs`).
 //! The owner's frees of blocks above 1 KiB into the current page of their
-//! class take a short path of their own ([`free_indexed_or_slow`]).
-//! Everything else — frees from other threads, full pages, large and huge
+//! class take a short path of their own ([`free_indexed_or_slow`]), and so
+//! do remote frees into the page of the thread's held chain
+//! ([`free_into_held_chain`]). Everything else — frees from other threads, full pages, large and huge
 //! blocks, later slices of multi-slice pages, invalid pointers — goes to
 //! [`free_slow`].
 
@@ -180,7 +181,8 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
 /// (owner word `key | OWNER_INDEXED`: not full, pinned, no profiling
 /// samples), which rules out every case `free_slow` checks for but an
 /// invalid pointer: the block's number goes onto the page's free index;
-/// every other free goes on to `free_slow`. A path of its own because
+/// a remote free into the page of the thread's held chain joins the chain
+/// (`free_into_held_chain`); every other free goes on to `free_slow`. A path of its own because
 /// these frees went through `free_slow` before, which read three more
 /// cache lines, each a miss in the latency workload's slowest frees
 /// (docs/PERFORMANCE.md E47). (Not in `free_local_or_slow`: the second
@@ -194,10 +196,16 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
 unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
     // SAFETY: caller's contract. With that owner word, a class page we
     // own (the current page of its class), so its Cell fields and free
-    // index are ours to touch.
+    // index are ours to touch. The thread's heap slot always holds a
+    // valid heap, and `free_into_held_chain` gets a page its chain is on.
     unsafe {
         let p = &*page;
-        if p.owner.load(Ordering::Relaxed) != tls::owner_key() | OWNER_INDEXED {
+        let owner = p.owner.load(Ordering::Relaxed);
+        if owner != tls::owner_key() | OWNER_INDEXED {
+            // (The sentinel heaps hold no chain.)
+            if !secure::ENABLED && (*tls::heap()).held.page() == page {
+                return free_into_held_chain(ptr, page, owner);
+            }
             return free_slow(ptr, page);
         }
         let Some(number) = p.block_index_by_division(ptr as usize) else {
@@ -208,6 +216,48 @@ unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
         let emptied = p.push_indexed_number(chunk::free_index(page), number);
         debug_assert!(!emptied, "the current page was emptied");
     }
+}
+
+/// A remote free into the page that the calling thread's held chain is on
+/// (`held_frees.rs`): the block joins the chain (or, if it turns out not to
+/// be a remote free of a valid block, goes on to `free_slow`).
+///
+/// The common remote free of a producer/consumer pair (each free in the
+/// page of the one before), which went through all of `free_slow`: 107
+/// instructions a free in xmalloc against rpmalloc's 40
+/// (docs/PERFORMANCE.md E53). The chain being on `page` settles what
+/// `free_slow` finds out step by step: `page` is the first descriptor of
+/// a class page (a forwarder is never a chain's page), alive (the held
+/// blocks keep it), not a first-class heap's (`may_hold` was true), and
+/// the calling thread has a heap (the sentinels hold no chain). What is
+/// left: the owner (the thread may have taken the page since; its own
+/// frees go the usual way), the block (an invalid pointer is reported by
+/// `free_slow`), the profiling sample and the statistics. (Not inlined
+/// into `free_indexed_or_slow`: the registers it needs would cost the
+/// indexed path a prologue.)
+///
+/// # Safety
+/// `page` must be a valid descriptor inside a live chunk header, `owner`
+/// its owner word as just read, and the calling thread's held chain must
+/// be on `page` (the default build only).
+#[inline(never)]
+unsafe fn free_into_held_chain(ptr: *mut u8, page: *mut Page, owner: usize) {
+    // SAFETY: the chain's page is alive while the chain holds its blocks.
+    let p = unsafe { &*page };
+    if owner & !OWNER_FLAGS == tls::owner_key() || p.block_index(ptr as usize).is_none() {
+        // SAFETY: caller's contract.
+        return unsafe { free_slow(ptr, page) };
+    }
+    // SAFETY: the thread's heap slot always holds a valid heap.
+    let heap = unsafe { &*tls::heap() };
+    stats::remote_free(heap, p.class());
+    profile::on_free(p, ptr);
+    // SAFETY: our default heap's chain, on `ptr`'s page (caller); `ptr`
+    // is a live block (validated above) of that page, which another
+    // thread (or none) owns and no first-class heap does (see above); the
+    // caller gives it up.
+    unsafe { heap.held.append(ptr.cast()) };
+    purge::start_if_wanted();
 }
 
 /// A local free emptied `page`: its heap (the thread's default heap or one

@@ -57,6 +57,12 @@ impl HeldFrees {
         }
     }
 
+    /// The page the chain is on (null: no chain).
+    #[inline(always)]
+    pub fn page(&self) -> *mut Page {
+        self.page.get()
+    }
+
     /// Adds `block` of `page` to the chain (first sending out a chain of
     /// another page), and sends the chain out when it is full.
     ///
@@ -68,17 +74,36 @@ impl HeldFrees {
     #[inline]
     pub unsafe fn hold(&self, page: *mut Page, block: *mut Block) {
         if self.page.get() == page {
-            // SAFETY: the caller gives the block up; the chain is ours.
-            unsafe { (*page).set_next(block, self.head.get()) };
-        } else {
-            // SAFETY: forwarded contract (our chain).
-            unsafe { self.send() };
-            self.page.set(page);
-            self.tail.set(block);
-            // SAFETY: a class page (caller), alive while it has live blocks.
-            let size = unsafe { (*page).block_size.get() };
-            self.limit.set((HOLD_BYTES / size).clamp(1, HOLD_BLOCKS));
+            // SAFETY: forwarded contract, on the chain's page.
+            unsafe { self.append(block) };
+            return;
         }
+        // SAFETY: forwarded contract (our chain).
+        unsafe { self.send() };
+        self.page.set(page);
+        self.tail.set(block);
+        // SAFETY: a class page (caller), alive while it has live blocks.
+        let size = unsafe { (*page).block_size.get() };
+        self.limit.set((HOLD_BYTES / size).clamp(1, HOLD_BLOCKS));
+        self.head.set(block);
+        self.count.set(1);
+        if self.limit.get() == 1 {
+            // SAFETY: as above.
+            unsafe { self.send() };
+        }
+    }
+
+    /// Adds `block` to the chain, which is on `block`'s page, and sends the
+    /// chain out when it is full: [`hold`](Self::hold) when the caller
+    /// already knows the chain's page is `block`'s.
+    ///
+    /// # Safety
+    /// As for `hold`, with `page` the chain's page (`self.page()`).
+    #[inline(always)]
+    pub unsafe fn append(&self, block: *mut Block) {
+        // SAFETY: the chain's page is alive while the chain holds its
+        // blocks; the caller gives the block up; the chain is ours.
+        unsafe { (*self.page.get()).set_next(block, self.head.get()) };
         self.head.set(block);
         let count = self.count.get() + 1;
         self.count.set(count);
@@ -93,6 +118,7 @@ impl HeldFrees {
     ///
     /// # Safety
     /// Only the thread owning these held frees may call this.
+    #[inline(never)]
     pub unsafe fn send(&self) {
         let page = self.page.replace(ptr::null_mut());
         if page.is_null() {

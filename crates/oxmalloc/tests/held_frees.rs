@@ -36,6 +36,7 @@ fn child() {
                 thread::spawn(last_chain_goes_out_at_thread_exit).join().unwrap()
             }),
             ("destroy", frees_into_a_first_class_heap_are_not_held),
+            ("interior", interior_pointer_into_the_chains_page_is_reported),
         ],
     );
 }
@@ -48,6 +49,11 @@ fn a_thread_that_exits_publishes_its_held_frees() {
 #[test]
 fn a_destroyed_heap_has_no_held_frees_to_receive() {
     common::run_child_case(CASE_VAR, "destroy", &[]);
+}
+
+#[test]
+fn a_bad_pointer_into_the_page_of_a_held_chain_is_reported() {
+    common::run_child_case(CASE_VAR, "interior", &[]);
 }
 
 fn layout() -> Layout {
@@ -145,4 +151,48 @@ fn frees_into_a_first_class_heap_are_not_held() {
         // SAFETY: live blocks of `layout()`, each freed once.
         unsafe { GLOBAL.dealloc(b, layout()) };
     }
+}
+
+/// A remote free into the page of the freeing thread's chain joins the
+/// chain by a short path (`free::free_into_held_chain`); a pointer into a
+/// block there, not at its start, must still be reported and leave the
+/// block alone, as on the slow path.
+fn interior_pointer_into_the_chains_page_is_reported() {
+    const FILL: u8 = 0x5A;
+    let blocks: Vec<usize> = (0..4)
+        // SAFETY: a valid layout; every block is freed once, by the freer.
+        .map(|_| unsafe { GLOBAL.alloc(layout()) } as usize)
+        .collect();
+    assert!(blocks.iter().all(|&b| b != 0));
+    let page = blocks[0] & !(SLICE - 1);
+    assert!(
+        blocks.iter().all(|&b| b & !(SLICE - 1) == page),
+        "the blocks are not on one page"
+    );
+    for &b in &blocks {
+        // SAFETY: live blocks of `SIZE` bytes.
+        unsafe { (b as *mut u8).write_bytes(FILL, SIZE) };
+    }
+    let (errors, intact) = thread::spawn(move || {
+        let before = oxmalloc::stats().errors;
+        // SAFETY: a live block of `layout()`, freed once: starts a chain on the page.
+        unsafe { GLOBAL.dealloc(blocks[0] as *mut u8, layout()) };
+        // SAFETY: a deliberate invalid free (8 bytes into a live block),
+        // through the C entry point, which validates pointers.
+        unsafe { oxmalloc::raw::free((blocks[1] + 8) as *mut u8) };
+        let errors = oxmalloc::stats().errors - before;
+        // SAFETY: block 1 is still live (the bad free must not have taken it).
+        let intact = unsafe { std::slice::from_raw_parts(blocks[1] as *const u8, SIZE) }
+            .iter()
+            .all(|&x| x == FILL);
+        for &b in &blocks[1..] {
+            // SAFETY: live blocks of `layout()`, each freed once.
+            unsafe { GLOBAL.dealloc(b as *mut u8, layout()) };
+        }
+        (errors, intact)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(errors, 1, "the interior pointer was not reported exactly once");
+    assert!(intact, "the block under the interior pointer was written");
 }
