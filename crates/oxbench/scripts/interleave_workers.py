@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Times worker binaries against each other, one run of each per round.
+
+For A/B checks of an engine change between two builds of
+`oxbench-worker-oxmalloc` (copy the first build aside before the second):
+each round runs every worker once, in the same order, so that the
+machine's drift hits all of them alike. Prints, per workload, the median
+cost (time, or 1/throughput) of each worker relative to the first one's
+median, with the min-max range.
+
+Usage: interleave_workers.py WORKER[,WORKER...] "BENCH THREADS SCALE[;...]" ROUNDS
+Example: interleave_workers.py /tmp/base-worker,target/oxbench-workers/release/oxbench-worker-oxmalloc "xmalloc 2 0.5;larson 2 0.5" 9
+"""
+
+import json
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+
+def run_once(worker, row):
+    out = subprocess.run([worker, "run", *row.split()], capture_output=True, text=True)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("OXBENCH-RESULT ")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"{worker} run {row} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    result = json.loads(lines[0].split(" ", 1)[1])
+    return 1.0 / result["throughput"] if result.get("throughput") else result["elapsed_s"]
+
+
+def main():
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__)
+    workers = sys.argv[1].split(",")
+    rows = [r.strip() for r in sys.argv[2].split(";") if r.strip()]
+    rounds = int(sys.argv[3])
+    for row in rows:
+        costs = defaultdict(list)
+        for _ in range(rounds):
+            for w in workers:
+                costs[w].append(run_once(w, row))
+        base = statistics.median(costs[workers[0]])
+        cells = "  ".join(
+            f"{w.split('/')[-1]} {statistics.median(v) / base:.3f} [{min(v) / base:.2f}-{max(v) / base:.2f}]"
+            for w, v in costs.items()
+        )
+        print(f"{row:22s} {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
