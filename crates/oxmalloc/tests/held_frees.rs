@@ -60,6 +60,23 @@ fn layout() -> Layout {
     Layout::from_size_align(SIZE, 8).unwrap()
 }
 
+/// Allocates `count` blocks of `layout()` and checks that they lie on one
+/// page (the cases start in a fresh process or thread, on a new page).
+/// The caller frees each block once.
+fn blocks_of_one_page(count: usize) -> Vec<usize> {
+    let blocks: Vec<usize> = (0..count)
+        // SAFETY: a valid layout; the caller frees every block once.
+        .map(|_| unsafe { GLOBAL.alloc(layout()) } as usize)
+        .collect();
+    assert!(blocks.iter().all(|&b| b != 0));
+    let page = blocks[0] & !(SLICE - 1);
+    assert!(
+        blocks.iter().all(|&b| b & !(SLICE - 1) == page),
+        "the blocks are not on one page"
+    );
+    blocks
+}
+
 fn spans() -> u64 {
     oxmalloc::stats().spans.current
 }
@@ -67,16 +84,7 @@ fn spans() -> u64 {
 /// Runs on a new thread, whose heap holds nothing else.
 fn last_chain_goes_out_at_thread_exit() {
     // One page's worth, freed by another thread, which then exits.
-    let blocks: Vec<usize> = (0..SLICE / SIZE)
-        // SAFETY: a valid layout; every block is freed once, by the freer.
-        .map(|_| unsafe { GLOBAL.alloc(layout()) } as usize)
-        .collect();
-    assert!(blocks.iter().all(|&b| b != 0));
-    let page = blocks[0] & !(SLICE - 1);
-    assert!(
-        blocks.iter().all(|&b| b & !(SLICE - 1) == page),
-        "the blocks do not fill one page"
-    );
+    let blocks = blocks_of_one_page(SLICE / SIZE);
     // One block freed here: the other thread's 1,023 frees then end with
     // a partial chain, which only its exit sends.
     // SAFETY: a live block of `layout()`, freed once.
@@ -159,16 +167,7 @@ fn frees_into_a_first_class_heap_are_not_held() {
 /// block alone, as on the slow path.
 fn interior_pointer_into_the_chains_page_is_reported() {
     const FILL: u8 = 0x5A;
-    let blocks: Vec<usize> = (0..4)
-        // SAFETY: a valid layout; every block is freed once, by the freer.
-        .map(|_| unsafe { GLOBAL.alloc(layout()) } as usize)
-        .collect();
-    assert!(blocks.iter().all(|&b| b != 0));
-    let page = blocks[0] & !(SLICE - 1);
-    assert!(
-        blocks.iter().all(|&b| b & !(SLICE - 1) == page),
-        "the blocks are not on one page"
-    );
+    let blocks = blocks_of_one_page(4);
     for &b in &blocks {
         // SAFETY: live blocks of `SIZE` bytes.
         unsafe { (b as *mut u8).write_bytes(FILL, SIZE) };
