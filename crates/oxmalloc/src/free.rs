@@ -6,9 +6,9 @@
 //! The owner's frees of blocks above 1 KiB into the current page of their
 //! class take a short path of their own ([`free_indexed_or_slow`]), and so
 //! do remote frees into the page of the thread's held chain
-//! ([`free_into_held_chain`]). Everything else — frees from other threads, full pages, large and huge
-//! blocks, later slices of multi-slice pages, invalid pointers — goes to
-//! [`free_slow`].
+//! ([`free_into_held_chain`]). Everything else — other remote frees, full
+//! pages, large and huge blocks, later slices of multi-slice pages,
+//! invalid pointers — goes to [`free_slow`].
 
 use crate::alloc::{block_usable_size, resolve_forward};
 #[cfg(not(feature = "page-map"))]
@@ -182,8 +182,8 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
 /// samples), which rules out every case `free_slow` checks for but an
 /// invalid pointer: the block's number goes onto the page's free index;
 /// a remote free into the page of the thread's held chain joins the chain
-/// (`free_into_held_chain`); every other free goes on to `free_slow`. A path of its own because
-/// these frees went through `free_slow` before, which read three more
+/// (`free_into_held_chain`); every other free goes on to `free_slow`. A
+/// path of its own because these frees went through `free_slow` before, which read three more
 /// cache lines, each a miss in the latency workload's slowest frees
 /// (docs/PERFORMANCE.md E47). (Not in `free_local_or_slow`: the second
 /// owner check there cost the small blocks' fast path an instruction;
