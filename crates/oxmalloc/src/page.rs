@@ -50,6 +50,7 @@
 
 use crate::chunk::SLICE_SIZE;
 use crate::heap::Heap;
+use crate::os::{Os, Platform};
 use crate::size_class::{class_size, page_slices, Class, CLASS_COUNT, LAST_DIRECT_CLASS};
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use core::cell::Cell;
@@ -116,9 +117,13 @@ const _: () = {
 /// its first slice. Owner only (or the holder of the page's abandoned-list
 /// lock), like the descriptor's `Cell` fields.
 ///
-/// Invariant: for an indexed class page, `slots[..len]` are distinct
-/// carved blocks of the page, none on another list. Meaningless for other
-/// pages (emptied by `Heap::new_page` with [`FreeIndex::reset`]).
+/// Invariant: for an indexed class page, the numbers in `slots[..len]`
+/// (each slot: [`SLOT_NUMBER`] bits, plus the [`SLOT_SEEN`] and
+/// [`SLOT_PURGED`] flags, which a push clears) are distinct carved blocks
+/// of the page, none on another list; a block whose slot has
+/// `SLOT_PURGED` has had its whole OS pages purged since it was pushed.
+/// Meaningless for other pages (emptied by `Heap::new_page` with
+/// [`FreeIndex::reset`]).
 #[repr(C, align(64))]
 pub struct FreeIndex {
     len: Cell<u8>,
@@ -126,6 +131,16 @@ pub struct FreeIndex {
 }
 
 const _: () = assert!(core::mem::size_of::<FreeIndex>() == 64);
+
+/// The bits of a slot holding the block's number.
+const SLOT_NUMBER: u8 = 0x3f;
+/// The slot was in the index at the last sweep ([`Page::sweep_index`]).
+const SLOT_SEEN: u8 = 0x40;
+/// The block's whole OS pages were purged by a sweep.
+const SLOT_PURGED: u8 = 0x80;
+
+// Every block number fits in the number bits.
+const _: () = assert!(INDEX_SLOTS <= SLOT_NUMBER as usize + 1);
 
 impl FreeIndex {
     /// Empties the index, for a page just set up (its slice's index may
@@ -146,7 +161,9 @@ impl FreeIndex {
 
     /// The numbers of the blocks in the index.
     pub fn blocks(&self) -> impl Iterator<Item = usize> + '_ {
-        self.slots[..self.len()].iter().map(|slot| slot.get() as usize)
+        self.slots[..self.len()]
+            .iter()
+            .map(|slot| (slot.get() & SLOT_NUMBER) as usize)
     }
 }
 
@@ -591,6 +608,61 @@ impl Page {
         used == 0
     }
 
+    /// Gives the OS back the memory of blocks that have stayed free in
+    /// `index` since the previous sweep of the page: the whole OS pages
+    /// inside each (an indexed page keeps nothing in its free blocks, so
+    /// all of them may go). Blocks pushed since the previous sweep are only
+    /// marked as seen, so a block freed just before a sweep and soon reused
+    /// costs no page fault. Returns the bytes purged.
+    ///
+    /// Without this, free blocks of rarely used big classes stay resident
+    /// for as long as their page lives (gcc's cc1 kept 1.1 MiB so,
+    /// docs/PERFORMANCE.md E54).
+    ///
+    /// # Safety
+    /// Only the owner may call this, on an indexed class page, with its
+    /// index (`chunk::free_index`).
+    pub unsafe fn sweep_index(&self, index: &FreeIndex) -> usize {
+        let size = self.block_size.get();
+        let os_page = Os::page_size();
+        if size < 2 * os_page {
+            // At most one whole OS page a block: not worth a system call.
+            return 0;
+        }
+        // Blocks to purge, by number (at most 63 of them), so that
+        // neighbouring blocks go in one call.
+        let mut due = 0u64;
+        for slot in &index.slots[..index.len()] {
+            let value = slot.get();
+            if value & SLOT_PURGED != 0 {
+                continue;
+            }
+            if value & SLOT_SEEN != 0 {
+                due |= 1 << (value & SLOT_NUMBER);
+                slot.set(value | SLOT_PURGED);
+            } else {
+                slot.set(value | SLOT_SEEN);
+            }
+        }
+        let start = self.start.get() as usize;
+        let mut purged = 0;
+        while due != 0 {
+            let first = due.trailing_zeros() as usize;
+            let run = (!(due >> first)).trailing_zeros() as usize;
+            due &= !(u64::MAX >> (64 - run) << first);
+            let lo = (start + first * size).next_multiple_of(os_page);
+            let hi = (start + (first + run) * size) / os_page * os_page;
+            if hi > lo {
+                // SAFETY: whole OS pages inside free blocks of our page, which
+                // hold nothing (the index keeps their numbers outside them)
+                // and which no one else touches until the owner (us) pops them.
+                unsafe { Os::purge(lo as *mut u8, hi - lo, crate::options::purge_zeroes()) };
+                purged += hi - lo;
+            }
+        }
+        purged
+    }
+
     /// Pushes a block freed by the owner onto `local_free` (slow-path
     /// frees) and counts the free; returns `true` when the page now holds
     /// no allocated block.
@@ -652,7 +724,8 @@ impl Page {
         }
         index.len.set(len as u8 - 1);
         // SAFETY: `len - 1 < INDEX_SLOTS` (the index's invariant).
-        let number = unsafe { index.slots.get_unchecked(len - 1) }.get() as usize;
+        let slot = unsafe { index.slots.get_unchecked(len - 1) }.get();
+        let number = (slot & SLOT_NUMBER) as usize;
         self.used.set(self.used.get() + 1);
         self.start.get().wrapping_add(number * self.block_size.get()).cast()
     }
