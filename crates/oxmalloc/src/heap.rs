@@ -21,6 +21,7 @@
 use crate::arena;
 use crate::chunk::{self, slice_address, SLICE_SIZE};
 use crate::held_frees::HeldFrees;
+use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, INDEX_SLOTS, OWNER_INDEXED, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{
@@ -131,11 +132,6 @@ const SPARE_SLICES: usize = 16;
 /// slower (blocks purged and written again moments later), 50 ms costs it
 /// nothing measurable and keeps most of the gain (docs/PERFORMANCE.md E54).
 const BLOCK_SWEEP_MIN_MS: u64 = 50;
-
-/// Classes whose blocks span fewer than two of these hold at most one
-/// whole OS page each: [`Heap::sweep_free_blocks`] skips them (the page
-/// sweep checks the real OS page size).
-const SWEPT_PAGE_BYTES: usize = 4096;
 
 /// Slow-path requests of one size in a row after which a class's next new
 /// page gets blocks of that size (see [`Heap::page_block_size`]).
@@ -331,8 +327,11 @@ impl Heap {
         self.free_blocks_sweep_due
             .set(now.saturating_add(purge::delay_ms().max(BLOCK_SWEEP_MIN_MS)));
         let mut purged = 0;
+        // Blocks of classes below two OS pages hold at most one whole page
+        // each: `Page::sweep_index` would purge nothing there.
+        let smallest = 2 * Os::page_size();
         for class in LAST_DIRECT_CLASS + 1..CLASS_COUNT {
-            if !is_indexed_class(class) || class_size(class) < 2 * SWEPT_PAGE_BYTES {
+            if !is_indexed_class(class) || class_size(class) < smallest {
                 continue;
             }
             // (Pages on `full` have nothing in their index.)

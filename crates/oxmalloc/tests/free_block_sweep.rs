@@ -14,19 +14,13 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
 
-/// Whether the OS page holding `addr` is resident.
-fn resident(addr: usize) -> bool {
-    let mut vec = [0u8; 1];
-    // SAFETY: one byte of `vec` for the one page asked about; mincore only
-    // reads the page tables.
-    let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
-    assert_eq!(r, 0, "mincore({addr:#x}) failed");
-    vec[0] & 1 != 0
-}
+mod resident;
+use resident::{page_size, resident};
 
-/// The whole 4 KiB pages inside `[block, block + size)`.
+/// The whole OS pages inside `[block, block + size)`.
 fn interior(block: *mut u8, size: usize) -> impl Iterator<Item = usize> {
-    ((block as usize).next_multiple_of(4096)..(block as usize + size) & !4095).step_by(4096)
+    let page = page_size();
+    ((block as usize).next_multiple_of(page)..(block as usize + size) / page * page).step_by(page)
 }
 
 #[test]
