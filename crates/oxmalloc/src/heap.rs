@@ -213,7 +213,7 @@ impl Heap {
 
     /// Sets up a pool heap as the calling thread's default heap.
     pub fn init_default(&self) {
-        self.owner_key.set(crate::tls::owner_key());
+        self.owner_key.set(crate::tls::owner_key_for(self));
         self.prof_seed.set(self as *const Heap as u64 | 1);
         self.first_class.set(false);
         self.family.set(ptr::null_mut());

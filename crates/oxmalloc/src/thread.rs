@@ -57,6 +57,17 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     if heap.is_null() || heap == empty_heap() {
         return;
     }
+    if heap == dead_heap() {
+        // Where the slot is this pthread key (not x86-64 Linux), setting the
+        // dead heap below gives the key a value again, so the C runtime
+        // calls us with it in its next round of destructors, having cleared
+        // the value. Nothing to tear down; set it again, so that the
+        // thread's later frees and allocations still see a dead thread
+        // (rather than an empty one, which would get a heap that no one
+        // tears down) for as many rounds as the runtime makes.
+        tls::set_heap(dead_heap());
+        return;
+    }
     // Frees from here on (later destructors, libc's own clean-up) are remote
     // frees; an allocation is served without giving the thread a heap again
     // (nothing would tear it down: glibc runs key destructors a bounded

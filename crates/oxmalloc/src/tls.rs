@@ -19,7 +19,12 @@
 
 use crate::heap::{empty_heap, Heap};
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(miri),
+    not(feature = "portable-tls")
+))]
 mod imp {
     use super::Heap;
     use core::arch::{asm, global_asm};
@@ -110,7 +115,12 @@ mod imp {
     }
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(miri),
+    not(feature = "portable-tls")
+)))]
 mod imp {
     use super::Heap;
 
@@ -163,7 +173,12 @@ pub fn set_heap(heap: *mut Heap) {
 /// to read; elsewhere the address of the thread's heap.
 #[inline(always)]
 pub fn owner_key() -> usize {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri),
+        not(feature = "portable-tls")
+    ))]
     {
         let key: usize;
         // SAFETY: reads the TCB's self-pointer, always mapped for a live thread.
@@ -176,9 +191,43 @@ pub fn owner_key() -> usize {
         }
         key
     }
-    #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri),
+        not(feature = "portable-tls")
+    )))]
     {
         heap() as usize
+    }
+}
+
+/// The owner key that the calling thread has while `heap` is its default
+/// heap: [`owner_key`] once `heap` is in the slot, and already before (a
+/// heap is keyed while it is set up, before it is published). Where the key
+/// is the heap's address, reading [`owner_key`] during set-up gave the
+/// address of the empty (or dead) heap, shared by every thread that has no
+/// heap: their frees then passed for local ones in each other's pages.
+#[inline]
+pub fn owner_key_for(heap: *const Heap) -> usize {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri),
+        not(feature = "portable-tls")
+    ))]
+    {
+        let _ = heap;
+        owner_key()
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(miri),
+        not(feature = "portable-tls")
+    )))]
+    {
+        heap as usize
     }
 }
 
@@ -190,7 +239,12 @@ pub fn has_heap() -> bool {
 }
 
 /// The TLS model this build uses, for banners and reports.
-pub const MODEL: &str = if cfg!(all(target_arch = "x86_64", target_os = "linux", not(miri))) {
+pub const MODEL: &str = if cfg!(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(miri),
+    not(feature = "portable-tls")
+)) {
     if cfg!(feature = "tls-general-dynamic") {
         "general-dynamic"
     } else {
