@@ -3,8 +3,9 @@
 # heap and owner keys are heap addresses, as on every target but x86-64
 # Linux (feature `portable-tls` selects that path here). Neither the main
 # run nor Miri (which skips tests that run the engine) covers it otherwise;
-# two bugs lived there unseen until this run existed (docs/PERFORMANCE.md,
-# fourteenth session). Lints, then every engine test, in release mode.
+# two bugs lived there unseen until this run existed (every heap keyed with
+# the empty heap's address; the key destructor tearing down the dead heap:
+# commit 1210e0a). Lints, then every engine test, in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
