@@ -15,7 +15,8 @@
 //!   exhausted.
 //! * General-dynamic model (feature `tls-general-dynamic`): each access calls
 //!   `__tls_get_addr`; works in any library, however it is loaded.
-//! * Elsewhere (other architectures, Miri), the slot is a pthread key.
+//! * Elsewhere (other architectures, Miri, feature `portable-tls`), the slot
+//!   is a pthread key and the owner key is the heap's address.
 
 use crate::heap::{empty_heap, Heap};
 
@@ -113,6 +114,34 @@ mod imp {
         // SAFETY: as in `get`.
         unsafe { *slot() = heap }
     }
+
+    /// The thread pointer: `%fs:0` holds its own address in every
+    /// TLS-variant-II runtime, one instruction to read.
+    #[inline(always)]
+    pub fn owner_key() -> usize {
+        let key: usize;
+        // SAFETY: reads the TCB's self-pointer, always mapped for a live thread.
+        unsafe {
+            asm!(
+                "mov {0}, qword ptr fs:[0]",
+                out(reg) key,
+                options(nostack, readonly, preserves_flags, pure),
+            );
+        }
+        key
+    }
+
+    /// The thread pointer does not depend on the heap.
+    #[inline(always)]
+    pub fn owner_key_for(_heap: *const Heap) -> usize {
+        owner_key()
+    }
+
+    pub const MODEL: &str = if cfg!(feature = "tls-general-dynamic") {
+        "general-dynamic"
+    } else {
+        "initial-exec"
+    };
 }
 
 #[cfg(not(all(
@@ -153,6 +182,20 @@ mod imp {
         // SAFETY: writing a key created by `thread::create_key`.
         unsafe { libc::pthread_setspecific((key - 1) as libc::pthread_key_t, value) };
     }
+
+    /// The address of the thread's default heap.
+    #[inline]
+    pub fn owner_key() -> usize {
+        get() as usize
+    }
+
+    /// The heap's address, which is its thread's key once it is in the slot.
+    #[inline]
+    pub fn owner_key_for(heap: *const Heap) -> usize {
+        heap as usize
+    }
+
+    pub const MODEL: &str = "pthread-key";
 }
 
 /// The calling thread's heap ([`empty_heap`] before its first allocation).
@@ -168,38 +211,12 @@ pub fn set_heap(heap: *mut Heap) {
 }
 
 /// A word that identifies the calling thread while it lives: the owner key
-/// of the pages its heaps own. On x86-64 it is the thread pointer (`%fs:0`
-/// holds its own address in every TLS-variant-II runtime), one instruction
-/// to read; elsewhere the address of the thread's heap.
+/// of the pages its heaps own. On x86-64 Linux it is the thread pointer;
+/// elsewhere (and with feature `portable-tls`) the address of the thread's
+/// default heap.
 #[inline(always)]
 pub fn owner_key() -> usize {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        not(miri),
-        not(feature = "portable-tls")
-    ))]
-    {
-        let key: usize;
-        // SAFETY: reads the TCB's self-pointer, always mapped for a live thread.
-        unsafe {
-            core::arch::asm!(
-                "mov {0}, qword ptr fs:[0]",
-                out(reg) key,
-                options(nostack, readonly, preserves_flags, pure),
-            );
-        }
-        key
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        not(miri),
-        not(feature = "portable-tls")
-    )))]
-    {
-        heap() as usize
-    }
+    imp::owner_key()
 }
 
 /// The owner key that the calling thread has while `heap` is its default
@@ -210,25 +227,7 @@ pub fn owner_key() -> usize {
 /// heap: their frees then passed for local ones in each other's pages.
 #[inline]
 pub fn owner_key_for(heap: *const Heap) -> usize {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        not(miri),
-        not(feature = "portable-tls")
-    ))]
-    {
-        let _ = heap;
-        owner_key()
-    }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        not(miri),
-        not(feature = "portable-tls")
-    )))]
-    {
-        heap as usize
-    }
+    imp::owner_key_for(heap)
 }
 
 /// Whether the calling thread has a heap of its own.
@@ -239,17 +238,4 @@ pub fn has_heap() -> bool {
 }
 
 /// The TLS model this build uses, for banners and reports.
-pub const MODEL: &str = if cfg!(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    not(miri),
-    not(feature = "portable-tls")
-)) {
-    if cfg!(feature = "tls-general-dynamic") {
-        "general-dynamic"
-    } else {
-        "initial-exec"
-    }
-} else {
-    "pthread-key"
-};
+pub const MODEL: &str = imp::MODEL;
