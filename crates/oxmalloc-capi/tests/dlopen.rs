@@ -25,9 +25,11 @@ fn check(lib: &std::path::Path, model: &str) {
     assert!(stdout.contains(&format!("dlopen ok (tls {model})")), "{stdout}");
 }
 
+/// The library under test: initial-exec but where `OXTEST_LIB_DIR` points
+/// at another build (`common::lib_tls_model`).
 #[test]
 fn late_dlopen_initial_exec() {
-    check(&lib_so(), "initial-exec");
+    check(&lib_so(), &lib_tls_model());
 }
 
 #[test]

@@ -35,15 +35,12 @@ fn pkg_config(pkg_config: &Path, args: &[&str]) -> String {
     let mut cmd = Command::new(pkg_config);
     cmd.args(args)
         .arg("oxmalloc")
-        .env("PKG_CONFIG_PATH", release_dir())
+        .env("PKG_CONFIG_PATH", lib_dir())
         .env_remove("PKG_CONFIG_LIBDIR");
     let out = run(cmd, LIMIT);
     assert_success(
         &out,
-        &format!(
-            "pkg-config {args:?} oxmalloc (PKG_CONFIG_PATH={})",
-            release_dir().display()
-        ),
+        &format!("pkg-config {args:?} oxmalloc (PKG_CONFIG_PATH={})", lib_dir().display()),
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -60,7 +57,7 @@ fn pkg_config_builds_a_program_served_by_oxmalloc() {
         return skip("pkg-config");
     };
     let lib = lib_so();
-    let pc = release_dir().join("oxmalloc.pc");
+    let pc = lib_dir().join("oxmalloc.pc");
     assert!(
         pc.is_file(),
         "{} is missing: build.rs writes it on `cargo build --release -p oxmalloc-capi`",
@@ -109,7 +106,10 @@ fn pkg_config_builds_a_program_served_by_oxmalloc() {
     let output = run(cmd, LIMIT);
     assert_success(&output, "the program built with pkg-config");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let expected = format!("version {VERSION}, tls initial-exec, malloc is oxmalloc's: 1, hello");
+    let expected = format!(
+        "version {VERSION}, tls {}, malloc is oxmalloc's: 1, hello",
+        lib_tls_model()
+    );
     assert_eq!(stdout.trim(), expected, "the program built with pkg-config");
     let summaries = assert_served_by_oxmalloc(&output.stderr, "the program built with pkg-config");
     assert_eq!(summaries, 1, "one process, one statistics summary");

@@ -5,6 +5,10 @@
 //! The tests use the release library at `<workspace>/target/release`
 //! (`CARGO_MANIFEST_DIR/../../target/release`), which `cargo build
 //! --release` leaves; they fail with a clear message when it is missing.
+//! `OXTEST_LIB_DIR` points `lib_so` and `lib_a` at another build of the
+//! same library (scripts/test-extra/portable-tls.sh runs the suite on the
+//! portable thread path that way); the hardened and general-dynamic
+//! libraries are always taken from their usual places.
 
 #![allow(dead_code)]
 
@@ -27,14 +31,26 @@ fn require(path: PathBuf) -> PathBuf {
     path.canonicalize().expect("canonicalize library path")
 }
 
-/// The shared library, `target/release/liboxmalloc.so`.
-pub fn lib_so() -> PathBuf {
-    require(release_dir().join("liboxmalloc.so"))
+/// Where the library under test (and its `oxmalloc.pc`) is:
+/// `OXTEST_LIB_DIR`, else `release_dir()`.
+pub fn lib_dir() -> PathBuf {
+    std::env::var_os("OXTEST_LIB_DIR").map_or_else(release_dir, PathBuf::from)
 }
 
-/// The static library, `target/release/liboxmalloc.a`.
+/// The TLS model the library under test reports (`ox_tls_model`):
+/// `OXTEST_LIB_TLS_MODEL`, else the default build's `initial-exec`.
+pub fn lib_tls_model() -> String {
+    std::env::var("OXTEST_LIB_TLS_MODEL").unwrap_or_else(|_| "initial-exec".into())
+}
+
+/// The shared library, `target/release/liboxmalloc.so` (or under `OXTEST_LIB_DIR`).
+pub fn lib_so() -> PathBuf {
+    require(lib_dir().join("liboxmalloc.so"))
+}
+
+/// The static library, `target/release/liboxmalloc.a` (or under `OXTEST_LIB_DIR`).
 pub fn lib_a() -> PathBuf {
-    require(release_dir().join("liboxmalloc.a"))
+    require(lib_dir().join("liboxmalloc.a"))
 }
 
 /// `crates/oxmalloc-capi/include`.
