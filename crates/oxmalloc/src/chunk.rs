@@ -83,9 +83,6 @@ pub struct Chunk {
     /// Huge chunks: the mapping spans several kernel mappings, joined from
     /// cached ones (`huge.rs` states how they are laid out).
     pub joined: bool,
-    /// The free index of the indexed class page starting at each slice
-    /// (see `FreeIndex`); owner only, like the descriptors' `Cell` fields.
-    pub free_index: [FreeIndex; SLICES_PER_CHUNK],
 }
 
 /// Bytes of the header that are touched (the rest of slice 0 is never used).
@@ -212,20 +209,16 @@ pub fn chunk_of_page(page: *mut Page) -> *mut Chunk {
     page.map_addr(chunk_base).cast()
 }
 
-/// The free index of the page whose descriptor is `page` (the index of
-/// the page's first slice, in the same chunk header). Taken from the
-/// descriptor's raw pointer, which carries the header's provenance (a
-/// reference to the descriptor covers only the descriptor).
+/// The free index of the page whose descriptor is `page` (a field of the
+/// descriptor, `Page::free_index`).
 ///
 /// # Safety
 /// `page` must point at a descriptor in the header of a live chunk, and the
 /// index must not be used once the chunk may be unmapped.
 #[inline(always)]
 pub unsafe fn free_index<'a>(page: *mut Page) -> &'a FreeIndex {
-    let chunk = chunk_of_page(page);
-    // SAFETY: caller's contract: `chunk` is a live header, and the slice
-    // number of one of its descriptors is below SLICES_PER_CHUNK.
-    unsafe { (*chunk).free_index.get_unchecked(slice_of_page(page)) }
+    // SAFETY: caller's contract: `page` is a live descriptor.
+    unsafe { &(*page).free_index }
 }
 
 /// The slice number of a page descriptor within its chunk header.

@@ -20,7 +20,7 @@
 //!
 //! *Indexed* pages (blocks above `DIRECT_MAX`, default build: see
 //! [`is_indexed_class`]) keep a fourth list, the [`FreeIndex`]: the owner's
-//! frees go there as block numbers, in the chunk header, instead of links
+//! frees go there as block numbers, in the page's descriptor, instead of links
 //! in the blocks. Taking a block from it reads no memory of the block: a
 //! block of these classes spans one or more OS pages of its own, and
 //! reading its link when the next allocation of the class comes,
@@ -112,9 +112,11 @@ const _: () = {
 };
 
 /// The free index of an indexed page: the numbers of the blocks its owner
-/// freed, as a stack (last freed, first reused, as on `free`). One per
-/// slice, in the chunk header (`Chunk::free_index`); a page uses the one of
-/// its first slice. Owner only (or the holder of the page's abandoned-list
+/// freed, as a stack (last freed, first reused, as on `free`). One in
+/// every descriptor (`Page::free_index`, its third cache line: in the same
+/// OS page as the first, where it used to sit in an array of its own
+/// elsewhere in the header, a TLB miss of its own on the slowest big-block
+/// frees, docs/PERFORMANCE.md E57). Owner only (or the holder of the page's abandoned-list
 /// lock), like the descriptor's `Cell` fields.
 ///
 /// Invariant: for an indexed class page, the numbers in `slots[..len]`
@@ -143,6 +145,14 @@ const SLOT_PURGED: u8 = 0x80;
 const _: () = assert!(INDEX_SLOTS <= SLOT_NUMBER as usize + 1);
 
 impl FreeIndex {
+    /// An empty index.
+    pub const fn new() -> Self {
+        FreeIndex {
+            len: Cell::new(0),
+            slots: [const { Cell::new(0) }; INDEX_SLOTS],
+        }
+    }
+
     /// Empties the index, for a page just set up (its slice's index may
     /// hold numbers from an earlier page there). New owner only.
     pub fn reset(&self) {
@@ -209,8 +219,11 @@ pub enum PageKind {
     Freeing = 5,
 }
 
-/// A page descriptor. 128 bytes: the owner's hot fields fill the first cache
-/// line, the fields other threads write (`thread_free`, `heap`) the second.
+/// A page descriptor. 256 bytes: the owner's hot fields fill the first cache
+/// line, the fields other threads write (`thread_free`, `heap`) the second
+/// (the pair a remote free reads, 128-byte aligned), the free index the
+/// third; the fourth is padding, so that descriptors stay a power of two
+/// apart and the page of an address stays a shift and a mask away.
 ///
 /// Invariants: `owner` is the owning heap's key (possibly with
 /// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned,
@@ -302,9 +315,11 @@ pub struct Page {
     /// read it.
     pub in_first_class: AtomicBool,
     _pad1: [u8; 2],
+    /// The page's free index (indexed class pages; see [`FreeIndex`]).
+    pub free_index: FreeIndex,
 }
 
-const _: () = assert!(core::mem::size_of::<Page>() == 128);
+const _: () = assert!(core::mem::size_of::<Page>() == 256);
 
 // A class page holds fewer than 2^15 blocks (`reserved` and `alloc_mark`).
 const _: () = {
@@ -346,6 +361,7 @@ impl Page {
             in_full: Cell::new(false),
             in_first_class: AtomicBool::new(false),
             _pad1: [0; 2],
+            free_index: FreeIndex::new(),
         }
     }
 
