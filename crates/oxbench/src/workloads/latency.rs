@@ -7,7 +7,12 @@
 //! rest. Every malloc and free is timed (the frees of blocks evicted from
 //! the shared array included; the clean-up after the run is not), and each
 //! request from its scheduled start (so a stall delays the requests behind
-//! it, as it would in a server). Reports percentiles from HDR histograms.
+//! it, as it would in a server). Reports percentiles from HDR histograms:
+//! `malloc`, `free`, `request`, and the `free` histogram split three ways,
+//! to show where its tail comes from: `free-small` and `free-big` (the
+//! thread's own blocks, from its burst and ring, up to 1 KiB and above),
+//! and `free-shared` (blocks evicted from the shared array, often freed by
+//! another thread than the one that allocated them: remote frees).
 
 use super::{free_tagged, on_threads, take_tagged, Params};
 use crate::check::{self, Corruption, Coverage};
@@ -26,9 +31,17 @@ const RING: usize = 2_048;
 const SHARED: usize = 4_096;
 const MAX_SIZE: usize = 64 * 1024;
 
+/// Blocks above this size are `free-big` (oxmalloc's indexed classes start
+/// there, other allocators' medium classes near it).
+const SMALL_MAX: usize = 1024;
+
 struct Hists {
     malloc: Histogram<u64>,
+    /// Every free; each is also in exactly one of the three below.
     free: Histogram<u64>,
+    free_small: Histogram<u64>,
+    free_big: Histogram<u64>,
+    free_shared: Histogram<u64>,
     request: Histogram<u64>,
 }
 
@@ -38,6 +51,9 @@ impl Hists {
         Hists {
             malloc: h(),
             free: h(),
+            free_small: h(),
+            free_big: h(),
+            free_shared: h(),
             request: h(),
         }
     }
@@ -45,6 +61,9 @@ impl Hists {
     fn add(&mut self, o: &Hists) {
         self.malloc.add(&o.malloc).expect("same bounds");
         self.free.add(&o.free).expect("same bounds");
+        self.free_small.add(&o.free_small).expect("same bounds");
+        self.free_big.add(&o.free_big).expect("same bounds");
+        self.free_shared.add(&o.free_shared).expect("same bounds");
         self.request.add(&o.request).expect("same bounds");
     }
 }
@@ -53,12 +72,34 @@ fn ns(d: Duration) -> u64 {
     (d.as_nanos() as u64).max(1)
 }
 
+/// Which of the split free histograms a free goes to.
+#[derive(Clone, Copy)]
+enum FreeKind {
+    Own { size: usize },
+    Shared,
+}
+
+impl Hists {
+    /// Records one free's latency in `free` and in its split histogram.
+    fn record_free(&mut self, kind: FreeKind, d: Duration) {
+        let v = ns(d);
+        self.free.saturating_record(v);
+        let split = match kind {
+            FreeKind::Own { size } if size <= SMALL_MAX => &mut self.free_small,
+            FreeKind::Own { .. } => &mut self.free_big,
+            FreeKind::Shared => &mut self.free_shared,
+        };
+        split.saturating_record(v);
+    }
+}
+
 fn timed_free(p: &Params, h: &mut Hists, (mut b, tag): (Block, u64)) -> Result<(), Corruption> {
     p.fault.strike(b.bytes_mut());
     check::verify(NAME, b.bytes(), tag, Coverage::Ends)?;
+    let kind = FreeKind::Own { size: b.bytes().len() };
     let t = Instant::now();
     b.free();
-    h.free.saturating_record(ns(t.elapsed()));
+    h.record_free(kind, t.elapsed());
     Ok(())
 }
 
@@ -99,7 +140,7 @@ fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u6
                 if let Some(old) = take_tagged(NAME, p, evicted, MAX_SIZE)? {
                     let t = Instant::now();
                     old.free();
-                    h.free.saturating_record(ns(t.elapsed()));
+                    h.record_free(FreeKind::Shared, t.elapsed());
                 }
                 continue;
             }
@@ -144,6 +185,11 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let mut o = Outcome::per_second(ops, elapsed, "allocs/s");
     o.latency.insert("malloc".into(), Percentiles::of(&total.malloc));
     o.latency.insert("free".into(), Percentiles::of(&total.free));
+    o.latency
+        .insert("free-small".into(), Percentiles::of(&total.free_small));
+    o.latency.insert("free-big".into(), Percentiles::of(&total.free_big));
+    o.latency
+        .insert("free-shared".into(), Percentiles::of(&total.free_shared));
     o.latency.insert("request".into(), Percentiles::of(&total.request));
     Ok(o)
 }
