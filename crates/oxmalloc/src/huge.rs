@@ -257,7 +257,10 @@ pub static CACHE: Mutex<HugeCache> = Mutex::new(HugeCache {
     count: 0,
     bytes: 0,
 });
-/// Bytes of cached mappings not purged yet.
+/// Bytes of cached mappings not purged yet. Invariant: the sum of the sizes
+/// of the cache's unpurged entries; changed only with `CACHE`'s lock held
+/// (`HugeCache::insert`, `remove`, `take_head`), so it never dips below
+/// zero. Atomic so that it can be read without the lock.
 static CACHE_DIRTY: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes of cached huge mappings still backed (waiting for their purge).
@@ -607,19 +610,21 @@ fn cache_put(mapping: *mut u8, size: usize, block_offset: usize, joined: bool) -
         stats::os_unmapped(e.size);
         cache = CACHE.lock();
     }
-    let n = cache.count;
-    cache.entries[n] = CacheEntry {
+    // `insert` counts the entry in CACHE_DIRTY under the lock, as every
+    // take subtracts it: counted after the lock was dropped, a take in
+    // between sent the gauge below zero (an overflow panic in debug builds,
+    // seen in huge_cache_join's threaded test).
+    let inserted = cache.insert(CacheEntry {
         mapping,
         size,
         freed_at: now,
         purged: false,
         purged_at: 0,
         joined,
-    };
-    cache.count += 1;
-    cache.bytes += size;
+    });
+    debug_assert!(inserted, "room was made above");
     drop(cache);
-    let dirty = CACHE_DIRTY.fetch_add(size, Ordering::Relaxed) + size;
+    let dirty = cache_dirty_bytes();
     crate::arena::schedule_purge(now + crate::purge::delay_ms());
     crate::purge::note_dirty(dirty + crate::arena::dirty_free_bytes());
     true
