@@ -113,11 +113,11 @@ const _: () = {
 
 /// The free index of an indexed page: the numbers of the blocks its owner
 /// freed, as a stack (last freed, first reused, as on `free`). One in
-/// every descriptor (`Page::free_index`, its third cache line: in the same
-/// OS page as the first, where it used to sit in an array of its own
-/// elsewhere in the header, a TLB miss of its own on the slowest big-block
-/// frees, docs/PERFORMANCE.md E57). Owner only (or the holder of the page's abandoned-list
-/// lock), like the descriptor's `Cell` fields.
+/// every descriptor (`Page::free_index`, its third cache line), so in the
+/// OS page of the descriptor's first line: in an array of its own elsewhere
+/// in the header, it cost the slowest big-block frees a TLB miss of its own
+/// (docs/PERFORMANCE.md E57). Owner only (or the holder of the page's
+/// abandoned-list lock), like the descriptor's `Cell` fields.
 ///
 /// Invariant: for an indexed class page, the numbers in `slots[..len]`
 /// (each slot: [`SLOT_NUMBER`] bits, plus the [`SLOT_SEEN`] and
