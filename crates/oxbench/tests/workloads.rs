@@ -25,7 +25,8 @@ fn every_workload_passes_its_checks_on_oxmalloc() {
         if w.name == "latency" {
             for op in ["malloc", "free", "request", "free-small", "free-big", "free-shared"] {
                 let p = &o.latency[op];
-                // At this scale the shared array (4,096 slots) may evict nothing.
+                // At this scale the shared array (4,096 slots) may evict nothing,
+                // and a block above 1 KiB (about one request in 128) may not come up.
                 let may_be_empty = op == "free-shared" || op == "free-big";
                 assert!(
                     (p.count > 0 || may_be_empty) && p.p50 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max,
