@@ -12,13 +12,13 @@
 //! Freeing never reclaims: a thread that only frees never acquires pages,
 //! so frees from threads that never allocated cannot make memory grow.
 
+use crate::arena;
 use crate::heap::Heap;
 use crate::page::{is_indexed_class, Page};
 use crate::size_class::{Class, CLASS_COUNT};
 use crate::stats;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Mutex;
-use crate::{arena, chunk};
 use core::ptr;
 
 /// Abandoned pages of one class, linked through `Page::next`.
@@ -134,8 +134,8 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         let has_room = !p.free.get().is_null()
             || !p.local_free.get().is_null()
             || p.capacity() < u32::from(p.reserved.get())
-            // SAFETY: a descriptor in a live chunk; the lock makes us its owner.
-            || (is_indexed_class(class) && !unsafe { chunk::free_index(page) }.is_empty());
+            // (The lock makes us the page's owner, so its index is ours to read.)
+            || (is_indexed_class(class) && !p.free_index.is_empty());
         if !has_room {
             // Still full: keep it for later, look at the next one.
             // SAFETY: we hold the lock; the page was just unlinked.

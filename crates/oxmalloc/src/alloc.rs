@@ -146,9 +146,9 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usiz
             }
             // The free index holds freed (dirty) blocks. While heap profiling
             // is on, only the slow path may hand blocks out (it counts them).
-            // SAFETY (the pop below): an indexed class page of ours, with its own index.
+            // SAFETY (the pop below): an indexed class page of ours.
             if is_indexed_class(class) && !profile::active() {
-                let block = (*page).pop_indexed(chunk::free_index(page));
+                let block = (*page).pop_indexed();
                 if !block.is_null() {
                     return finish(&*page, block.cast(), requested, zero, false);
                 }

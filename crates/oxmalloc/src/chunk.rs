@@ -15,7 +15,7 @@
 //! rounding is valid, so a pointer that oxmalloc never handed out is
 //! recognised before anything is read through it.
 
-use crate::page::{FreeIndex, Page};
+use crate::page::Page;
 use crate::sync::atomic::{AtomicU8, Ordering};
 
 /// log2 of the slice size.
@@ -207,18 +207,6 @@ fn page_of_checked_by_map(ptr: *mut u8) -> Option<*mut Page> {
 #[inline(always)]
 pub fn chunk_of_page(page: *mut Page) -> *mut Chunk {
     page.map_addr(chunk_base).cast()
-}
-
-/// The free index of the page whose descriptor is `page` (a field of the
-/// descriptor, `Page::free_index`).
-///
-/// # Safety
-/// `page` must point at a descriptor in the header of a live chunk, and the
-/// index must not be used once the chunk may be unmapped.
-#[inline(always)]
-pub unsafe fn free_index<'a>(page: *mut Page) -> &'a FreeIndex {
-    // SAFETY: caller's contract: `page` is a live descriptor.
-    unsafe { &(*page).free_index }
 }
 
 /// The slice number of a page descriptor within its chunk header.

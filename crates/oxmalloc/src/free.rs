@@ -213,7 +213,7 @@ unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
             return;
         };
         // The current page carries the pin, so this never empties it.
-        let emptied = p.push_indexed_number(chunk::free_index(page), number);
+        let emptied = p.push_indexed_number(number);
         debug_assert!(!emptied, "the current page was emptied");
     }
 }
@@ -371,7 +371,7 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             }
             // (With `OWNER_INDEXED` alone, the page is current already.)
             let emptied = if indexed {
-                p.push_indexed(chunk::free_index(page), ptr.cast())
+                p.push_indexed(ptr.cast())
             } else {
                 p.push_local(ptr.cast())
             };
@@ -501,13 +501,13 @@ mod tests {
             raw::free(blocks[1]);
             assert_eq!(owner_of(first), key | OWNER_INDEXED, "current again (E40)");
             assert_eq!(owner_of(other), key | OWNER_SLOW, "no longer current");
-            assert_eq!(chunk::free_index(page).len(), 1);
+            assert_eq!((*page).free_index.len(), 1);
             raw::free(first);
-            assert_eq!(chunk::free_index(page).len(), 2, "the indexed path pushes the index");
+            assert_eq!((*page).free_index.len(), 2, "the indexed path pushes the index");
             // A pointer inside a block changes nothing (it is reported:
             // tests/bad_pointers.rs).
             raw::free(blocks[2].wrapping_add(8));
-            assert_eq!(chunk::free_index(page).len(), 2);
+            assert_eq!((*page).free_index.len(), 2);
             for &block in &blocks[2..count] {
                 raw::free(block);
             }

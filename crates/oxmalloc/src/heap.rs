@@ -337,10 +337,10 @@ impl Heap {
             // (Pages on `full` have nothing in their index.)
             let mut page = self.bins[class].first.get();
             while !page.is_null() {
-                // SAFETY: pages on our queues are ours, in live chunks, and
-                // pages of an indexed class use their free index.
+                // SAFETY: pages on our queues are ours, in live chunks, of an
+                // indexed class.
                 unsafe {
-                    purged += (*page).sweep_index(chunk::free_index(page));
+                    purged += (*page).sweep_index();
                     page = (*page).next.get();
                 }
             }
@@ -438,7 +438,7 @@ impl Heap {
                 // SAFETY: we own the page.
                 unsafe { p.collect() };
                 // SAFETY: as above.
-                let block = unsafe { p.pop_or_extend(chunk::free_index(page)) };
+                let block = unsafe { p.pop_or_extend() };
                 if !block.is_null() {
                     if queue.first.get() != page {
                         // SAFETY: the page is on this queue.
@@ -546,8 +546,7 @@ impl Heap {
         p.heap.store(self as *const Heap as *mut Heap, Ordering::Relaxed);
         p.in_first_class.store(self.first_class.get(), Ordering::Relaxed);
         if is_indexed_class(class) {
-            // SAFETY: the descriptor of a span just handed to us.
-            unsafe { chunk::free_index(page) }.reset();
+            p.free_index.reset();
         }
         self.restore_owner(p);
         stats::bump(&self.counters.pages_allocated);
@@ -1094,8 +1093,7 @@ unsafe fn walk_page(raw: *mut Page, visit: &mut dyn FnMut(*mut u8, usize) -> boo
     // SAFETY: owner-only.
     unsafe { page.collect_thread_free() };
     if is_indexed_class(page.class()) {
-        // SAFETY: the descriptor of one of our pages, in a live chunk.
-        for index in unsafe { chunk::free_index(raw) }.blocks() {
+        for index in page.free_index.blocks() {
             free_bits[index / 64] |= 1 << (index % 64);
         }
     }

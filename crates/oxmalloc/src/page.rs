@@ -625,7 +625,7 @@ impl Page {
     }
 
     /// Gives the OS back the memory of blocks that have stayed free in
-    /// `index` since the previous sweep of the page: the whole OS pages
+    /// the free index since the previous sweep of the page: the whole OS pages
     /// inside each (an indexed page keeps nothing in its free blocks, so
     /// all of them may go). Blocks pushed since the previous sweep are only
     /// marked as seen, so a block freed just before a sweep and soon reused
@@ -636,9 +636,9 @@ impl Page {
     /// docs/PERFORMANCE.md E54).
     ///
     /// # Safety
-    /// Only the owner may call this, on an indexed class page, with its
-    /// index (`chunk::free_index`).
-    pub unsafe fn sweep_index(&self, index: &FreeIndex) -> usize {
+    /// Only the owner may call this, on an indexed class page.
+    pub unsafe fn sweep_index(&self) -> usize {
+        let index = &self.free_index;
         let size = self.block_size.get();
         let os_page = Os::page_size();
         if size < 2 * os_page {
@@ -704,17 +704,16 @@ impl Page {
     /// flag; `extend` sets it for what it carves).
     ///
     /// # Safety
-    /// Only the owner may call this, with the page's free index
-    /// (`chunk::free_index`).
-    pub unsafe fn pop_or_extend(&self, index: &FreeIndex) -> *mut Block {
+    /// Only the owner may call this.
+    pub unsafe fn pop_or_extend(&self) -> *mut Block {
         // SAFETY: caller's contract (owner).
         let block = unsafe { self.pop() };
         if !block.is_null() {
             return block;
         }
         if is_indexed_class(self.class()) {
-            // SAFETY: as above, on an indexed class page, with its index.
-            let block = unsafe { self.pop_indexed(index) };
+            // SAFETY: as above, on an indexed class page.
+            let block = unsafe { self.pop_indexed() };
             if !block.is_null() {
                 self.free_is_zero.set(false);
                 return block;
@@ -726,14 +725,14 @@ impl Page {
 
     // --- the free index (indexed pages) ---------------------------------
 
-    /// Pops the block freed last from `index`, this page's free index
-    /// (without reading the block), or null when the index is empty.
+    /// Pops the block freed last from the free index (without reading the
+    /// block), or null when the index is empty.
     ///
     /// # Safety
-    /// Only the owner may call this, on an indexed class page, with its
-    /// index (`chunk::free_index`).
+    /// Only the owner may call this, on an indexed class page.
     #[inline(always)]
-    pub unsafe fn pop_indexed(&self, index: &FreeIndex) -> *mut Block {
+    pub unsafe fn pop_indexed(&self) -> *mut Block {
+        let index = &self.free_index;
         let len = index.len.get() as usize;
         if len == 0 {
             return ptr::null_mut();
@@ -746,19 +745,19 @@ impl Page {
         self.start.get().wrapping_add(number * self.block_size.get()).cast()
     }
 
-    /// Pushes a block freed by the owner onto `index`, this page's free
-    /// index, and counts the free; returns `true` when the page now holds
+    /// Pushes a block freed by the owner onto the free index, and counts
+    /// the free; returns `true` when the page now holds
     /// no allocated block. An index already holding every carved block
     /// means that `block` is free already: a double free, which stops the
     /// process (pushing it would overflow the index).
     ///
     /// # Safety
     /// Only the owner may call this, with an allocated block of this page
-    /// (an indexed class page) and its index (`chunk::free_index`).
-    pub unsafe fn push_indexed(&self, index: &FreeIndex, block: *mut Block) -> bool {
+    /// (an indexed class page).
+    pub unsafe fn push_indexed(&self, block: *mut Block) -> bool {
         let offset = block as usize - self.start.get() as usize;
         // SAFETY: forwarded contract (the block's number).
-        unsafe { self.push_indexed_number(index, self.number_at(offset)) }
+        unsafe { self.push_indexed_number(self.number_at(offset)) }
     }
 
     /// [`push_indexed`](Self::push_indexed) for the block numbered
@@ -767,7 +766,8 @@ impl Page {
     /// # Safety
     /// As for `push_indexed`, for the block numbered `number`.
     #[inline(always)]
-    pub unsafe fn push_indexed_number(&self, index: &FreeIndex, number: usize) -> bool {
+    pub unsafe fn push_indexed_number(&self, number: usize) -> bool {
+        let index = &self.free_index;
         let len = index.len.get() as usize;
         if len >= self.capacity() as usize {
             let block = self.start.get() as usize + number * self.block_size.get();
