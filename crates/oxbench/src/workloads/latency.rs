@@ -66,20 +66,7 @@ impl Hists {
         self.free_shared.add(&o.free_shared).expect("same bounds");
         self.request.add(&o.request).expect("same bounds");
     }
-}
 
-fn ns(d: Duration) -> u64 {
-    (d.as_nanos() as u64).max(1)
-}
-
-/// Which of the split free histograms a free goes to.
-#[derive(Clone, Copy)]
-enum FreeKind {
-    Own { size: usize },
-    Shared,
-}
-
-impl Hists {
     /// Records one free's latency in `free` and in its split histogram.
     fn record_free(&mut self, kind: FreeKind, d: Duration) {
         let v = ns(d);
@@ -91,6 +78,17 @@ impl Hists {
         };
         split.saturating_record(v);
     }
+}
+
+fn ns(d: Duration) -> u64 {
+    (d.as_nanos() as u64).max(1)
+}
+
+/// Which of the split free histograms a free goes to.
+#[derive(Clone, Copy)]
+enum FreeKind {
+    Own { size: usize },
+    Shared,
 }
 
 fn timed_free(p: &Params, h: &mut Hists, (mut b, tag): (Block, u64)) -> Result<(), Corruption> {
