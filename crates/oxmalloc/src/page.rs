@@ -153,8 +153,8 @@ impl FreeIndex {
         }
     }
 
-    /// Empties the index, for a page just set up (its slice's index may
-    /// hold numbers from an earlier page there). New owner only.
+    /// Empties the index, for a page just set up (the descriptor may hold
+    /// numbers from an earlier page of the same slice). New owner only.
     pub fn reset(&self) {
         self.len.set(0);
     }
