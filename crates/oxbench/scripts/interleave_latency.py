@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Latency percentiles of worker binaries, one run of each per round.
+
+The latency workload's companion to `interleave_workers.py`: for A/B checks
+of an engine change on the tails of `malloc` and `free` (copy the first
+build of `oxbench-worker-oxmalloc` aside before the second). Each round runs
+every worker once (`WORKER run latency THREADS SCALE`), in the given order on
+even rounds and reversed on odd ones, so that the machine's drift hits all of
+them alike. Prints, per worker and histogram, the median over the rounds of
+p50, p99, p99.9 and max (ns), with the min-max of each, then the median peak
+RSS. The histograms are `malloc`, `free`, and the three parts of `free`:
+`free-small` and `free-big` (the thread's own blocks up to 1 KiB and above)
+and `free-shared` (blocks evicted from the shared array, half of them freed
+by another thread than the one that allocated them).
+
+A run of the latency workload at scale 0.5 takes about a second and its
+tails move by 20-30% from run to run on a 2-core VM: use 30 rounds or more,
+and run two copies of the same binary side by side to see what a difference
+between builds must exceed (docs/PERFORMANCE.md E59).
+
+Usage: interleave_latency.py WORKER[,WORKER...] ROUNDS [THREADS [SCALE]]
+Example: interleave_latency.py /tmp/base-worker,target/oxbench-workers/release/oxbench-worker-oxmalloc 41
+"""
+
+import json
+import statistics
+import subprocess
+import sys
+
+HISTOGRAMS = ["malloc", "free", "free-small", "free-big", "free-shared"]
+PERCENTILES = [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max")]
+
+
+def run_once(worker, threads, scale):
+    out = subprocess.run([worker, "run", "latency", threads, scale], capture_output=True, text=True)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("OXBENCH-RESULT ")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"{worker} run latency {threads} {scale} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return json.loads(lines[0].split(" ", 1)[1])
+
+
+def main():
+    if len(sys.argv) not in (3, 4, 5):
+        raise SystemExit(__doc__)
+    workers = sys.argv[1].split(",")
+    rounds = int(sys.argv[2])
+    threads = sys.argv[3] if len(sys.argv) > 3 else "2"
+    scale = sys.argv[4] if len(sys.argv) > 4 else "0.5"
+    results = {w: [] for w in workers}
+    for r in range(rounds):
+        for w in workers if r % 2 == 0 else workers[::-1]:
+            results[w].append(run_once(w, threads, scale))
+    print(f"latency@{threads}, scale {scale}, {rounds} rounds: median [min-max] in ns")
+    for w in workers:
+        print(w)
+        for h in HISTOGRAMS:
+            cells = []
+            for label, key in PERCENTILES:
+                values = [res["latency"][h][key] for res in results[w] if h in res.get("latency", {})]
+                if not values:
+                    cells.append(f"{label} -")
+                    continue
+                cells.append(f"{label} {statistics.median(values):.0f} [{min(values)}-{max(values)}]")
+            print(f"  {h:<12} " + " | ".join(cells))
+        rss = statistics.median(res["peak_rss_kib"] for res in results[w])
+        print(f"  peak RSS {rss / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
