@@ -272,6 +272,130 @@ pub fn overall(report: &Report, rows: &[Row]) -> Vec<Overall> {
         .collect()
 }
 
+/// How much lower another allocator's median cost must be on a row for
+/// the row to count as a gap of the subject's: "more than 10% faster".
+pub const GAP_RATIO: f64 = 1.10;
+
+/// A time or throughput row where another allocator is more than
+/// [`GAP_RATIO`] ahead of the subject, with the evidence repetition by
+/// repetition: repetitions are interleaved, so repetition `i` of each
+/// allocator ran close in time, and a gap that half the pairs contradict
+/// is the machine's noise, one that every pair shows is not.
+#[derive(Clone, Debug)]
+pub struct Gap {
+    /// Row label, such as `larson@2`.
+    pub row: String,
+    /// The fastest other allocator on the row.
+    pub best: String,
+    /// The subject's relative cost (median).
+    pub subject_cost: f64,
+    /// The best other allocator's relative cost (median).
+    pub best_cost: f64,
+    /// Per repetition both completed, in repetition order: the subject's
+    /// cost over the best one's.
+    pub pairs: Vec<f64>,
+}
+
+impl Gap {
+    /// Pairs in which the subject was the faster.
+    pub fn subject_won(&self) -> usize {
+        self.pairs.iter().filter(|&&x| x < 1.0).count()
+    }
+}
+
+/// The cost of one successful sample on a row of `metric`: its time, or
+/// the inverse of its throughput (lower is better either way).
+fn sample_cost(s: &Sample, metric: Metric) -> Option<f64> {
+    match metric {
+        Metric::Time => Some(s.wall_s),
+        Metric::Throughput => {
+            let t = s.outcome.as_ref()?.throughput;
+            (t > 0.0).then(|| 1.0 / t)
+        }
+        Metric::Latency => None,
+    }
+}
+
+/// The rows where another allocator is more than [`GAP_RATIO`] faster than
+/// `subject` by the median (latency rows left out, as in the summary's cost).
+pub fn gaps(report: &Report, rows: &[Row], subject: &str) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for r in rows.iter().filter(|r| r.metric != Metric::Latency) {
+        let Some(subject_cost) = r.cells.iter().find(|c| c.alloc == subject).and_then(|c| c.cost) else {
+            continue;
+        };
+        let Some((best, best_cost)) = r
+            .cells
+            .iter()
+            .filter(|c| c.alloc != subject)
+            .filter_map(|c| Some((c, c.cost?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+        else {
+            continue;
+        };
+        if subject_cost <= best_cost * GAP_RATIO {
+            continue;
+        }
+        let costs_of = |alloc: &str| -> BTreeMap<usize, f64> {
+            report
+                .samples
+                .iter()
+                .filter(|s| s.ok && s.alloc == alloc && s.bench == r.bench && s.threads == r.threads)
+                .filter_map(|s| Some((s.rep, sample_cost(s, r.metric)?)))
+                .collect()
+        };
+        let theirs = costs_of(&best.alloc);
+        let pairs = costs_of(subject)
+            .into_iter()
+            .filter_map(|(rep, ours)| Some(ours / theirs.get(&rep)?))
+            .collect();
+        out.push(Gap {
+            row: r.label(),
+            best: best.alloc.clone(),
+            subject_cost,
+            best_cost,
+            pairs,
+        });
+    }
+    out
+}
+
+/// The gaps of the report's first allocator (the one a comparison is run
+/// for: `--alloc oxmalloc,...`), or nothing with a single allocator.
+fn render_gaps(out: &mut String, report: &Report, rows: &[Row]) {
+    let Some(subject) = report.allocators.first().map(|a| a.name.as_str()) else {
+        return;
+    };
+    if report.allocators.len() < 2 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nRows where another allocator is more than {:.0}% faster than {subject} (by medians);\n\
+         pairs: {subject}'s cost over that allocator's in each repetition (run close in time):",
+        (GAP_RATIO - 1.0) * 100.0
+    );
+    let found = gaps(report, rows, subject);
+    if found.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for g in found {
+        let pairs: Vec<String> = g.pairs.iter().map(|x| format!("{x:.2}")).collect();
+        let _ = writeln!(
+            out,
+            "  {:<22} {:<16} {:.2} against {:.2} (x{:.2}); pairs {}; {subject} faster in {}/{}",
+            g.row,
+            g.best,
+            g.best_cost,
+            g.subject_cost,
+            g.subject_cost / g.best_cost,
+            pairs.join(" "),
+            g.subject_won(),
+            g.pairs.len()
+        );
+    }
+}
+
 /// 1234567 -> "1.23M".
 pub fn human(x: f64) -> String {
     let a = x.abs();
@@ -547,6 +671,7 @@ pub fn render(report: &Report, baseline: &str) -> String {
             o.failed
         );
     }
+    render_gaps(&mut out, report, &rows);
     if !report.instructions.is_empty() {
         let _ = writeln!(out, "\nInstructions per malloc+free pair of 32 B (callgrind):");
         for i in &report.instructions {
@@ -743,6 +868,87 @@ mod tests {
         s.outcome.as_mut().unwrap().extra.insert("odd_thing".into(), 42.0);
         let text = render(&r, "base");
         assert!(section(&text, "realloc-growth (threads").contains("in place 99.1%; odd thing 42.0"));
+    }
+
+    /// Throughput samples of `alloc` on larson@2, one per repetition.
+    fn larson_reps(alloc: &str, throughputs: &[f64]) -> Vec<Sample> {
+        throughputs
+            .iter()
+            .enumerate()
+            .map(|(rep, &t)| Sample {
+                rep,
+                ..sample(alloc, "larson", 1.0, t, 1024)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gaps_list_rows_where_a_peer_is_more_than_ten_percent_faster_with_the_pairs() {
+        let info = |n: &str| AllocInfo {
+            name: n.into(),
+            route: Route::GlobalAllocator,
+            detail: String::new(),
+        };
+        // larson: "fast" beats "subj" by 25% by the medians, though not in
+        // repetition 1; "close" is within 5%. glibc-simple: "close" only
+        // 5% faster: no gap. mstress: "subj" ahead of both.
+        let mut samples = larson_reps("subj", &[100.0, 100.0, 100.0]);
+        samples.extend(larson_reps("fast", &[125.0, 90.0, 130.0]));
+        samples.extend(larson_reps("close", &[105.0, 104.0, 103.0]));
+        for (alloc, wall, mstress) in [("subj", 2.0, 1.0), ("fast", 2.5, 1.5), ("close", 1.9, 1.2)] {
+            samples.push(sample(alloc, "glibc-simple", wall, 1.0, 1024));
+            samples.push(sample(alloc, "mstress", mstress, 1.0, 1024));
+        }
+        let r = Report {
+            meta: Meta {
+                reps: 3,
+                ..Meta::default()
+            },
+            allocators: vec![info("subj"), info("fast"), info("close")],
+            samples,
+            ..Report::default()
+        };
+        let rows = rows(&r, "subj");
+        let found = gaps(&r, &rows, "subj");
+        assert_eq!(found.len(), 1, "{found:?}");
+        let g = &found[0];
+        assert_eq!((g.row.as_str(), g.best.as_str()), ("larson@2", "fast"));
+        assert!((g.best_cost - 0.8).abs() < 1e-9 && g.subject_cost == 1.0, "{g:?}");
+        let expected = [1.25, 0.9, 1.3];
+        assert_eq!(g.pairs.len(), 3);
+        for (got, want) in g.pairs.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-9, "{:?}", g.pairs);
+        }
+        assert_eq!(g.subject_won(), 1);
+        let text = render(&r, "subj");
+        let section = section(&text, "Rows where another allocator is more than 10% faster than subj");
+        assert!(
+            section.contains("larson@2               fast             0.80 against 1.00 (x1.25); pairs 1.25 0.90 1.30; subj faster in 1/3"),
+            "{section}"
+        );
+        assert!(!section.contains("glibc-simple"), "{section}");
+        // The row's fastest other allocator is named, not the first listed:
+        // with "close" at half the subject's time on glibc-simple, that row
+        // is a gap, against "close".
+        let mut r2 = r.clone();
+        for s in r2
+            .samples
+            .iter_mut()
+            .filter(|s| s.alloc == "close" && s.bench == "glibc-simple")
+        {
+            s.wall_s = 1.0;
+        }
+        let rows2 = super::rows(&r2, "subj");
+        let found: Vec<(String, String)> = gaps(&r2, &rows2, "subj").into_iter().map(|g| (g.row, g.best)).collect();
+        assert!(
+            found.contains(&("glibc-simple@2".to_string(), "close".to_string())),
+            "{found:?}"
+        );
+        // One allocator alone: no section.
+        let mut alone = r.clone();
+        alone.allocators.truncate(1);
+        alone.samples.retain(|s| s.alloc == "subj");
+        assert!(!render(&alone, "subj").contains("Rows where another allocator"));
     }
 
     #[test]
