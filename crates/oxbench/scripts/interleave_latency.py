@@ -22,21 +22,13 @@ Usage: interleave_latency.py WORKER[,WORKER...] ROUNDS [THREADS [SCALE]]
 Example: interleave_latency.py /tmp/base-worker,target/oxbench-workers/release/oxbench-worker-oxmalloc 41
 """
 
-import json
 import statistics
-import subprocess
 import sys
+
+from interleave_workers import worker_result
 
 HISTOGRAMS = ["malloc", "free", "free-small", "free-big", "free-shared"]
 PERCENTILES = [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max")]
-
-
-def run_once(worker, threads, scale):
-    out = subprocess.run([worker, "run", "latency", threads, scale], capture_output=True, text=True)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("OXBENCH-RESULT ")]
-    if out.returncode != 0 or not lines:
-        raise SystemExit(f"{worker} run latency {threads} {scale} failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    return json.loads(lines[0].split(" ", 1)[1])
 
 
 def main():
@@ -49,7 +41,7 @@ def main():
     results = {w: [] for w in workers}
     for r in range(rounds):
         for w in workers if r % 2 == 0 else workers[::-1]:
-            results[w].append(run_once(w, threads, scale))
+            results[w].append(worker_result(w, f"latency {threads} {scale}"))
     print(f"latency@{threads}, scale {scale}, {rounds} rounds: median [min-max] in ns")
     for w in workers:
         print(w)

@@ -22,12 +22,17 @@ import sys
 from collections import defaultdict
 
 
-def run_once(worker, row):
+def worker_result(worker, row):
+    """Runs `WORKER run ROW` once; its result (the `OXBENCH-RESULT` JSON)."""
     out = subprocess.run([worker, "run", *row.split()], capture_output=True, text=True)
     lines = [l for l in out.stdout.splitlines() if l.startswith("OXBENCH-RESULT ")]
     if out.returncode != 0 or not lines:
         raise SystemExit(f"{worker} run {row} failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    result = json.loads(lines[0].split(" ", 1)[1])
+    return json.loads(lines[0].split(" ", 1)[1])
+
+
+def run_once(worker, row):
+    result = worker_result(worker, row)
     cost = 1.0 / result["throughput"] if result.get("throughput") else result["elapsed_s"]
     return cost, result.get("peak_rss_kib", 0)
 

@@ -363,12 +363,10 @@ pub fn gaps(report: &Report, rows: &[Row], subject: &str) -> Vec<Gap> {
 /// The gaps of the report's first allocator (the one a comparison is run
 /// for: `--alloc oxmalloc,...`), or nothing with a single allocator.
 fn render_gaps(out: &mut String, report: &Report, rows: &[Row]) {
-    let Some(subject) = report.allocators.first().map(|a| a.name.as_str()) else {
-        return;
-    };
     if report.allocators.len() < 2 {
         return;
     }
+    let subject = report.allocators[0].name.as_str();
     let _ = writeln!(
         out,
         "\nRows where another allocator is more than {:.0}% faster than {subject} (by medians);\n\
