@@ -16,6 +16,10 @@
 //! * glibc's extras ([`glibc_extras`]): `malloc_trim`, `malloc_stats`,
 //!   `mallopt`, `mallinfo`, `mallinfo2`;
 //! * every C++ `operator new` / `operator delete` ([`cxx`]);
+//! * jemalloc's own API ([`jemalloc_api`]: `mallocx`, `rallocx`, `xallocx`,
+//!   `sallocx`, `dallocx`, `sdallocx`, `nallocx`, `mallctl`,
+//!   `mallctlnametomib`, `mallctlbymib`, `malloc_stats_print`), so that a
+//!   program built against jemalloc runs on oxmalloc alone when preloaded;
 //! * a prefixed API, `ox_*` ([`prefixed`]), with first-class heaps,
 //!   statistics as JSON and heap profiling ([`heaps`]), declared in
 //!   `include/oxmalloc.h`.
@@ -38,6 +42,7 @@ pub mod cxx;
 mod errno;
 pub mod glibc_extras;
 pub mod heaps;
+pub mod jemalloc_api;
 pub mod libc_api;
 pub mod prefixed;
 

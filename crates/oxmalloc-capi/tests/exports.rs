@@ -1,6 +1,6 @@
 //! The export list of the built library: every name a drop-in replacement
 //! of the C allocator must define (the malloc family, glibc's aliases and
-//! extras, every C++ operator new/delete) and every function declared in
+//! extras, every C++ operator new/delete, jemalloc's own API) and every function declared in
 //! `include/oxmalloc.h` must be a defined global symbol of
 //! `liboxmalloc.so` (its dynamic symbol table, `nm -D --defined-only`) and
 //! of `liboxmalloc.a`. The C++ names are checked against the compiler's:
@@ -46,6 +46,23 @@ const C_NAMES: &[&str] = &[
     "mallopt",
     "mallinfo",
     "mallinfo2",
+];
+
+/// jemalloc's own API (`src/jemalloc_api.rs`): what a program built
+/// against jemalloc calls besides the malloc family, which must reach
+/// oxmalloc when it is preloaded.
+const JEMALLOC_NAMES: &[&str] = &[
+    "mallocx",
+    "rallocx",
+    "xallocx",
+    "sallocx",
+    "dallocx",
+    "sdallocx",
+    "nallocx",
+    "mallctl",
+    "mallctlnametomib",
+    "mallctlbymib",
+    "malloc_stats_print",
 ];
 
 /// Every replaceable global operator new/delete (Itanium names, 64-bit
@@ -154,7 +171,12 @@ fn defined_globals(nm: &Path, args: &[&str], file: &Path) -> BTreeSet<String> {
 }
 
 fn required() -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = C_NAMES.iter().chain(CXX_NAMES).map(|s| s.to_string()).collect();
+    let mut names: BTreeSet<String> = C_NAMES
+        .iter()
+        .chain(CXX_NAMES)
+        .chain(JEMALLOC_NAMES)
+        .map(|s| s.to_string())
+        .collect();
     names.extend(header_functions());
     names
 }

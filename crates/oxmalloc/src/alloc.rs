@@ -115,6 +115,33 @@ pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -
     alloc_big(unsafe { big_owner(heap) }, size, align, zero)
 }
 
+/// The usable size that an allocation of `size` bytes aligned to `align`
+/// (a power of two) gets from [`alloc_in`], computed without allocating:
+/// the class size, whole slices for a large block, whole OS pages for a
+/// huge one; `None` when no block can be that large. Allocating exactly
+/// this many bytes gives a block of exactly this usable size (a class-sized
+/// block, never a request-sized one: `alloc_in` asks for a block of at
+/// least the request). The hardened build reports requested sizes as
+/// usable, so there it is `size` itself.
+pub fn good_size(size: usize, align: usize) -> Option<usize> {
+    if size > crate::raw::MAX_SIZE {
+        return None;
+    }
+    let size = size.max(1);
+    if secure::ENABLED {
+        return Some(size);
+    }
+    if let Some(class) = class_for_aligned(size, align) {
+        return Some(CLASS_SIZE[class] as usize);
+    }
+    let slices = size.div_ceil(SLICE_SIZE);
+    if size <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, (align / SLICE_SIZE).max(1)) {
+        return Some(slices * SLICE_SIZE);
+    }
+    size.checked_next_multiple_of(Os::page_size())
+        .filter(|&n| n <= crate::raw::MAX_SIZE)
+}
+
 /// The first-class heap that should track a big block, if any.
 ///
 /// # Safety

@@ -162,6 +162,22 @@ pub fn print_stats() {
     stats::print()
 }
 
+/// The table of [`print_stats`], given to `out` one line at a time (each
+/// with its newline), without allocating: for callers that send it
+/// elsewhere than stderr (jemalloc's `malloc_stats_print` callback).
+pub fn print_stats_to(out: &mut dyn FnMut(&[u8])) {
+    stats::print_to(out)
+}
+
+/// The usable size that allocating `size` bytes aligned to `align` (a
+/// power of two, 16 for plain `malloc`) gives, without allocating: what
+/// jemalloc's `nallocx` and mimalloc's `mi_good_size` answer. Allocating
+/// exactly that many bytes at that alignment gives a block of exactly that
+/// usable size. `None` when nothing that large can be allocated.
+pub fn good_size(size: usize, align: usize) -> Option<usize> {
+    alloc::good_size(size, align.max(raw::MALLOC_ALIGN))
+}
+
 /// Resident set size of the process in bytes (from `/proc/self/statm`).
 pub fn resident_bytes() -> usize {
     use os::Platform;

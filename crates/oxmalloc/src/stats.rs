@@ -664,7 +664,7 @@ impl fmt::Display for Json<'_> {
     }
 }
 
-fn row(label: &str, value: GaugeValue, bytes: bool) {
+fn row(out: &mut dyn FnMut(&[u8]), label: &str, value: GaugeValue, bytes: bool) {
     let mut line = Line::new();
     line.str("  ").str(label).pad_to(26);
     let put = |line: &mut Line, v: u64| {
@@ -680,17 +680,23 @@ fn row(label: &str, value: GaugeValue, bytes: bool) {
     line.pad_to(58);
     put(&mut line, value.total);
     line.str("\n");
-    Os::write_stderr(line.as_bytes());
+    out(line.as_bytes());
 }
 
 /// Prints the statistics as a table on stderr, without allocating.
 pub fn print() {
+    print_to(&mut |line| Os::write_stderr(line));
+}
+
+/// The statistics table, one line at a time (each ending in a newline, at
+/// most a [`Line`] long), given to `out`; without allocating.
+pub fn print_to(out: &mut dyn FnMut(&[u8])) {
     let s = snapshot();
     let mut line = Line::new();
     line.str("oxmalloc ")
         .str(env!("CARGO_PKG_VERSION"))
         .str(" statistics\n");
-    Os::write_stderr(line.as_bytes());
+    out(line.as_bytes());
     let mut line = Line::new();
     line.pad_to(26)
         .str("current")
@@ -698,9 +704,9 @@ pub fn print() {
         .str("peak")
         .pad_to(58)
         .str("total\n");
-    Os::write_stderr(line.as_bytes());
-    row("allocated", s.allocated, true);
-    row("allocated blocks", s.allocated_blocks, false);
+    out(line.as_bytes());
+    row(out, "allocated", s.allocated, true);
+    row(out, "allocated blocks", s.allocated_blocks, false);
     for (class, c) in s.classes.iter().enumerate() {
         if c.blocks.total == 0 {
             continue;
@@ -720,13 +726,13 @@ pub fn print() {
             .pad_to(42)
             .dec(c.blocks.peak);
         line.pad_to(58).dec(c.blocks.total).str("\n");
-        Os::write_stderr(line.as_bytes());
+        out(line.as_bytes());
     }
-    row("large+huge bytes", s.big_bytes, true);
-    row("reserved (mapped)", s.reserved, true);
-    row("in spans", s.spans, true);
-    row("huge mappings", s.huge, true);
-    row("threads", s.threads, false);
+    row(out, "large+huge bytes", s.big_bytes, true);
+    row(out, "reserved (mapped)", s.reserved, true);
+    row(out, "in spans", s.spans, true);
+    row(out, "huge mappings", s.huge, true);
+    row(out, "threads", s.threads, false);
     let mut line = Line::new();
     line.str("  committed ")
         .size(s.committed)
@@ -743,7 +749,7 @@ pub fn print() {
         .str("), reclaimed ")
         .dec(s.pages_reclaimed)
         .str("\n");
-    Os::write_stderr(line.as_bytes());
+    out(line.as_bytes());
     let mut line = Line::new();
     line.str("  purged ")
         .size(s.purged_bytes)
@@ -762,7 +768,7 @@ pub fn print() {
         .str(", munmap ")
         .dec(s.munmap_calls);
     line.str("; heap errors ").dec(s.errors).str("\n");
-    Os::write_stderr(line.as_bytes());
+    out(line.as_bytes());
     let p = &s.process;
     let mut line = Line::new();
     line.str("  process: rss ")
@@ -778,7 +784,7 @@ pub fn print() {
         .str(" ms, system ")
         .dec(p.system_us / 1000)
         .str(" ms\n");
-    Os::write_stderr(line.as_bytes());
+    out(line.as_bytes());
 }
 
 /// Prints the one-line start-up banner plus the options (`OXMALLOC_VERBOSE=1`).
