@@ -316,10 +316,12 @@ impl Heap {
 
     /// Purges the free blocks of this heap's indexed pages that stayed
     /// free for a whole sweep interval (the purge delay, at least
-    /// [`BLOCK_SWEEP_MIN_MS`]; see [`Page::sweep_index`]), when a sweep is
-    /// due at `now`. Owner only (the index and the free blocks are the
-    /// owner's); called every few slow paths, so a thread that stops
-    /// allocating keeps its free blocks resident.
+    /// [`BLOCK_SWEEP_MIN_MS`]; see [`Page::sweep_index`]), and the uncarved
+    /// ends of its pages made on spans that were not zero, once such a page
+    /// has lived a whole interval ([`Page::sweep_tail`]), when a sweep is
+    /// due at `now`. Owner only (the index, the free blocks and the
+    /// uncarved ends are the owner's); called every few slow paths, so a
+    /// thread that stops allocating keeps them resident.
     pub fn sweep_free_blocks(&self, now: u64) {
         if now < self.free_blocks_sweep_due.get() {
             return;
@@ -330,17 +332,19 @@ impl Heap {
         // Blocks of classes below two OS pages hold at most one whole page
         // each: `Page::sweep_index` would purge nothing there.
         let smallest = 2 * Os::page_size();
-        for class in LAST_DIRECT_CLASS + 1..CLASS_COUNT {
-            if !is_indexed_class(class) || class_size(class) < smallest {
-                continue;
-            }
-            // (Pages on `full` have nothing in their index.)
+        for class in 0..CLASS_COUNT {
+            let index_too = class > LAST_DIRECT_CLASS && is_indexed_class(class) && class_size(class) >= smallest;
+            // (Pages on `full` have nothing in their index, and have carved
+            // all they hold or nearly.)
             let mut page = self.bins[class].first.get();
             while !page.is_null() {
-                // SAFETY: pages on our queues are ours, in live chunks, of an
-                // indexed class.
+                // SAFETY: pages on our queues are ours, class pages in live
+                // chunks (of an indexed class where `index_too`).
                 unsafe {
-                    purged += (*page).sweep_index();
+                    if index_too {
+                        purged += (*page).sweep_index();
+                    }
+                    purged += (*page).sweep_tail();
                     page = (*page).next.get();
                 }
             }

@@ -141,6 +141,14 @@ const SLOT_SEEN: u8 = 0x40;
 /// The block's whole OS pages were purged by a sweep.
 const SLOT_PURGED: u8 = 0x80;
 
+/// [`Page::sweep_tail`]: a page made on a span that was not zero, not yet
+/// seen by a sweep.
+const TAIL_NEW: u8 = 0;
+/// Seen by one sweep: the next purges its uncarved end.
+const TAIL_SEEN: u8 = 1;
+/// Nothing (more) to purge: the span was zero, or the tail went.
+const TAIL_DONE: u8 = 2;
+
 // Every block number fits in the number bits.
 const _: () = assert!(INDEX_SLOTS <= SLOT_NUMBER as usize + 1);
 
@@ -314,7 +322,10 @@ pub struct Page {
     /// default heap and when it is abandoned. Atomic because remote frees
     /// read it.
     pub in_first_class: AtomicBool,
-    _pad1: [u8; 2],
+    /// Where the sweep of the page's uncarved end stands ([`TAIL_NEW`],
+    /// [`TAIL_SEEN`], [`TAIL_DONE`]; see [`Page::sweep_tail`]). Owner only.
+    tail: Cell<u8>,
+    _pad1: [u8; 1],
     /// The page's free index (indexed class pages; see [`FreeIndex`]).
     pub free_index: FreeIndex,
 }
@@ -360,7 +371,8 @@ impl Page {
             span_slices: Cell::new(0),
             in_full: Cell::new(false),
             in_first_class: AtomicBool::new(false),
-            _pad1: [0; 2],
+            tail: Cell::new(TAIL_DONE),
+            _pad1: [0; 1],
             free_index: FreeIndex::new(),
         }
     }
@@ -385,6 +397,8 @@ impl Page {
         self.set_kind(kind);
         self.free_is_zero.set(false);
         self.fresh.set(fresh);
+        // A span that was zero holds nothing past what the page carves.
+        self.tail.set(if fresh { TAIL_DONE } else { TAIL_NEW });
         self.block_size.set(block_size);
         self.start.set(start);
         self.span_slices.set(slices as u32);
@@ -677,6 +691,48 @@ impl Page {
             }
         }
         purged
+    }
+
+    /// Gives the OS back the uncarved end of a class page made on a span
+    /// that was not zero (slices an earlier page or block used stay
+    /// resident past what this page has carved), once the page has lived a
+    /// whole sweep interval: the first sweep that finds it marks it, the
+    /// next purges from the first OS page past its carved blocks to the end
+    /// of its span, once in the page's life. Returns the bytes purged.
+    ///
+    /// Without this, a page of a class that holds a few blocks kept a whole
+    /// slice resident when it was made where an earlier page had been (in
+    /// gcc's cc1, pages of 1-8 KiB blocks with one or two blocks carved and
+    /// 64 KiB resident: docs/PERFORMANCE.md E62, E63). What is purged reads
+    /// as zero or is rewritten before use: `extend` carves it later as
+    /// blocks of a page that is not fresh (not known to be zero).
+    ///
+    /// # Safety
+    /// Only the owner may call this, on a class page (whose uncarved blocks
+    /// nothing reads or writes until the owner carves them).
+    pub unsafe fn sweep_tail(&self) -> usize {
+        match self.tail.get() {
+            TAIL_NEW => {
+                self.tail.set(TAIL_SEEN);
+                0
+            }
+            TAIL_SEEN => {
+                self.tail.set(TAIL_DONE);
+                let os_page = Os::page_size();
+                let start = self.start.get() as usize;
+                let carved_end = start + self.capacity() as usize * self.block_size.get();
+                let lo = carved_end.next_multiple_of(os_page);
+                let hi = (start & !(SLICE_SIZE - 1)) + self.span_bytes();
+                if hi <= lo {
+                    return 0;
+                }
+                // SAFETY: whole OS pages of our span past its carved blocks,
+                // which hold no block yet (caller's contract).
+                unsafe { Os::purge(lo as *mut u8, hi - lo, crate::options::purge_zeroes()) };
+                hi - lo
+            }
+            _ => 0,
+        }
     }
 
     /// Pushes a block freed by the owner onto `local_free` (slow-path
@@ -1047,6 +1103,88 @@ impl Default for Page {
 mod tests {
     use super::*;
     use crate::size_class::{class_size, page_slices, CLASS_COUNT};
+
+    /// Whether the OS page holding `addr` is resident.
+    fn resident(addr: usize) -> bool {
+        let mut vec = [0u8; 1];
+        // SAFETY: one byte of `vec` for the one 4 KiB page asked about;
+        // mincore only reads the page tables.
+        let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore({addr:#x}) failed");
+        vec[0] & 1 != 0
+    }
+
+    /// A page made on a used (resident) slice gives back what it has not
+    /// carved, at the second sweep that finds it and only then, keeping
+    /// its carved blocks; a page made on a zero span purges nothing.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, mincore and madvise")]
+    fn a_page_made_on_a_used_span_gives_back_its_uncarved_end_after_a_sweep_interval() {
+        const OS_PAGE: usize = 4096;
+        let size = 1536;
+        // SAFETY: a private anonymous mapping of our own, unmapped below.
+        let map = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                2 * SLICE_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(map, libc::MAP_FAILED);
+        let start = (map as usize).next_multiple_of(SLICE_SIZE);
+        // The slice as an earlier page left it: every OS page resident.
+        // SAFETY: one slice inside the mapping.
+        unsafe { ptr::write_bytes(start as *mut u8, 0x77, SLICE_SIZE) };
+        let page = Page::new();
+        page.init(
+            PageKind::Class,
+            start as *mut u8,
+            1,
+            size,
+            crate::size_class::class_of(size),
+            false,
+        );
+        page.set_capacity(5);
+        // SAFETY: we stand for the owner of a class page whose uncarved
+        // blocks nothing touches.
+        unsafe {
+            assert_eq!(page.sweep_tail(), 0, "the first sweep purged");
+            // Carved further between the sweeps: 6 blocks end in OS page 2.
+            page.set_capacity(6);
+            assert_eq!(page.sweep_tail(), SLICE_SIZE - 3 * OS_PAGE, "the second sweep");
+            assert_eq!(page.sweep_tail(), 0, "a third sweep purged again");
+        }
+        for os_page in 0..SLICE_SIZE / OS_PAGE {
+            let addr = start + os_page * OS_PAGE;
+            assert_eq!(resident(addr), os_page < 3, "OS page {os_page} of the slice");
+        }
+        // SAFETY: the carved blocks, inside the mapping.
+        let carved = unsafe { core::slice::from_raw_parts(start as *const u8, 6 * size) };
+        assert!(carved.iter().all(|&b| b == 0x77), "a carved block changed");
+
+        // Made on a zero span: nothing to give back, ever.
+        // SAFETY: the slice again.
+        unsafe { ptr::write_bytes(start as *mut u8, 0x77, SLICE_SIZE) };
+        page.init(
+            PageKind::Class,
+            start as *mut u8,
+            1,
+            size,
+            crate::size_class::class_of(size),
+            true,
+        );
+        page.set_capacity(1);
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(page.sweep_tail() + page.sweep_tail() + page.sweep_tail(), 0);
+        }
+        assert!(resident(start + SLICE_SIZE - OS_PAGE));
+        // SAFETY: our mapping, no longer used.
+        assert_eq!(unsafe { libc::munmap(map, 2 * SLICE_SIZE) }, 0);
+    }
 
     /// The hardened carve links every block of the batch exactly once, in
     /// an order that is not the address order but runs of neighbours.
