@@ -56,6 +56,15 @@ size_t ox_usable_size(const void *ptr);
 OX_MALLOC_ATTR OX_ALLOC_SIZE(2) void *ox_aligned_alloc(size_t alignment, size_t size);
 int ox_posix_memalign(void **out, size_t alignment, size_t size);
 
+/* The usable size that ox_malloc(size) or ox_aligned_alloc(alignment, size)
+ * gives, without allocating (at least size; 0 when nothing that large can
+ * be allocated): round a buffer up to it to waste nothing (mimalloc's
+ * mi_good_size, jemalloc's nallocx). Asking for exactly that many bytes
+ * gives a block of exactly that usable size; malloc(size) itself may give
+ * less, never more. */
+size_t ox_good_size(size_t size);
+size_t ox_good_size_aligned(size_t alignment, size_t size);
+
 /* 1 when ptr points into memory that oxmalloc manages, 0 otherwise. */
 int ox_is_ours(const void *ptr);
 

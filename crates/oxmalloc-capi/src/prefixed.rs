@@ -63,6 +63,24 @@ pub unsafe extern "C" fn ox_usable_size(ptr: *const c_void) -> usize {
     usable_size_impl(ptr)
 }
 
+/// `ox_good_size`: the usable size of a block of `size` bytes, without
+/// allocating (`engine::good_size`); 0 when nothing that large can be
+/// allocated.
+#[no_mangle]
+pub extern "C" fn ox_good_size(size: usize) -> usize {
+    engine::good_size(size, engine::raw::MALLOC_ALIGN).unwrap_or(0)
+}
+
+/// `ox_good_size_aligned`: [`ox_good_size`] at `alignment` (a power of
+/// two; 0 for anything else, as `ox_aligned_alloc` fails there).
+#[no_mangle]
+pub extern "C" fn ox_good_size_aligned(alignment: usize, size: usize) -> usize {
+    if !alignment.is_power_of_two() {
+        return 0;
+    }
+    engine::good_size(size, alignment).unwrap_or(0)
+}
+
 /// `ox_aligned_alloc`: as `aligned_alloc` (alignment first).
 #[no_mangle]
 pub extern "C" fn ox_aligned_alloc(align: usize, size: usize) -> *mut c_void {

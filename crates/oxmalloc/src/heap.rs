@@ -1313,16 +1313,7 @@ pub fn for_each_heap_counters(mut f: impl FnMut(&HeapCounters)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Whether the OS page holding `addr` is resident.
-    fn resident(addr: usize) -> bool {
-        let mut vec = [0u8; 1];
-        // SAFETY: one byte of `vec` for the one 4 KiB page asked about;
-        // mincore only reads the page tables.
-        let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
-        assert_eq!(r, 0, "mincore({addr:#x}) failed");
-        vec[0] & 1 != 0
-    }
+    use crate::util::resident;
 
     #[test]
     #[cfg_attr(miri, ignore = "mincore")]

@@ -1103,16 +1103,7 @@ impl Default for Page {
 mod tests {
     use super::*;
     use crate::size_class::{class_size, page_slices, CLASS_COUNT};
-
-    /// Whether the OS page holding `addr` is resident.
-    fn resident(addr: usize) -> bool {
-        let mut vec = [0u8; 1];
-        // SAFETY: one byte of `vec` for the one 4 KiB page asked about;
-        // mincore only reads the page tables.
-        let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
-        assert_eq!(r, 0, "mincore({addr:#x}) failed");
-        vec[0] & 1 != 0
-    }
+    use crate::util::resident;
 
     /// A page made on a used (resident) slice gives back what it has not
     /// carved, at the second sweep that finds it and only then, keeping

@@ -124,6 +124,18 @@ pub fn parse_decimal(s: &[u8]) -> u64 {
     n
 }
 
+/// Whether the OS page holding `addr` is resident (`mincore`): for the
+/// unit tests of what gives memory back (`heap`, `page`).
+#[cfg(test)]
+pub fn resident(addr: usize) -> bool {
+    let mut vec = [0u8; 1];
+    // SAFETY: one byte of `vec` for the one 4 KiB page asked about;
+    // mincore only reads the page tables.
+    let r = unsafe { libc::mincore((addr & !4095) as *mut libc::c_void, 4096, vec.as_mut_ptr()) };
+    assert_eq!(r, 0, "mincore({addr:#x}) failed");
+    vec[0] & 1 != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,28 @@ static void test_version(const char *expected) {
     CHECK(ox_version() == v, "ox_version returns the same static string");
 }
 
+static void test_good_size(void) {
+    for (size_t size = 0; size < (3u << 20); size = size * 2 + 3) {
+        size_t good = ox_good_size(size);
+        CHECK(good >= size && good > 0, "ox_good_size(%zu) = %zu", size, good);
+        void *p = ox_malloc(good);
+        CHECK(p && ox_usable_size(p) == good, "a block of ox_good_size(%zu) = %zu has usable %zu", size, good,
+              p ? ox_usable_size(p) : 0);
+        ox_free(p);
+        void *q = ox_malloc(size);
+        CHECK(q && ox_usable_size(q) >= size && ox_usable_size(q) <= good, "ox_malloc(%zu): usable %zu, good %zu",
+              size, q ? ox_usable_size(q) : 0, good);
+        ox_free(q);
+        size_t aligned = ox_good_size_aligned(4096, size);
+        void *a = ox_aligned_alloc(4096, size ? size : 1);
+        CHECK(a && ox_usable_size(a) == aligned, "ox_aligned_alloc(4096, %zu): usable %zu, good %zu", size,
+              a ? ox_usable_size(a) : 0, aligned);
+        ox_free(a);
+    }
+    CHECK(ox_good_size(SIZE_MAX) == 0, "no good size for SIZE_MAX");
+    CHECK(ox_good_size_aligned(48, 100) == 0, "no good size at a non-power-of-two alignment");
+}
+
 static void test_calloc(void) {
     unsigned char *p = ox_calloc(1000, 8);
     CHECK(p != NULL && ox_is_ours(p), "ox_calloc(1000, 8)");
@@ -280,6 +302,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     test_version(argv[1]);
+    test_good_size();
     test_calloc();
     test_realloc();
     test_reallocarray();
