@@ -202,7 +202,7 @@ enum Ctl {
 
 /// Every `mallctl` name that oxmalloc answers. `arena.<i>.purge` and
 /// `arena.<i>.decay` (any `i` up to the arena count, or
-/// `MALLCTL_ARENAS_ALL`) are handled by [`arena_action`].
+/// `MALLCTL_ARENAS_ALL`) are recognised by [`arena_purge_target`].
 const CTLS: &[(&str, Ctl)] = &[
     ("epoch", Ctl::Epoch),
     ("config.stats", Ctl::Bool(|| true)),
@@ -226,10 +226,11 @@ const CTLS: &[(&str, Ctl)] = &[
 /// The value `epoch` reads: bumped by each write.
 static EPOCH: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
-/// `arena.<i>.purge` and `arena.<i>.decay`: `Some(Ok)` for a valid index,
-/// `Some(Err(EFAULT))` for an arena that does not exist, `None` when the
-/// name is not of that form.
-fn arena_action(name: &[u8]) -> Option<Result<(), c_int>> {
+/// Whether `name` is `arena.<i>.purge` or `arena.<i>.decay` (`None` when
+/// not of that form) for an arena that exists (`Some(true)`: 0, which is
+/// oxmalloc, or 1, the arena count, or `MALLCTL_ARENAS_ALL`, which both
+/// mean all) or not (`Some(false)`).
+fn arena_purge_target(name: &[u8]) -> Option<bool> {
     let rest = name.strip_prefix(b"arena.")?;
     let dot = rest.iter().position(|&b| b == b'.')?;
     let (index, action) = (&rest[..dot], &rest[dot + 1..]);
@@ -240,13 +241,7 @@ fn arena_action(name: &[u8]) -> Option<Result<(), c_int>> {
         return None;
     }
     let i = index.iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
-    // Arena 0 is oxmalloc; 1 (the arena count) and ARENAS_ALL mean all.
-    Some(if i <= 1 || i == ARENAS_ALL {
-        engine::collect(true);
-        Ok(())
-    } else {
-        Err(libc::EFAULT)
-    })
+    Some(i <= 1 || i == ARENAS_ALL)
 }
 
 /// Reads `value` into `*oldp` when asked (`EINVAL` when `*oldlenp` is not
@@ -346,11 +341,14 @@ pub unsafe extern "C" fn mallctl(
         // SAFETY: forwarded contract.
         return unsafe { run_ctl(ctl, oldp, oldlenp, newp, newlen) };
     }
-    match arena_action(name) {
-        Some(_) if !oldp.is_null() || !newp.is_null() => libc::EPERM,
-        Some(Ok(())) => 0,
-        Some(Err(e)) => e,
+    match arena_purge_target(name) {
         None => libc::ENOENT,
+        Some(_) if !oldp.is_null() || !newp.is_null() => libc::EPERM,
+        Some(false) => libc::EFAULT,
+        Some(true) => {
+            engine::collect(true);
+            0
+        }
     }
 }
 

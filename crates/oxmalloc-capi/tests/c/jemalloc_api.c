@@ -168,6 +168,7 @@ static void control_calls(void) {
     CHECK(mallctl("arena.4096.purge", NULL, NULL, NULL, 0) == 0, "arena.MALLCTL_ARENAS_ALL.purge");
     CHECK(mallctl("arena.0.decay", NULL, NULL, NULL, 0) == 0, "arena.0.decay");
     CHECK(mallctl("arena.7.purge", NULL, NULL, NULL, 0) == EFAULT, "no arena 7");
+    CHECK(mallctl("arena.0.purge", &flag, &len, NULL, 0) == EPERM, "a purge reads nothing");
     CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
     CHECK(mallctl("thread.tcache.flush", &flag, &len, NULL, 0) == EPERM, "an action reads nothing");
 
