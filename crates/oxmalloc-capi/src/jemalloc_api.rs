@@ -64,15 +64,10 @@ pub extern "C" fn mallocx(size: usize, flags: c_int) -> *mut c_void {
     let Some(good) = engine::good_size(size, align) else {
         return errno::enomem();
     };
-    let p = if flags & ZERO != 0 && align == engine::raw::MALLOC_ALIGN {
-        engine::raw::zalloc(good)
+    let p = if flags & ZERO != 0 {
+        engine::raw::aligned_zalloc(good, align)
     } else {
-        let p = engine::raw::aligned_alloc(good, align);
-        if flags & ZERO != 0 && !p.is_null() {
-            // SAFETY: a block of at least `good` bytes, just allocated.
-            unsafe { ptr::write_bytes(p, 0, good) };
-        }
-        p
+        engine::raw::aligned_alloc(good, align)
     };
     if p.is_null() {
         return errno::enomem();

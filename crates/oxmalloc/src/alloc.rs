@@ -134,8 +134,7 @@ pub fn good_size(size: usize, align: usize) -> Option<usize> {
     if let Some(class) = class_for_aligned(size, align) {
         return Some(CLASS_SIZE[class] as usize);
     }
-    let slices = size.div_ceil(SLICE_SIZE);
-    if size <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, (align / SLICE_SIZE).max(1)) {
+    if let Some((slices, _)) = large_span(size, align) {
         return Some(slices * SLICE_SIZE);
     }
     size.checked_next_multiple_of(Os::page_size())
@@ -331,15 +330,25 @@ fn alloc_big(owner: Option<&Heap>, size: usize, align: usize, zero: bool) -> *mu
     block
 }
 
+/// The span of a large block of `needed` bytes (block and, in the hardened
+/// build, its trailer and guard page) aligned to `align`: its slices and
+/// the alignment in slices to ask the arena for; `None` when the block
+/// must be huge (a mapping of its own). Shared by `alloc_big_inner` and
+/// [`good_size`], which must agree.
+fn large_span(needed: usize, align: usize) -> Option<(usize, usize)> {
+    let slices = needed.max(1).div_ceil(SLICE_SIZE);
+    let align_slices = (align / SLICE_SIZE).max(1);
+    (needed <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, align_slices))
+        .then_some((slices, align_slices))
+}
+
 fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
     let guard = if secure::ENABLED { Os::page_size() } else { 0 };
     let Some(needed) = size.checked_add(secure::TRAILER + guard) else {
         return ptr::null_mut();
     };
-    let slices = needed.max(1).div_ceil(SLICE_SIZE);
-    let align_slices = (align / SLICE_SIZE).max(1);
-    if needed <= LARGE_MAX && align <= CHUNK_ALIGN_MAX && arena::span_fits(slices, align_slices) {
+    if let Some((slices, align_slices)) = large_span(needed, align) {
         let Some(span) = arena::alloc_span(slices, align_slices) else {
             return ptr::null_mut();
         };

@@ -59,6 +59,16 @@ pub fn aligned_alloc(size: usize, align: usize) -> *mut u8 {
     alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), false)
 }
 
+/// [`aligned_alloc`], zeroed (as [`zalloc`]: fresh memory is not written
+/// again); null when out of memory.
+#[inline]
+pub fn aligned_zalloc(size: usize, align: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return alloc::out_of_memory();
+    }
+    alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), true)
+}
+
 /// `free`: null is ignored; a pointer oxmalloc did not hand out is reported
 /// and ignored.
 ///
