@@ -32,6 +32,8 @@ pub mod charts;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "cli")]
+pub mod interval;
+#[cfg(feature = "cli")]
 pub mod prof;
 #[cfg(feature = "cli")]
 pub mod real;

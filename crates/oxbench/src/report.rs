@@ -2,6 +2,7 @@
 //! allocator (median with min–max, ratios to the baseline), the geometric
 //! mean per allocator, latency percentiles, failures; rendered as text.
 
+use crate::interval::{self, GeomeanIntervals, Interval};
 use crate::outcome::Percentiles;
 use crate::sample::{Report, Route, Sample};
 use crate::stats::{self, Summary};
@@ -233,6 +234,9 @@ pub struct Overall {
     pub latency: Option<f64>,
     /// Geometric mean of peak RSS ratio (every row).
     pub rss: Option<f64>,
+    /// 95% intervals of `cost` and `rss` (paired bootstrap over the
+    /// repetitions, `interval.rs`).
+    pub spread: GeomeanIntervals,
     /// Rows with a cost ratio (time and throughput rows).
     pub rows: usize,
     /// Failed samples.
@@ -241,10 +245,12 @@ pub struct Overall {
 
 /// Geometric means per allocator, in the report's allocator order.
 pub fn overall(report: &Report, rows: &[Row]) -> Vec<Overall> {
+    let spreads = interval::geomean_intervals(report, rows, interval::REPLICATES);
     report
         .allocators
         .iter()
-        .map(|a| {
+        .zip(spreads)
+        .map(|(a, spread)| {
             let cells: Vec<(Metric, &Cell)> = rows
                 .iter()
                 .flat_map(|r| r.cells.iter().map(move |c| (r.metric, c)))
@@ -265,6 +271,7 @@ pub fn overall(report: &Report, rows: &[Row]) -> Vec<Overall> {
                 cost: stats::geomean(&costs),
                 latency: stats::geomean(&cost_of(true)),
                 rss: stats::geomean(&rss),
+                spread,
                 rows: costs.len(),
                 failed: cells.iter().map(|(_, c)| c.failed).sum(),
             }
@@ -502,6 +509,11 @@ fn extras_hint(bench: &str) -> &'static str {
     }
 }
 
+/// `0.84-0.88`, or `-` without an interval.
+fn interval_str(i: Option<Interval>) -> String {
+    i.map_or_else(|| "-".into(), |i| format!("{:.2}-{:.2}", i.low, i.high))
+}
+
 fn ratio_str(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}"))
 }
@@ -649,22 +661,27 @@ pub fn render(report: &Report, baseline: &str) -> String {
     let _ = writeln!(
         out,
         "\nSummary: geometric means relative to {baseline} (lower is better): cost over the time and\n\
-         throughput rows, p99 over the latency rows (p99 request latency), RSS over every row"
+         throughput rows, p99 over the latency rows (p99 request latency), RSS over every row;\n\
+         95%: the interval of a bootstrap over the repetitions, paired (repetition i of every\n\
+         allocator drawn together), {} draws",
+        interval::REPLICATES
     );
     let _ = writeln!(
         out,
-        "  {:<16} {:<16} {:>8} {:>8} {:>8} {:>6} {:>8}",
-        "allocator", "route", "cost", "p99", "RSS", "rows", "failed"
+        "  {:<16} {:<16} {:>8} {:>11} {:>8} {:>8} {:>11} {:>6} {:>8}",
+        "allocator", "route", "cost", "cost 95%", "p99", "RSS", "RSS 95%", "rows", "failed"
     );
     for o in overall(report, &rows) {
         let _ = writeln!(
             out,
-            "  {:<16} {:<16} {:>8} {:>8} {:>8} {:>6} {:>8}",
+            "  {:<16} {:<16} {:>8} {:>11} {:>8} {:>8} {:>11} {:>6} {:>8}",
             o.alloc,
             o.route.label(),
             ratio_str(o.cost),
+            interval_str(o.spread.cost),
             ratio_str(o.latency),
             ratio_str(o.rss),
+            interval_str(o.spread.rss),
             o.rows,
             o.failed
         );
