@@ -17,6 +17,10 @@ const NAME: &str = "rptest";
 const SLOTS: usize = 1_000;
 const OPS_PER_LOOP: usize = 100;
 const HANDOFF: usize = 32;
+/// How often a thread that has finished its loops drains its inbox while
+/// the others still send: a sender adds a batch every 200 operations
+/// (tens of microseconds), so a few batches at most wait between drains.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_micros(100);
 
 type Item = (Block, u64);
 type Inbox = Mutex<Vec<Vec<Item>>>;
@@ -88,10 +92,15 @@ fn worker(
     // Keep draining while the others still send: a thread that finishes
     // first must not let its inbox pile up (the live set would then depend
     // on how unevenly the threads were scheduled, not on the allocator).
+    // It sleeps between drains rather than yielding: the figure is
+    // operations per CPU-second of the process, and a thread that yields
+    // in a loop while the others finish burns CPU whenever a core is
+    // free (2 threads on 2 cores), which made the result follow how
+    // unevenly the threads finished (docs/PERFORMANCE.md E64).
     finished.fetch_add(1, Ordering::AcqRel);
     while finished.load(Ordering::Acquire) < inboxes.len() {
         drain(p, &inboxes[tid])?;
-        std::thread::yield_now();
+        std::thread::sleep(WAIT_POLL);
     }
     // Everyone stops sending before the last drain.
     barrier.wait();
