@@ -56,6 +56,14 @@ size_t ox_usable_size(const void *ptr);
 OX_MALLOC_ATTR OX_ALLOC_SIZE(2) void *ox_aligned_alloc(size_t alignment, size_t size);
 int ox_posix_memalign(void **out, size_t alignment, size_t size);
 
+/* Resizes ptr in place, never moving it, so that at least size bytes are
+ * usable: ptr when it did, NULL when it cannot (the block is unchanged:
+ * ox_realloc would move it) or ptr is NULL. A block above 64 KiB grows
+ * into free space right after it or gives its tail back; smaller blocks,
+ * and blocks above 4 MiB, fit any size up to their usable size
+ * (mimalloc's mi_expand, jemalloc's xallocx). */
+void *ox_expand(void *ptr, size_t size);
+
 /* The usable size that ox_malloc(size) or ox_aligned_alloc(alignment, size)
  * gives, without allocating (at least size; 0 when nothing that large can
  * be allocated): round a buffer up to it to waste nothing (mimalloc's

@@ -129,15 +129,32 @@ pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) ->
     moved.cast()
 }
 
-/// `xallocx`: oxmalloc does not resize a block in place through this call;
-/// it returns the block's real size (less than `size` when the block was
-/// too small: "could not be grown in place"). 0 for NULL.
+/// `xallocx`: resizes `ptr` in place to at least `size + extra` bytes if
+/// it can, else to at least `size` (`engine::raw::expand`: a large block
+/// gives back or takes whole slices after it; class and huge blocks keep
+/// their size), never moving it; returns the block's real size after
+/// (less than `size`: "could not be resized in place"). The flags'
+/// alignment holds, since the block stays where it is; with
+/// `MALLOCX_ZERO` the bytes gained read as zero. 0 for NULL.
 ///
 /// # Safety
 /// `ptr` is NULL or a live block of this allocator.
 #[no_mangle]
-pub unsafe extern "C" fn xallocx(ptr: *mut c_void, _size: usize, _extra: usize, _flags: c_int) -> usize {
-    engine::raw::usable_size(ptr.cast())
+pub unsafe extern "C" fn xallocx(ptr: *mut c_void, size: usize, extra: usize, flags: c_int) -> usize {
+    let ptr = ptr.cast::<u8>();
+    let old = engine::raw::usable_size(ptr);
+    // SAFETY: caller's contract. A failed attempt leaves the block as it
+    // was, so the second one starts from the same block.
+    let resized = unsafe {
+        !engine::raw::expand(ptr, size.saturating_add(extra)).is_null()
+            || (extra != 0 && !engine::raw::expand(ptr, size).is_null())
+    };
+    let now = engine::raw::usable_size(ptr);
+    if resized && flags & ZERO != 0 && now > old {
+        // SAFETY: `now` usable bytes at `ptr`, the first `old` kept.
+        unsafe { ptr::write_bytes(ptr.add(old), 0, now - old) };
+    }
+    now
 }
 
 /// `sallocx`: the real (usable) size of `ptr`; 0, reported, for a pointer

@@ -63,6 +63,21 @@ pub unsafe extern "C" fn ox_usable_size(ptr: *const c_void) -> usize {
     usable_size_impl(ptr)
 }
 
+/// `ox_expand`: resizes `ptr` in place so that at least `size` bytes are
+/// usable, never moving it (mimalloc's `mi_expand`): `ptr` when it did,
+/// NULL when it cannot (the block is unchanged) or `ptr` is NULL
+/// (`engine::raw::expand`).
+///
+/// # Safety
+/// `ptr` is NULL or a live block from this allocator, not resized or freed
+/// by another thread meanwhile (anything else is reported and answered
+/// with NULL).
+#[no_mangle]
+pub unsafe extern "C" fn ox_expand(ptr: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { engine::raw::expand(ptr.cast(), size) }.cast()
+}
+
 /// `ox_good_size`: the usable size of a block of `size` bytes, without
 /// allocating (`engine::good_size`); 0 when nothing that large can be
 /// allocated.

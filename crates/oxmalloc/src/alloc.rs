@@ -485,26 +485,12 @@ pub unsafe fn realloc_block_in(
             size
         }
         PageKind::Large => {
-            let old = p.block_size.get();
-            if new_size > crate::size_class::MAX_CLASS_SIZE && new_size <= LARGE_MAX {
-                let slices = new_size.div_ceil(SLICE_SIZE);
-                let old_slices = p.span_slices.get() as usize;
-                if slices <= old_slices {
-                    // SAFETY: our large block; shrinking frees the tail.
-                    unsafe { arena::shrink_span(page, slices) };
-                    p.block_size.set(slices * SLICE_SIZE);
-                    stats::big_resized(old, slices * SLICE_SIZE);
-                    purge::start_if_wanted();
-                    return ptr;
-                }
-                // SAFETY: our large block.
-                if unsafe { arena::grow_span(page, slices) } {
-                    p.block_size.set(slices * SLICE_SIZE);
-                    stats::big_resized(old, slices * SLICE_SIZE);
-                    return ptr;
-                }
+            // Below the class sizes, a move to a class block saves memory.
+            // SAFETY: caller's contract: our live large block.
+            if new_size > crate::size_class::MAX_CLASS_SIZE && unsafe { resize_large_in_place(page, new_size) } {
+                return ptr;
             }
-            old
+            p.block_size.get()
         }
         PageKind::Huge => {
             let old = p.block_size.get();
@@ -525,6 +511,66 @@ pub unsafe fn realloc_block_in(
     };
     // SAFETY: forwarded contract.
     unsafe { move_block(heap, ptr, page, old_usable, new_size, align) }
+}
+
+/// Resizes the large block of `page` to the slices `new_size` needs
+/// (`0 < new_size`), without moving it: a smaller block gives its last
+/// slices back, a bigger one takes the slices after it when they are free.
+/// Returns whether the block now has those slices.
+///
+/// # Safety
+/// `page` must be the descriptor of a live large block the caller may resize.
+#[inline]
+unsafe fn resize_large_in_place(page: *mut Page, new_size: usize) -> bool {
+    if new_size > LARGE_MAX {
+        return false;
+    }
+    // SAFETY: caller's contract.
+    let p = unsafe { &*page };
+    let old = p.block_size.get();
+    let slices = new_size.div_ceil(SLICE_SIZE);
+    if slices <= p.span_slices.get() as usize {
+        // SAFETY: caller's contract; shrinking frees the tail.
+        unsafe { arena::shrink_span(page, slices) };
+        purge::start_if_wanted();
+    // SAFETY: caller's contract.
+    } else if !unsafe { arena::grow_span(page, slices) } {
+        return false;
+    }
+    p.block_size.set(slices * SLICE_SIZE);
+    stats::big_resized(old, slices * SLICE_SIZE);
+    true
+}
+
+/// Resizes the live block `ptr` of `page` without moving it, so that at
+/// least `new_size` (> 0) bytes are usable, as far as its kind allows: a
+/// class block keeps its size and fits any `new_size` up to it; a large
+/// block gives back or takes whole slices after it
+/// ([`resize_large_in_place`]); a huge block fits any `new_size` up to its
+/// usable size and is not resized (its mapping could have to move). Returns
+/// whether `new_size` bytes are now usable at `ptr`; the block is unchanged
+/// when not. The hardened build never resizes in place this way (the
+/// trailer and guard page would have to move): only a size that the block
+/// already holds is answered yes, and the trailer still guards the size
+/// first asked for.
+///
+/// # Safety
+/// `page` must be the (resolved) descriptor of the live block `ptr`, which
+/// the caller may resize.
+pub unsafe fn resize_in_place(ptr: *mut u8, page: *mut Page, new_size: usize) -> bool {
+    // SAFETY: caller's contract.
+    let p = unsafe { &*page };
+    if secure::ENABLED {
+        // SAFETY: caller's contract: `ptr` is a live block of `p` with `end` usable bytes.
+        let asked = block_usable_size(p, ptr).and_then(|end| unsafe { secure::requested_size(p, ptr, end) });
+        return asked.is_some_and(|asked| new_size <= asked);
+    }
+    match p.kind() {
+        // SAFETY: caller's contract: our live large block.
+        PageKind::Large => unsafe { resize_large_in_place(page, new_size) },
+        PageKind::Class | PageKind::Huge => new_size <= block_usable_size(p, ptr).unwrap_or(0),
+        _ => false,
+    }
 }
 
 /// `realloc` in the hardened build: in place when the new size still fits

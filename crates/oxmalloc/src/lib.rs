@@ -136,6 +136,23 @@ pub fn usable_size(ptr: *const u8) -> usize {
     }
 }
 
+/// Resizes the block `ptr` in place, never moving it, so that at least
+/// `size` bytes are usable; returns whether it did (the block is unchanged
+/// when not). What fits: a class block up to its usable size; a large
+/// block (above 64 KiB) grows into free slices right after it, or gives
+/// its last slices back; a huge block up to its usable size. The hardened
+/// build resizes nothing: it answers `true` up to the size first asked
+/// for. mimalloc's `mi_expand`, jemalloc's `xallocx`; C: `ox_expand`.
+///
+/// # Safety
+/// `ptr` must be null or a live block of oxmalloc's, which no other thread
+/// resizes or frees meanwhile. A `ptr` that is not a live block is
+/// reported (invalid realloc) and answered `false`.
+pub unsafe fn expand(ptr: *mut u8, size: usize) -> bool {
+    // SAFETY: forwarded contract.
+    !unsafe { raw::expand(ptr, size) }.is_null()
+}
+
 /// Returns free memory to the OS: collects the calling thread's pages
 /// (with `force`, also the pages it is allocating from), gives back
 /// abandoned pages that emptied, and purges free memory (with `force`, all

@@ -116,19 +116,57 @@ unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize) 
     if size > MAX_SIZE {
         return alloc::out_of_memory();
     }
+    let Some(page) = live_block_page(ptr) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
+    // and `page` its descriptor.
+    unsafe { alloc::realloc_block_in(heap, ptr, page, size, MALLOC_ALIGN) }
+}
+
+/// The descriptor of `ptr`, a block to resize: `None`, reported as an
+/// invalid realloc, when `ptr` is not the start of a live block of ours
+/// (as far as [`alloc::block_usable_size`] checks cheaply).
+fn live_block_page(ptr: *mut u8) -> Option<*mut crate::page::Page> {
     let Some(page) = chunk::page_of_checked(ptr) else {
         report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
-        return core::ptr::null_mut();
+        return None;
     };
     let page = resolve_forward(page);
     // SAFETY: descriptors in a chunk the map vouches for are valid memory.
     if alloc::block_usable_size(unsafe { &*page }, ptr).is_none() {
         report(HeapError::InvalidRealloc, ptr as usize, 0, 0);
+        return None;
+    }
+    Some(page)
+}
+
+/// Resizes the block `ptr` without moving it, so that at least `size` bytes
+/// are usable (mimalloc's `mi_expand`; what jemalloc's `xallocx` does):
+/// `ptr` when it did, null when it cannot (the block is unchanged, and
+/// `realloc` would move it) or when `ptr` is null or not a live block of
+/// oxmalloc's (reported). A class block fits any size up to its usable
+/// size; a large block grows into free slices right after it, or gives its
+/// last slices back; a huge block is never resized this way. The hardened
+/// build resizes nothing: it answers yes up to the size first asked for.
+///
+/// # Safety
+/// `ptr` is null or a live block of this allocator, which no other thread
+/// resizes or frees meanwhile.
+pub unsafe fn expand(ptr: *mut u8, size: usize) -> *mut u8 {
+    if ptr.is_null() || size > MAX_SIZE {
         return core::ptr::null_mut();
     }
-    // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
-    // and `page` its descriptor.
-    unsafe { alloc::realloc_block_in(heap, ptr, page, size, MALLOC_ALIGN) }
+    let Some(page) = live_block_page(ptr) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: `ptr` is a live block (caller's contract, checked as far as
+    // cheaply possible) and `page` its resolved descriptor.
+    if unsafe { alloc::resize_in_place(ptr, page, size.max(1)) } {
+        ptr
+    } else {
+        core::ptr::null_mut()
+    }
 }
 
 /// `malloc_usable_size`: 0 for null; reports and returns 0 for a pointer

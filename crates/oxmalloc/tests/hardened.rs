@@ -599,3 +599,23 @@ fn b26_secrets_differ_between_runs_and_after_fork() {
     assert_ne!(first_child, second_child);
     assert_ne!(format!("{:#x}", oxmalloc::secret_fingerprint()), first);
 }
+
+/// `expand` in the hardened build resizes nothing: it answers yes up to the
+/// size first asked for (the trailer guards that size), no beyond, even
+/// within the block's usable bytes or into free slices after a large block.
+#[test]
+fn expand_answers_up_to_the_requested_size_and_resizes_nothing() {
+    for size in SIZES {
+        let p = alloc(size);
+        // SAFETY: `p` is a live block of `size` bytes from OxMalloc.
+        unsafe {
+            assert!(oxmalloc::expand(p, size), "{size} B block to its own size");
+            assert!(oxmalloc::expand(p, 1), "{size} B block to 1 byte");
+            assert!(!oxmalloc::expand(p, size + 1), "{size} B block past its requested size");
+            assert!(!oxmalloc::expand(p, size * 4), "{size} B block to four times its size");
+            assert_eq!(oxmalloc::usable_size(p), size, "expand changed the {size} B block");
+            p.write_bytes(0xA5, size);
+            OxMalloc.dealloc(p, layout(size));
+        }
+    }
+}

@@ -12,6 +12,9 @@
 //! the only thread that maps memory or takes slices is the case itself.
 //! Each case frees a block's tail and then grows the block back into it.
 //!
+//! `oxmalloc::expand` (the case `expand`) resizes the same way and never
+//! moves: where `realloc` would move, it fails.
+//!
 //! The hardened build moves on every resize that leaves the block's size
 //! class or needs a new guard page, so these cases are for the default
 //! build.
@@ -45,6 +48,7 @@ fn child() {
             ("large", large_shrinks_and_grows_in_place),
             ("huge", huge_shrinks_and_grows_in_place),
             ("huge-blocked", huge_growth_blocked_by_a_mapping_moves),
+            ("expand", expand_resizes_in_place_or_not_at_all),
         ],
     );
 }
@@ -242,6 +246,64 @@ fn huge_growth_blocked_by_a_mapping_moves() {
         }
         OxMalloc.dealloc(q, layout(GROWN));
     }
+}
+
+/// `oxmalloc::expand` never moves: a class block fits up to its usable
+/// size; a large block shrinks, then grows back into its freed tail, and
+/// fails past the largest span; a huge block fits up to its usable size
+/// and is not grown. A failed call leaves the block as it was.
+fn expand_resizes_in_place_or_not_at_all() {
+    const BIG: usize = MIB;
+    const SMALL: usize = 300 * KIB;
+    const HUGE: usize = 8 * MIB;
+    // SAFETY: every pointer comes from OxMalloc with the layout it is used
+    // with, is live, and is accessed within its usable size.
+    unsafe {
+        let c = OxMalloc.alloc(layout(100));
+        let usable = oxmalloc::usable_size(c);
+        assert!(oxmalloc::expand(c, usable), "a class block to its usable size {usable}");
+        assert!(
+            !oxmalloc::expand(c, usable + 1),
+            "a class block past its usable size {usable}"
+        );
+        assert_eq!(oxmalloc::usable_size(c), usable);
+        OxMalloc.dealloc(c, layout(100));
+        assert!(!oxmalloc::expand(std::ptr::null_mut(), 10), "null");
+
+        let p = OxMalloc.alloc(layout(BIG));
+        assert!(!p.is_null());
+        fill(p, BIG);
+        let spans_before = oxmalloc::stats().spans.current;
+        assert!(oxmalloc::expand(p, SMALL), "shrinking a large block {BIG} -> {SMALL}");
+        let shrunk = oxmalloc::usable_size(p);
+        assert!((SMALL..BIG).contains(&shrunk), "after the shrink: usable size {shrunk}");
+        assert!(
+            oxmalloc::stats().spans.current + (BIG - shrunk) as u64 <= spans_before,
+            "the tail was not given back"
+        );
+        check(p, SMALL, "after the shrink");
+        assert!(oxmalloc::expand(p, BIG), "growing {SMALL} -> {BIG} into the free tail");
+        assert!(oxmalloc::usable_size(p) >= BIG);
+        check(p, SMALL, "after the growth");
+        fill(p, BIG);
+        assert!(!oxmalloc::expand(p, 64 * MIB), "a large block past the largest span");
+        assert!(oxmalloc::usable_size(p) >= BIG, "the failed growth changed the block");
+        check(p, BIG, "after the failed growth");
+        OxMalloc.dealloc(p, layout(BIG));
+
+        let h = OxMalloc.alloc(layout(HUGE));
+        assert!(!h.is_null());
+        let usable = oxmalloc::usable_size(h);
+        assert!(oxmalloc::expand(h, HUGE / 2), "a huge block to less than its size");
+        assert_eq!(oxmalloc::usable_size(h), usable, "expand resized a huge block");
+        assert!(!oxmalloc::expand(h, usable + 1), "a huge block past its usable size");
+        OxMalloc.dealloc(h, layout(HUGE));
+    }
+}
+
+#[test]
+fn expand_resizes_in_place_or_fails() {
+    run_case("expand");
 }
 
 #[test]

@@ -119,12 +119,33 @@ static void allocation_calls(void) {
         CHECK(r != NULL && ((uintptr_t)r & 4095) == 0 && filled(r, 64, 11), "rallocx to 4 KiB alignment: %p", (void *)r);
         CHECK(r != NULL && sallocx(r, 0) == nallocx(64, MALLOCX_LG_ALIGN(12)), "rallocx gives nallocx's size");
     }
-    /* xallocx never moves and reports the real size. */
+    /* xallocx never moves and reports the real size: a small block keeps
+     * its size; a large one gives its tail back and grows into it again. */
     if (r) {
         size_t real = sallocx(r, 0);
         CHECK(xallocx(r, 1, 0, 0) == real, "xallocx returns the real size");
         CHECK(xallocx(r, real * 4, 0, 0) == real, "xallocx that cannot grow returns the real size, less than asked");
         dallocx(r, 0);
+    }
+    const size_t big = (size_t)1 << 20, small = 256 << 10;
+    unsigned char *l = mallocx(big, 0);
+    CHECK(l != NULL, "mallocx(1 MiB)");
+    if (l) {
+        fill(l, big, 13);
+        size_t shrunk = xallocx(l, small, 0, 0);
+        CHECK(shrunk == sallocx(l, 0) && shrunk >= small && filled(l, small, 13), "xallocx shrink: real size %zu",
+              shrunk);
+        if (is_ours) {
+            /* oxmalloc gives the tail back; nothing took it since. */
+            CHECK(shrunk < big, "xallocx shrinks a 1 MiB block in place: real size %zu", shrunk);
+            size_t grown = xallocx(l, small, big - small, MALLOCX_ZERO);
+            CHECK(grown >= big && grown == sallocx(l, 0), "xallocx with extra grows back into the tail: %zu", grown);
+            CHECK(filled(l, small, 13) && all_zero(l + shrunk, grown - shrunk),
+                  "xallocx growth keeps the bytes and MALLOCX_ZERO zeroes the gained ones");
+            CHECK(xallocx(l, big, (size_t)1 << 40, 0) >= big,
+                  "an extra that cannot be had still resizes to size");
+        }
+        dallocx(l, 0);
     }
     if (is_ours) {
         /* oxmalloc's extension: undefined in jemalloc (it crashes there). */

@@ -1,6 +1,6 @@
 /*
  * The prefixed API of include/oxmalloc.h that the other tests do not
- * reach, with return values and errno: ox_calloc, ox_realloc,
+ * reach, with return values and errno: ox_expand, ox_calloc, ox_realloc,
  * ox_reallocarray, ox_aligned_alloc, ox_posix_memalign, ox_stats_get,
  * ox_version, ox_stats_print, and glibc's malloc_stats, which must print
  * oxmalloc's table.
@@ -63,6 +63,37 @@ static void test_good_size(void) {
     }
     CHECK(ox_good_size(SIZE_MAX) == 0, "no good size for SIZE_MAX");
     CHECK(ox_good_size_aligned(48, 100) == 0, "no good size at a non-power-of-two alignment");
+}
+
+/* ox_expand never moves: small blocks fit up to their usable size; a block
+ * above 64 KiB gives its tail back and grows into it again. */
+static void test_expand(void) {
+    unsigned char *s = ox_malloc(100);
+    size_t usable = s ? ox_usable_size(s) : 0;
+    CHECK(s && ox_expand(s, usable) == s, "ox_expand of a small block to its usable size %zu", usable);
+    CHECK(s && ox_expand(s, 1) == s && ox_usable_size(s) == usable, "ox_expand to 1 keeps a small block's size");
+    CHECK(s && ox_expand(s, usable + 1) == NULL && ox_usable_size(s) == usable,
+          "ox_expand past a small block's usable size fails and keeps the block");
+    ox_free(s);
+    CHECK(ox_expand(NULL, 10) == NULL, "ox_expand(NULL) is NULL");
+
+    const size_t big = (size_t)1 << 20, small = 300 << 10;
+    unsigned char *p = ox_malloc(big);
+    CHECK(p != NULL, "ox_malloc(1 MiB)");
+    if (!p)
+        return;
+    fill(p, small, 21);
+    CHECK(ox_expand(p, small) == p, "ox_expand shrinks a 1 MiB block in place");
+    size_t shrunk = ox_usable_size(p);
+    CHECK(shrunk >= small && shrunk < big, "after the shrink: usable %zu", shrunk);
+    /* Nothing took the tail since (one thread, no allocation between). */
+    CHECK(ox_expand(p, big) == p, "ox_expand grows the block back into its tail");
+    CHECK(ox_usable_size(p) >= big && filled(p, small, 21), "the grown block: usable %zu, bytes kept",
+          ox_usable_size(p));
+    memset(p, 7, big); /* writable to the end */
+    CHECK(ox_expand(p, v_two_pow_33) == NULL && ox_usable_size(p) >= big,
+          "ox_expand to 8 GiB fails and keeps the block");
+    ox_free(p);
 }
 
 static void test_calloc(void) {
@@ -303,6 +334,7 @@ int main(int argc, char **argv) {
     }
     test_version(argv[1]);
     test_good_size();
+    test_expand();
     test_calloc();
     test_realloc();
     test_reallocarray();
