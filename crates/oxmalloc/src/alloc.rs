@@ -529,13 +529,15 @@ unsafe fn resize_large_in_place(page: *mut Page, new_size: usize) -> bool {
     let p = unsafe { &*page };
     let old = p.block_size.get();
     let slices = new_size.div_ceil(SLICE_SIZE);
-    if slices <= p.span_slices.get() as usize {
+    if slices > p.span_slices.get() as usize {
+        // SAFETY: caller's contract.
+        if !unsafe { arena::grow_span(page, slices) } {
+            return false;
+        }
+    } else {
         // SAFETY: caller's contract; shrinking frees the tail.
         unsafe { arena::shrink_span(page, slices) };
         purge::start_if_wanted();
-    // SAFETY: caller's contract.
-    } else if !unsafe { arena::grow_span(page, slices) } {
-        return false;
     }
     p.block_size.set(slices * SLICE_SIZE);
     stats::big_resized(old, slices * SLICE_SIZE);
