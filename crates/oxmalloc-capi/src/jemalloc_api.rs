@@ -143,6 +143,10 @@ pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) ->
 pub unsafe extern "C" fn xallocx(ptr: *mut c_void, size: usize, extra: usize, flags: c_int) -> usize {
     let ptr = ptr.cast::<u8>();
     let old = engine::raw::usable_size(ptr);
+    if old == 0 {
+        // NULL, or not a live block of ours (reported once, here).
+        return 0;
+    }
     // SAFETY: caller's contract. A failed attempt leaves the block as it
     // was, so the second one starts from the same block.
     let resized = unsafe {

@@ -144,6 +144,7 @@ static void allocation_calls(void) {
                   "xallocx growth keeps the bytes and MALLOCX_ZERO zeroes the gained ones");
             CHECK(xallocx(l, big, (size_t)1 << 40, 0) >= big,
                   "an extra that cannot be had still resizes to size");
+            CHECK(xallocx(NULL, 10, 0, 0) == 0, "xallocx(NULL) is 0 (undefined in jemalloc)");
         }
         dallocx(l, 0);
     }
