@@ -43,30 +43,31 @@ fn malloc_generic(size: usize) -> *mut u8 {
 /// `calloc` for a total of `size` bytes (the caller checks the product for overflow).
 #[inline]
 pub fn zalloc(size: usize) -> *mut u8 {
-    if size > MAX_SIZE {
-        return alloc::out_of_memory();
-    }
-    alloc::alloc_generic(size.max(1), MALLOC_ALIGN, true)
+    alloc_sized(size, MALLOC_ALIGN, true)
 }
 
 /// A block of `size` bytes aligned to `align` (a power of two); null when
 /// out of memory.
 #[inline]
 pub fn aligned_alloc(size: usize, align: usize) -> *mut u8 {
-    if size > MAX_SIZE {
-        return alloc::out_of_memory();
-    }
-    alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), false)
+    alloc_sized(size, align, false)
 }
 
 /// [`aligned_alloc`], zeroed (as [`zalloc`]: fresh memory is not written
 /// again); null when out of memory.
 #[inline]
 pub fn aligned_zalloc(size: usize, align: usize) -> *mut u8 {
+    alloc_sized(size, align, true)
+}
+
+/// The checks the allocation calls above share: a size above [`MAX_SIZE`]
+/// is out of memory, 0 counts as 1, the alignment is at least 16.
+#[inline]
+fn alloc_sized(size: usize, align: usize, zero: bool) -> *mut u8 {
     if size > MAX_SIZE {
         return alloc::out_of_memory();
     }
-    alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), true)
+    alloc::alloc_generic(size.max(1), align.max(MALLOC_ALIGN), zero)
 }
 
 /// `free`: null is ignored; a pointer oxmalloc did not hand out is reported
