@@ -20,7 +20,7 @@
 //! What it does not cover: drift between runs that is larger than the drift
 //! between repetitions of one run, and the choice of rows itself.
 
-use crate::report::Row;
+use crate::report::{cost_ratio, Row};
 use crate::sample::Report;
 use crate::stats;
 use crate::workloads::Metric;
@@ -59,15 +59,18 @@ struct RowData {
     metric: Metric,
     baseline: String,
     reps: Vec<usize>,
-    value: BTreeMap<(String, usize), f64>,
-    rss: BTreeMap<(String, usize), f64>,
+    value: ByAlloc,
+    rss: ByAlloc,
 }
+
+/// Values by allocator name, then repetition number.
+type ByAlloc = BTreeMap<String, BTreeMap<usize, f64>>;
 
 fn row_data(report: &Report, row: &Row) -> Option<RowData> {
     let baseline = row.baseline.clone()?;
     let mut reps = Vec::new();
-    let mut value = BTreeMap::new();
-    let mut rss = BTreeMap::new();
+    let mut value = ByAlloc::new();
+    let mut rss = ByAlloc::new();
     for s in report
         .samples
         .iter()
@@ -79,9 +82,11 @@ fn row_data(report: &Report, row: &Row) -> Option<RowData> {
             Metric::Latency => None,
         };
         if let Some(v) = v {
-            value.insert((s.alloc.clone(), s.rep), v);
+            value.entry(s.alloc.clone()).or_default().insert(s.rep, v);
         }
-        rss.insert((s.alloc.clone(), s.rep), s.max_rss_kib as f64);
+        rss.entry(s.alloc.clone())
+            .or_default()
+            .insert(s.rep, s.max_rss_kib as f64);
         if !reps.contains(&s.rep) {
             reps.push(s.rep);
         }
@@ -97,26 +102,23 @@ fn row_data(report: &Report, row: &Row) -> Option<RowData> {
 }
 
 /// The median of `alloc`'s values at the drawn repetitions it has.
-fn median_at(values: &BTreeMap<(String, usize), f64>, alloc: &str, drawn: &[usize]) -> f64 {
-    let v: Vec<f64> = drawn
-        .iter()
-        .filter_map(|&rep| values.get(&(alloc.to_string(), rep)).copied())
-        .collect();
+fn median_at(values: &ByAlloc, alloc: &str, drawn: &[usize]) -> f64 {
+    let Some(by_rep) = values.get(alloc) else {
+        return f64::NAN;
+    };
+    let v: Vec<f64> = drawn.iter().filter_map(|rep| by_rep.get(rep).copied()).collect();
     stats::median(&v).unwrap_or(f64::NAN)
 }
 
 /// The cost and RSS ratios of `alloc` on one row for one draw, as
-/// `report::rows` computes them from all repetitions.
+/// `report::rows` computes them from all repetitions (latency rows have no
+/// values here, so no cost: the summary's cost leaves them out).
 fn ratios(d: &RowData, alloc: &str, drawn: &[usize]) -> (Option<f64>, Option<f64>) {
-    let (ours, base) = (
+    let cost = cost_ratio(
+        d.metric,
         median_at(&d.value, alloc, drawn),
         median_at(&d.value, &d.baseline, drawn),
     );
-    let cost = match d.metric {
-        Metric::Time => stats::ratio(ours, base),
-        Metric::Throughput => stats::ratio(base, ours),
-        Metric::Latency => None,
-    };
     let rss = stats::ratio(median_at(&d.rss, alloc, drawn), median_at(&d.rss, &d.baseline, drawn));
     (cost, rss)
 }

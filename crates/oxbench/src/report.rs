@@ -129,6 +129,18 @@ fn latency_medians(ok: &[&Sample]) -> BTreeMap<String, Percentiles> {
         .collect()
 }
 
+/// The relative cost of `value` against the baseline's `baseline` (the
+/// row's primary figure: wall seconds, p99 latency or throughput) on a row
+/// of `metric`: lower is better, so throughput is inverted. `None` unless
+/// both are positive and finite. The report's medians and the bootstrap's
+/// draws (`interval.rs`) go through this one function.
+pub fn cost_ratio(metric: Metric, value: f64, baseline: f64) -> Option<f64> {
+    match metric {
+        Metric::Time | Metric::Latency => stats::ratio(value, baseline),
+        Metric::Throughput => stats::ratio(baseline, value),
+    }
+}
+
 /// Builds the rows of a report, with ratios against `baseline` (or, when the
 /// baseline has no result in a row, no ratio in that row).
 pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
@@ -188,20 +200,15 @@ pub fn rows(report: &Report, baseline: &str) -> Vec<Row> {
                 .cloned();
             for c in &mut cells {
                 let Some(b) = &base else { break };
-                c.cost = match metric {
-                    Metric::Time => stats::ratio(
-                        c.wall.map_or(f64::NAN, |s| s.median),
-                        b.wall.map_or(f64::NAN, |s| s.median),
-                    ),
-                    Metric::Latency => stats::ratio(
-                        c.p99.map_or(f64::NAN, |s| s.median),
-                        b.p99.map_or(f64::NAN, |s| s.median),
-                    ),
-                    Metric::Throughput => stats::ratio(
-                        b.throughput.map_or(f64::NAN, |s| s.median),
-                        c.throughput.map_or(f64::NAN, |s| s.median),
-                    ),
+                let primary = |cell: &Cell| {
+                    match metric {
+                        Metric::Time => cell.wall,
+                        Metric::Latency => cell.p99,
+                        Metric::Throughput => cell.throughput,
+                    }
+                    .map_or(f64::NAN, |s| s.median)
                 };
+                c.cost = cost_ratio(metric, primary(c), primary(b));
                 c.rss_ratio = stats::ratio(
                     c.rss_mib.map_or(f64::NAN, |s| s.median),
                     b.rss_mib.map_or(f64::NAN, |s| s.median),
