@@ -56,12 +56,20 @@ size_t ox_usable_size(const void *ptr);
 OX_MALLOC_ATTR OX_ALLOC_SIZE(2) void *ox_aligned_alloc(size_t alignment, size_t size);
 int ox_posix_memalign(void **out, size_t alignment, size_t size);
 
+/* ox_realloc to a block aligned to alignment (a power of two, else NULL
+ * and EINVAL): resized in place when ptr is already at that alignment and
+ * its block allows, else moved to a block at that alignment (mimalloc's
+ * mi_realloc_aligned; jemalloc's rallocx with MALLOCX_ALIGN). ptr NULL is
+ * ox_aligned_alloc; size 0 frees ptr and returns NULL. */
+OX_ALLOC_SIZE(2) void *ox_realloc_aligned(void *ptr, size_t size, size_t alignment);
+
 /* Resizes ptr in place, never moving it, so that at least size bytes are
  * usable: ptr when it did, NULL when it cannot (the block is unchanged:
  * ox_realloc would move it) or ptr is NULL. A block above 64 KiB grows
- * into free space right after it or gives its tail back; smaller blocks,
- * and blocks above 4 MiB, fit any size up to their usable size
- * (mimalloc's mi_expand, jemalloc's xallocx). */
+ * into free space right after it or gives its tail back (a block above
+ * 4 MiB, for a size above 4 MiB: its mapping grows where it lies or is
+ * cut); smaller blocks fit any size up to their usable size (mimalloc's
+ * mi_expand, jemalloc's xallocx). */
 void *ox_expand(void *ptr, size_t size);
 
 /* The usable size that ox_malloc(size) or ox_aligned_alloc(alignment, size)

@@ -20,15 +20,17 @@
 //!   `MALLOCX_ARENA` are accepted and ignored (one allocator per thread).
 //! - `nallocx(size, flags)` is the usable size `mallocx(size, flags)` gives
 //!   (`engine::good_size`; `mallocx` allocates exactly that much).
-//! - `xallocx` never resizes: it returns the block's real size, which is
-//!   what jemalloc returns when a block cannot be resized in place.
+//! - `xallocx` resizes in place or not at all (`engine::raw::expand`) and
+//!   returns the block's real size after, as jemalloc does.
 //! - `sdallocx` frees without checking the size (jemalloc accepts any size
 //!   from the request to the usable size; the hardened build's sized check
 //!   wants the request).
 //! - `mallctl` knows the names in [`CTLS`] (statistics, purging, the
 //!   arena count); every other name is `ENOENT`, so a program that probes
 //!   for a jemalloc feature finds it missing. `mallctlnametomib` gives a
-//!   one-element MIB for those names (`ENOENT` for `arena.<i>.*`).
+//!   one-element MIB for those names and a three-element one for
+//!   `arena.<i>.purge` and `arena.<i>.decay`, whose second element is the
+//!   arena index to set, as jemalloc's.
 //! - `malloc_stats_print` writes oxmalloc's statistics table (the options
 //!   string is ignored).
 
@@ -99,23 +101,8 @@ pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) ->
     let Some(good) = engine::good_size(size, align) else {
         return errno::enomem();
     };
-    let moved: *mut u8 = if align == engine::raw::MALLOC_ALIGN {
-        // SAFETY: caller's contract; `ptr` is a live block (checked above).
-        unsafe { engine::raw::realloc(ptr.cast(), good) }
-    } else if (ptr as usize).is_multiple_of(align) && good <= old && good >= old / 2 {
-        ptr.cast()
-    } else {
-        let fresh = engine::raw::aligned_alloc(good, align);
-        if !fresh.is_null() {
-            // SAFETY: both blocks are live and distinct; `old` and `good`
-            // bytes are theirs.
-            unsafe {
-                ptr::copy_nonoverlapping(ptr.cast::<u8>(), fresh, old.min(good));
-                engine::raw::free(ptr.cast());
-            }
-        }
-        fresh
-    };
+    // SAFETY: caller's contract; `ptr` is a live block (checked above).
+    let moved = unsafe { engine::raw::realloc_aligned(ptr.cast(), good, align) };
     if moved.is_null() {
         return errno::enomem();
     }
@@ -131,9 +118,10 @@ pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) ->
 
 /// `xallocx`: resizes `ptr` in place to at least `size + extra` bytes if
 /// it can, else to at least `size` (`engine::raw::expand`: a large block
-/// gives back or takes whole slices after it; class and huge blocks keep
-/// their size), never moving it; returns the block's real size after
-/// (less than `size`: "could not be resized in place"). The flags'
+/// gives back or takes whole slices after it, a huge block's mapping is
+/// cut or grows where it lies; class blocks keep their size), never moving
+/// it; returns the block's real size after (less than `size`: "could not
+/// be resized in place"). The flags'
 /// alignment holds, since the block stays where it is; with
 /// `MALLOCX_ZERO` the bytes gained read as zero. 0 for NULL.
 ///
@@ -242,22 +230,41 @@ const CTLS: &[(&str, Ctl)] = &[
 /// The value `epoch` reads: bumped by each write.
 static EPOCH: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
-/// Whether `name` is `arena.<i>.purge` or `arena.<i>.decay` (`None` when
-/// not of that form) for an arena that exists (`Some(true)`: 0, which is
-/// oxmalloc, or 1, the arena count, or `MALLCTL_ARENAS_ALL`, which both
-/// mean all) or not (`Some(false)`).
-fn arena_purge_target(name: &[u8]) -> Option<bool> {
+/// The first element of the MIB of `arena.<i>.purge` and
+/// `arena.<i>.decay` (past every index of [`CTLS`]); the second is the
+/// arena index, the third [`ARENA_ACTIONS`]' index of the action.
+const ARENA_MIB: usize = CTLS.len();
+/// The actions of `arena.<i>.*`, all of which purge (oxmalloc has one set
+/// of free memory, which its purge delay already decays).
+const ARENA_ACTIONS: [&[u8]; 2] = [b"purge", b"decay"];
+
+/// The arena index and the action's place in [`ARENA_ACTIONS`] when `name`
+/// is `arena.<i>.purge` or `arena.<i>.decay`; `None` when not of that form.
+fn parse_arena_ctl(name: &[u8]) -> Option<(usize, usize)> {
     let rest = name.strip_prefix(b"arena.")?;
     let dot = rest.iter().position(|&b| b == b'.')?;
     let (index, action) = (&rest[..dot], &rest[dot + 1..]);
-    if action != b"purge" && action != b"decay" {
-        return None;
-    }
+    let action = ARENA_ACTIONS.iter().position(|&a| a == action)?;
     if index.is_empty() || index.len() > 9 || !index.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let i = index.iter().fold(0usize, |n, &d| n * 10 + usize::from(d - b'0'));
-    Some(i <= 1 || i == ARENAS_ALL)
+    Some((i, action))
+}
+
+/// Runs `arena.<arena>.purge` or `.decay`: `EPERM` when asked to read or
+/// write a value, `EFAULT` for an arena that does not exist (0 is
+/// oxmalloc; 1, the arena count, and `MALLCTL_ARENAS_ALL` mean all), else
+/// purges every free page now.
+fn run_arena_ctl(arena: usize, oldp: *mut c_void, newp: *mut c_void) -> c_int {
+    if !oldp.is_null() || !newp.is_null() {
+        return libc::EPERM;
+    }
+    if arena > 1 && arena != ARENAS_ALL {
+        return libc::EFAULT;
+    }
+    engine::collect(true);
+    0
 }
 
 /// Reads `value` into `*oldp` when asked (`EINVAL` when `*oldlenp` is not
@@ -357,20 +364,17 @@ pub unsafe extern "C" fn mallctl(
         // SAFETY: forwarded contract.
         return unsafe { run_ctl(ctl, oldp, oldlenp, newp, newlen) };
     }
-    match arena_purge_target(name) {
+    match parse_arena_ctl(name) {
+        Some((arena, _)) => run_arena_ctl(arena, oldp, newp),
         None => libc::ENOENT,
-        Some(_) if !oldp.is_null() || !newp.is_null() => libc::EPERM,
-        Some(false) => libc::EFAULT,
-        Some(true) => {
-            engine::collect(true);
-            0
-        }
     }
 }
 
 /// `mallctlnametomib`: a one-element MIB (the name's place in [`CTLS`]) for
-/// the names `mallctl` knows; `ENOENT` for the others and for
-/// `arena.<i>.*`, `EINVAL` when `*miblenp` is 0.
+/// the names of [`CTLS`]; for `arena.<i>.purge` and `arena.<i>.decay`
+/// three elements ([`ARENA_MIB`], `i`, the action), whose second a caller
+/// may change before `mallctlbymib`, as jemalloc documents. `ENOENT` for
+/// other names, `EINVAL` when `*miblenp` is too small for the MIB.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string; `mibp` is valid for writing
@@ -382,16 +386,21 @@ pub unsafe extern "C" fn mallctlnametomib(name: *const c_char, mibp: *mut usize,
     }
     // SAFETY: caller's contract.
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
-    let Some(index) = CTLS.iter().position(|(n, _)| n.as_bytes() == name) else {
+    let mib = if let Some(index) = CTLS.iter().position(|(n, _)| n.as_bytes() == name) {
+        [index, 0, 0]
+    } else if let Some((arena, action)) = parse_arena_ctl(name) {
+        [ARENA_MIB, arena, action]
+    } else {
         return libc::ENOENT;
     };
-    // SAFETY: caller's contract.
+    let len = if mib[0] == ARENA_MIB { 3 } else { 1 };
+    // SAFETY: caller's contract: `*miblenp` writable elements at `mibp`.
     unsafe {
-        if *miblenp == 0 {
+        if *miblenp < len {
             return libc::EINVAL;
         }
-        *mibp = index;
-        *miblenp = 1;
+        ptr::copy_nonoverlapping(mib.as_ptr(), mibp, len);
+        *miblenp = len;
     }
     0
 }
@@ -410,15 +419,20 @@ pub unsafe extern "C" fn mallctlbymib(
     newp: *mut c_void,
     newlen: usize,
 ) -> c_int {
-    if mibp.is_null() || miblen != 1 {
+    if mibp.is_null() || miblen == 0 {
         return libc::ENOENT;
     }
-    // SAFETY: caller's contract: one readable element.
-    let Some(&(_, ctl)) = CTLS.get(unsafe { *mibp }) else {
-        return libc::ENOENT;
-    };
-    // SAFETY: forwarded contract.
-    unsafe { run_ctl(ctl, oldp, oldlenp, newp, newlen) }
+    // SAFETY: caller's contract: `miblen` readable elements.
+    let mib = unsafe { core::slice::from_raw_parts(mibp, miblen) };
+    match *mib {
+        [ARENA_MIB, arena, action] if action < ARENA_ACTIONS.len() => run_arena_ctl(arena, oldp, newp),
+        [index] => match CTLS.get(index) {
+            // SAFETY: forwarded contract.
+            Some(&(_, ctl)) => unsafe { run_ctl(ctl, oldp, oldlenp, newp, newlen) },
+            None => libc::ENOENT,
+        },
+        _ => libc::ENOENT,
+    }
 }
 
 /// jemalloc's write callback: `(cbopaque, NUL-terminated text)`.

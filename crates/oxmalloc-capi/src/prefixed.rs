@@ -3,6 +3,7 @@
 //! control and statistics calls. Allocation calls have exactly the
 //! semantics of their glibc counterparts (see [`crate::libc_api`]).
 
+use crate::errno::{einval, enomem};
 use crate::libc_api::{
     aligned_alloc_impl, calloc_impl, free_impl, malloc_impl, posix_memalign_impl, realloc_impl, reallocarray_impl,
     usable_size_impl,
@@ -41,6 +42,45 @@ pub unsafe extern "C" fn ox_realloc(ptr: *mut c_void, size: usize) -> *mut c_voi
 pub unsafe extern "C" fn ox_reallocarray(ptr: *mut c_void, count: usize, size: usize) -> *mut c_void {
     // SAFETY: forwarded contract.
     unsafe { reallocarray_impl(ptr, count, size) }
+}
+
+/// `ox_realloc_aligned`: `ox_realloc` to a block aligned to `alignment` (a
+/// power of two; mimalloc's `mi_realloc_aligned`): resized in place when
+/// `ptr` is already at that alignment and its block allows, else moved to
+/// a block at that alignment. A NULL `ptr` is `ox_aligned_alloc`; a size of
+/// 0 frees `ptr` and returns NULL (as `ox_realloc`). NULL with `EINVAL` for
+/// an alignment that is not a power of two, with `ENOMEM` when out of
+/// memory; `ptr` is untouched then.
+///
+/// # Safety
+/// As [`ox_realloc`].
+#[no_mangle]
+pub unsafe extern "C" fn ox_realloc_aligned(ptr: *mut c_void, size: usize, alignment: usize) -> *mut c_void {
+    if !alignment.is_power_of_two() {
+        return einval();
+    }
+    if ptr.is_null() {
+        return aligned_alloc_impl(alignment, size);
+    }
+    if alignment <= engine::raw::MALLOC_ALIGN || size == 0 {
+        // SAFETY: forwarded contract.
+        return unsafe { realloc_impl(ptr, size) };
+    }
+    // As for `aligned_alloc`: no block of `size` bytes at this alignment
+    // can exist when the two do not add up below `PTRDIFF_MAX`.
+    if size
+        .checked_add(alignment)
+        .is_none_or(|total| total > engine::raw::MAX_SIZE)
+    {
+        return enomem();
+    }
+    // SAFETY: `ptr` is non-null and `size > 0`, as the engine requires; a
+    // pointer that is not ours is reported and left alone (NULL returned).
+    let p = unsafe { engine::raw::realloc_aligned(ptr.cast(), size, alignment) };
+    if p.is_null() {
+        return enomem();
+    }
+    p.cast()
 }
 
 /// `ox_free`: as `free`.

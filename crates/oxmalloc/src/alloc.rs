@@ -446,14 +446,20 @@ pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
     Some(end)
 }
 
-/// Resizes a live block to `new_size` bytes at alignment `align`, in place
-/// when the block's class or span allows, otherwise by moving it (copying
-/// `min(old usable size, new_size)` bytes). Null (and the block untouched)
-/// when out of memory.
+/// Resizes a live block to `new_size` bytes at alignment `align` (a power
+/// of two), in place when the block's class or span allows and `ptr` is at
+/// that alignment, otherwise by moving it (copying `min(old usable size,
+/// new_size)` bytes) to a block at that alignment. Null (and the block
+/// untouched) when out of memory.
+///
+/// A block already at `align` keeps it wherever it is resized: in place
+/// trivially; a huge mapping that moves keeps the block's offset from its
+/// chunk-aligned header, and an offset of `CHUNK_SIZE` (the only one that
+/// is not a multiple of every alignment the block can have) never moves.
 ///
 /// # Safety
-/// `ptr` must be a live block allocated by oxmalloc with alignment `align`,
-/// and `page` its descriptor (first of its span); `new_size > 0`.
+/// `ptr` must be a live block allocated by oxmalloc, and `page` its
+/// descriptor (first of its span); `new_size > 0`.
 pub unsafe fn realloc_block(ptr: *mut u8, page: *mut Page, new_size: usize, align: usize) -> *mut u8 {
     // SAFETY: forwarded contract; the thread's own heap serves a move.
     unsafe { realloc_block_in(tls::heap(), ptr, page, new_size, align) }
@@ -472,31 +478,35 @@ pub unsafe fn realloc_block_in(
 ) -> *mut u8 {
     // SAFETY: caller's contract.
     let p = unsafe { &*page };
+    let aligned = ptr as usize & (align - 1) == 0;
     if secure::ENABLED {
         // SAFETY: forwarded contract.
-        return unsafe { realloc_hardened(heap, ptr, p, new_size, align) };
+        return unsafe { realloc_hardened(heap, ptr, p, new_size, align, aligned) };
     }
     let old_usable = match p.kind() {
         PageKind::Class => {
             let size = p.block_size.get();
-            if new_size <= size && new_size >= size / 2 {
+            if aligned && new_size <= size && new_size >= size / 2 {
                 return ptr;
             }
             size
         }
         PageKind::Large => {
             // Below the class sizes, a move to a class block saves memory.
-            // SAFETY: caller's contract: our live large block.
-            if new_size > crate::size_class::MAX_CLASS_SIZE && unsafe { resize_large_in_place(page, new_size) } {
+            if aligned
+                && new_size > crate::size_class::MAX_CLASS_SIZE
+                // SAFETY: caller's contract: our live large block.
+                && unsafe { resize_large_in_place(page, new_size) }
+            {
                 return ptr;
             }
             p.block_size.get()
         }
         PageKind::Huge => {
             let old = p.block_size.get();
-            if new_size > LARGE_MAX {
+            if aligned && new_size > LARGE_MAX {
                 // SAFETY: our huge block.
-                let moved = unsafe { huge::realloc_huge(page, new_size) };
+                let moved = unsafe { huge::realloc_huge(page, new_size, true) };
                 if !moved.is_null() {
                     if let Some(page) = chunk::page_of_checked(moved) {
                         // SAFETY: the (possibly moved) header of our block.
@@ -548,8 +558,10 @@ unsafe fn resize_large_in_place(page: *mut Page, new_size: usize) -> bool {
 /// least `new_size` (> 0) bytes are usable, as far as its kind allows: a
 /// class block keeps its size and fits any `new_size` up to it; a large
 /// block gives back or takes whole slices after it
-/// ([`resize_large_in_place`]); a huge block fits any `new_size` up to its
-/// usable size and is not resized (its mapping could have to move). Returns
+/// ([`resize_large_in_place`]); a huge block asked for more than
+/// [`LARGE_MAX`] unmaps its tail or grows its mapping where it lies
+/// ([`huge::realloc_huge`] without moving), and fits any smaller `new_size`
+/// as it is (a huge block stays above the large sizes). Returns
 /// whether `new_size` bytes are now usable at `ptr`; the block is unchanged
 /// when not. The hardened build never resizes in place this way (the
 /// trailer and guard page would have to move): only a size that the block
@@ -570,18 +582,35 @@ pub unsafe fn resize_in_place(ptr: *mut u8, page: *mut Page, new_size: usize) ->
     match p.kind() {
         // SAFETY: caller's contract: our live large block.
         PageKind::Large => unsafe { resize_large_in_place(page, new_size) },
+        PageKind::Huge if new_size > LARGE_MAX => {
+            let old = p.block_size.get();
+            // SAFETY: caller's contract: our live huge block; it does not move.
+            let resized = !unsafe { huge::realloc_huge(page, new_size, false) }.is_null();
+            if resized {
+                stats::big_resized(old, p.block_size.get());
+            }
+            resized
+        }
         PageKind::Class | PageKind::Huge => new_size <= block_usable_size(p, ptr).unwrap_or(0),
         _ => false,
     }
 }
 
-/// `realloc` in the hardened build: in place when the new size still fits
-/// the block and uses at least half of it (the pad and trailer are rewritten
-/// for the new size), otherwise a move.
+/// `realloc` in the hardened build: in place when `ptr` is `aligned` (at
+/// `align`) and the new size still fits the block and uses at least half
+/// of it (the pad and trailer are rewritten for the new size), otherwise a
+/// move.
 ///
 /// # Safety
 /// As for [`realloc_block`].
-unsafe fn realloc_hardened(heap: *mut Heap, ptr: *mut u8, p: &Page, new_size: usize, align: usize) -> *mut u8 {
+unsafe fn realloc_hardened(
+    heap: *mut Heap,
+    ptr: *mut u8,
+    p: &Page,
+    new_size: usize,
+    align: usize,
+    aligned: bool,
+) -> *mut u8 {
     let end = p.block_size.get();
     // SAFETY: `ptr` is a live block of `p` with `end` usable bytes.
     let Some(old) = (unsafe { secure::requested_size(p, ptr, end) }) else {
@@ -590,7 +619,7 @@ unsafe fn realloc_hardened(heap: *mut Heap, ptr: *mut u8, p: &Page, new_size: us
         crate::fatal::fatal(crate::fatal::HeapError::InvalidRealloc, ptr as usize, 0);
     };
     let needed = new_size.saturating_add(secure::TRAILER);
-    if needed <= end && needed >= end / 2 {
+    if aligned && needed <= end && needed >= end / 2 {
         // SAFETY: the block is ours and `new_size + TRAILER` fits in it.
         unsafe { secure::write_allocated(p, ptr, end, new_size) };
         return ptr;

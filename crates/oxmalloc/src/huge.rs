@@ -747,12 +747,15 @@ fn block_of(page: *mut Page) -> *mut u8 {
 }
 
 /// Resizes a huge block to at least `new_size` bytes without copying, when
-/// possible. Returns the (possibly moved) block, or null when the caller
-/// must allocate, copy and free instead.
+/// possible: a smaller mapping unmaps its tail, a bigger one takes cached
+/// mappings or free address space right after it, and otherwise (only
+/// with `may_move`) the mapping moves whole (`mremap`). Returns the block
+/// (moved only with `may_move`), or null when the caller must allocate,
+/// copy and free instead; the block is unchanged then.
 ///
 /// # Safety
 /// `page` must be the descriptor of a live huge block owned by the caller.
-pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
+pub unsafe fn realloc_huge(page: *mut Page, new_size: usize, may_move: bool) -> *mut u8 {
     if crate::secure::ENABLED {
         // The guard page would have to move too: let the caller move the block.
         return ptr::null_mut();
@@ -834,10 +837,13 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize) -> *mut u8 {
     if unsafe { grow_in_place(header, old_total, new_total, joined) } {
         return update(header);
     }
+    // Over-aligned blocks would lose their alignment when moved, and a
+    // first-class heap's list links the descriptor, which would move.
+    if !may_move || offset == CHUNK_SIZE {
+        return ptr::null_mut();
+    }
     // SAFETY: caller's contract.
-    if offset == CHUNK_SIZE || !unsafe { (*page).heap.load(core::sync::atomic::Ordering::Relaxed) }.is_null() {
-        // Over-aligned blocks would lose their alignment when moved, and a
-        // first-class heap's list links the descriptor, which would move.
+    if !unsafe { (*page).heap.load(core::sync::atomic::Ordering::Relaxed) }.is_null() {
         return ptr::null_mut();
     }
     let Some(dest) = Os::map(new_total, CHUNK_SIZE) else {

@@ -140,7 +140,9 @@ pub fn usable_size(ptr: *const u8) -> usize {
 /// `size` bytes are usable; returns whether it did (the block is unchanged
 /// when not). What fits: a class block up to its usable size; a large
 /// block (above 64 KiB) grows into free slices right after it, or gives
-/// its last slices back; a huge block up to its usable size. The hardened
+/// its last slices back; a huge block (above 4 MiB) asked for more than
+/// 4 MiB unmaps its tail or grows its mapping into free address space right
+/// after it, and fits any smaller size as it is. The hardened
 /// build resizes nothing: it answers `true` up to the size first asked
 /// for. mimalloc's `mi_expand`, jemalloc's `xallocx`; C: `ox_expand`.
 ///

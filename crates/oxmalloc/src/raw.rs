@@ -125,6 +125,27 @@ unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize) 
     unsafe { alloc::realloc_block_in(heap, ptr, page, size, MALLOC_ALIGN) }
 }
 
+/// `realloc` to a block aligned to `align` (a power of two; mimalloc's
+/// `mi_realloc_aligned`, what jemalloc's `rallocx` does with an alignment):
+/// for a non-null `ptr` and `size > 0`, resizes in place when `ptr` is
+/// already at that alignment and its block allows, else moves it to a
+/// block at that alignment. Null when out of memory (the block is
+/// untouched) or when `ptr` is not a live block of oxmalloc's (reported).
+///
+/// # Safety
+/// As for [`realloc`].
+pub unsafe fn realloc_aligned(ptr: *mut u8, size: usize, align: usize) -> *mut u8 {
+    if size > MAX_SIZE {
+        return alloc::out_of_memory();
+    }
+    let Some(page) = live_block_page(ptr) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
+    // and `page` its descriptor; the thread's own heap serves a move.
+    unsafe { alloc::realloc_block_in(crate::tls::heap(), ptr, page, size, align.max(MALLOC_ALIGN)) }
+}
+
 /// The descriptor of `ptr`, a block to resize: `None`, reported as an
 /// invalid realloc, when `ptr` is not the start of a live block of ours
 /// (as far as [`alloc::block_usable_size`] checks cheaply).
@@ -148,7 +169,8 @@ fn live_block_page(ptr: *mut u8) -> Option<*mut crate::page::Page> {
 /// `realloc` would move it) or when `ptr` is null or not a live block of
 /// oxmalloc's (reported). A class block fits any size up to its usable
 /// size; a large block grows into free slices right after it, or gives its
-/// last slices back; a huge block is never resized this way. The hardened
+/// last slices back; a huge block asked for more than the large sizes
+/// unmaps its tail or grows into free address space right after it. The hardened
 /// build resizes nothing: it answers yes up to the size first asked for.
 ///
 /// # Safety

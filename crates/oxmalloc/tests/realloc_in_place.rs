@@ -250,12 +250,15 @@ fn huge_growth_blocked_by_a_mapping_moves() {
 
 /// `oxmalloc::expand` never moves: a class block fits up to its usable
 /// size; a large block shrinks, then grows back into its freed tail, and
-/// fails past the largest span; a huge block fits up to its usable size
-/// and is not grown. A failed call leaves the block as it was.
+/// fails past the largest span; a huge block shrinks (its tail unmapped),
+/// fits any large size as it is, grows back into the address space it
+/// freed, and fails where a mapping after it would make `realloc` move
+/// it. A failed call leaves the block as it was.
 fn expand_resizes_in_place_or_not_at_all() {
     const BIG: usize = MIB;
     const SMALL: usize = 300 * KIB;
     const HUGE: usize = 8 * MIB;
+    const HUGE_KEPT: usize = 5 * MIB;
     // SAFETY: every pointer comes from OxMalloc with the layout it is used
     // with, is live, and is accessed within its usable size.
     unsafe {
@@ -293,10 +296,69 @@ fn expand_resizes_in_place_or_not_at_all() {
 
         let h = OxMalloc.alloc(layout(HUGE));
         assert!(!h.is_null());
+        fill(h, HUGE_KEPT);
+        let reserved_before = oxmalloc::stats().reserved.current;
+        assert!(
+            oxmalloc::expand(h, HUGE_KEPT),
+            "shrinking a huge block {HUGE} -> {HUGE_KEPT}"
+        );
+        let shrunk = oxmalloc::usable_size(h);
+        assert!(
+            (HUGE_KEPT..HUGE).contains(&shrunk),
+            "after the shrink: usable size {shrunk}"
+        );
+        assert!(
+            oxmalloc::stats().reserved.current < reserved_before,
+            "the shrink did not unmap the tail"
+        );
+        check(h, HUGE_KEPT, "the huge block after the shrink");
+        assert!(oxmalloc::expand(h, SMALL), "a huge block to a large size");
+        assert_eq!(
+            oxmalloc::usable_size(h),
+            shrunk,
+            "a huge block became smaller than huge"
+        );
+        // Nothing was mapped since the tail went away: the mapping grows there.
+        assert!(
+            oxmalloc::expand(h, HUGE),
+            "growing {HUGE_KEPT} -> {HUGE} into the freed tail"
+        );
+        assert!(oxmalloc::usable_size(h) >= HUGE);
+        assert!(mapped(h as usize, HUGE), "the grown block is not all mapped");
+        check(h, HUGE_KEPT, "the huge block after the growth");
+        h.add(HUGE - 1).write_volatile(0x5A);
+        // A mapping right past the block's mapping (which ends at most a huge
+        // page past the block) blocks a growth past it: expand fails where
+        // realloc would move, and the block stays as it was.
         let usable = oxmalloc::usable_size(h);
-        assert!(oxmalloc::expand(h, HUGE / 2), "a huge block to less than its size");
-        assert_eq!(oxmalloc::usable_size(h), usable, "expand resized a huge block");
-        assert!(!oxmalloc::expand(h, usable + 1), "a huge block past its usable size");
+        let probe_at = (h as usize + usable).next_multiple_of(HUGE_PAGE);
+        let page = page_size();
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping.
+        let probe = libc::mmap(
+            probe_at as *mut libc::c_void,
+            page,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        );
+        let ours = probe != libc::MAP_FAILED && probe as usize == probe_at;
+        if probe != libc::MAP_FAILED && !ours {
+            libc::munmap(probe, page);
+        }
+        assert!(
+            ours || mapped(probe_at, page),
+            "nothing blocks the space after the block"
+        );
+        assert!(
+            !oxmalloc::expand(h, usable + 2 * HUGE_PAGE),
+            "a huge block grew over the mapping after it"
+        );
+        assert_eq!(oxmalloc::usable_size(h), usable, "the failed growth changed the block");
+        check(h, HUGE_KEPT, "the huge block after the failed growth");
+        if ours {
+            libc::munmap(probe, page);
+        }
         OxMalloc.dealloc(h, layout(HUGE));
     }
 }

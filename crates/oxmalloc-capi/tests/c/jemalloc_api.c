@@ -148,6 +148,24 @@ static void allocation_calls(void) {
         }
         dallocx(l, 0);
     }
+    const size_t huge = (size_t)16 << 20, kept = (size_t)6 << 20;
+    unsigned char *h = mallocx(huge, 0);
+    CHECK(h != NULL, "mallocx(16 MiB)");
+    if (h && is_ours) {
+        /* A block above 4 MiB has a mapping of its own: cut in place, then
+         * grown where it lies unless something was mapped after it since. */
+        fill(h, kept, 17);
+        size_t shrunk = xallocx(h, kept, 0, 0);
+        CHECK(shrunk == sallocx(h, 0) && shrunk >= kept && shrunk < huge && filled(h, kept, 17),
+              "xallocx shrinks a 16 MiB block in place: real size %zu", shrunk);
+        size_t grown = xallocx(h, kept, huge - kept, MALLOCX_ZERO);
+        CHECK(grown == sallocx(h, 0) && (grown == shrunk || grown >= huge) && filled(h, kept, 17) &&
+                  all_zero(h + shrunk, grown - shrunk),
+              "xallocx grows a 16 MiB block back in place or not at all: real size %zu", grown);
+    }
+    if (h) {
+        dallocx(h, 0);
+    }
     if (is_ours) {
         /* oxmalloc's extension: undefined in jemalloc (it crashes there). */
         void *fresh = rallocx(NULL, 50, 0);
@@ -216,8 +234,33 @@ static void control_calls(void) {
     CHECK(mallctlbymib(mib, miblen, &value, &len, NULL, 0) == 0 && value == stat_size("stats.allocated"),
           "bymib reads what the name reads");
     free(hold);
+    /* arena.<i>.purge by MIB, the index set in it as jemalloc documents. */
     miblen = 4;
-    CHECK(mallctlnametomib("arena.0.purge", mib, &miblen) == ENOENT, "arena MIBs are not offered");
+    CHECK(mallctlnametomib("arena.0.purge", mib, &miblen) == 0 && miblen == 3, "arena.0.purge MIB (%zu)", miblen);
+    if (miblen == 3) {
+        size_t touched = (size_t)2 << 20;
+        unsigned char *block = malloc(touched);
+        memset(block, 1, touched);
+        size_t resident = stat_size("stats.resident");
+        free(block);
+        mib[1] = 4096; /* MALLCTL_ARENAS_ALL */
+        CHECK(mallctlbymib(mib, 3, NULL, NULL, NULL, 0) == 0, "arena.MALLCTL_ARENAS_ALL.purge by MIB");
+        CHECK(stat_size("stats.resident") + touched / 2 <= resident, "the MIB's purge gave the freed 2 MiB back");
+        mib[1] = 7;
+        CHECK(mallctlbymib(mib, 3, NULL, NULL, NULL, 0) == EFAULT, "no arena 7 by MIB");
+        mib[1] = 0;
+        CHECK(mallctlbymib(mib, 3, &flag, &len, NULL, 0) == EPERM, "a purge by MIB reads nothing");
+        CHECK(mallctlbymib(mib, 2, NULL, NULL, NULL, 0) == ENOENT, "a cut arena MIB");
+        mib[2] = 9;
+        CHECK(mallctlbymib(mib, 3, NULL, NULL, NULL, 0) == ENOENT, "an arena MIB with no such action");
+    }
+    miblen = 4;
+    CHECK(mallctlnametomib("arena.0.decay", mib, &miblen) == 0 && miblen == 3 && mib[1] == 0,
+          "arena.0.decay MIB");
+    miblen = 2;
+    CHECK(mallctlnametomib("arena.0.purge", mib, &miblen) == EINVAL, "an arena MIB needs 3 elements");
+    miblen = 4;
+    CHECK(mallctlnametomib("arena.0.reset", mib, &miblen) == ENOENT, "arena.<i>.reset is not offered");
     miblen = 4;
     CHECK(mallctlnametomib("nonsense", mib, &miblen) == ENOENT, "unknown name MIB");
     mib[0] = 999;

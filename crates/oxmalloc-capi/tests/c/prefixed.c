@@ -1,7 +1,7 @@
 /*
  * The prefixed API of include/oxmalloc.h that the other tests do not
  * reach, with return values and errno: ox_expand, ox_calloc, ox_realloc,
- * ox_reallocarray, ox_aligned_alloc, ox_posix_memalign, ox_stats_get,
+ * ox_reallocarray, ox_aligned_alloc, ox_realloc_aligned, ox_posix_memalign, ox_stats_get,
  * ox_version, ox_stats_print, and glibc's malloc_stats, which must print
  * oxmalloc's table.
  *
@@ -210,6 +210,73 @@ static void test_aligned_alloc(void) {
           "size above PTRDIFF_MAX: NULL, ENOMEM (errno %d)", errno);
 }
 
+#define ALIGNED(p, a) (((uintptr_t)(p) & ((a) - 1)) == 0)
+
+/* ox_realloc_aligned: a block already at the alignment is resized where
+ * the block allows (a class block that still fits stays), one that is not
+ * moves to one that is, contents kept; huge blocks keep their alignment
+ * when their mapping moves; errors leave the block. */
+static void test_realloc_aligned(void) {
+    unsigned char *a = ox_aligned_alloc(4096, 8000);
+    CHECK(a != NULL && ALIGNED(a, 4096), "ox_aligned_alloc(4096, 8000) = %p", (void *)a);
+    if (!a) return;
+    size_t usable = ox_usable_size(a);
+    fill(a, 8000, 31);
+    unsigned char *r = ox_realloc_aligned(a, usable - 16, 4096);
+    CHECK(r == a && filled(r, 8000, 31), "an aligned block that still fits stays: %p -> %p", (void *)a, (void *)r);
+    if (!r) return;
+
+    /* A 16-aligned block of 100 bytes at an odd multiple of 16 is not at 4 KiB. */
+    unsigned char *s = ox_malloc(100);
+    if (s && ALIGNED(s, 4096)) {
+        unsigned char *t = ox_malloc(100);
+        ox_free(s);
+        s = t;
+    }
+    CHECK(s != NULL && !ALIGNED(s, 4096), "a block of 100 bytes off 4 KiB: %p", (void *)s);
+    if (!s) return;
+    fill(s, 100, 32);
+    unsigned char *m = ox_realloc_aligned(s, 100, 4096);
+    CHECK(m != NULL && m != s && ALIGNED(m, 4096) && filled(m, 100, 32) && ox_usable_size(m) >= 100,
+          "a block off the alignment moves to it: %p -> %p", (void *)s, (void *)m);
+    if (!m) return;
+    m = ox_realloc_aligned(m, 200000, 65536);
+    CHECK(m != NULL && ALIGNED(m, 65536) && filled(m, 100, 32), "grown to a large block at 64 KiB: %p", (void *)m);
+    if (!m) return;
+
+    /* Huge blocks: 64 KiB from a chunk-aligned header; a 1 MiB-aligned one
+     * keeps 1 MiB when its mapping moves, and moves to reach 2 MiB. */
+    m = ox_realloc_aligned(m, (size_t)10 << 20, 65536);
+    CHECK(m != NULL && ALIGNED(m, 65536) && filled(m, 100, 32), "grown to a huge block at 64 KiB: %p", (void *)m);
+    unsigned char *h = ox_aligned_alloc((size_t)1 << 20, (size_t)6 << 20);
+    CHECK(h != NULL && ALIGNED(h, (size_t)1 << 20), "ox_aligned_alloc(1 MiB, 6 MiB) = %p", (void *)h);
+    if (h) {
+        fill(h, (size_t)6 << 20, 33);
+        h = ox_realloc_aligned(h, (size_t)12 << 20, (size_t)1 << 20);
+        CHECK(h != NULL && ALIGNED(h, (size_t)1 << 20) && filled(h, (size_t)6 << 20, 33),
+              "a 1 MiB-aligned huge block grown to 12 MiB: %p", (void *)h);
+    }
+    if (h) {
+        h = ox_realloc_aligned(h, (size_t)12 << 20, (size_t)2 << 20);
+        CHECK(h != NULL && ALIGNED(h, (size_t)2 << 20) && filled(h, (size_t)6 << 20, 33),
+              "the same block at 2 MiB: %p", (void *)h);
+    }
+    ox_free(h);
+
+    errno = 0;
+    CHECK(ox_realloc_aligned(r, 64, 24) == NULL && errno == EINVAL, "alignment 24: NULL, EINVAL (errno %d)", errno);
+    errno = 0;
+    CHECK(ox_realloc_aligned(r, v_ptrdiff_max, 4096) == NULL && errno == ENOMEM,
+          "size near PTRDIFF_MAX: NULL, ENOMEM (errno %d)", errno);
+    CHECK(filled(r, 8000, 31) && ox_usable_size(r) == usable, "failed calls leave the block intact");
+    unsigned char *n = ox_realloc_aligned(NULL, 50, 256);
+    CHECK(n != NULL && ALIGNED(n, 256) && ox_is_ours(n), "ox_realloc_aligned(NULL, 50, 256) = %p", (void *)n);
+    ox_free(n);
+    errno = 1234;
+    CHECK(ox_realloc_aligned(r, 0, 4096) == NULL && errno == 1234, "size 0 frees the block, NULL, errno untouched");
+    ox_free(m);
+}
+
 static void test_posix_memalign(void) {
     void *const sentinel = (void *)(uintptr_t)0x5eed;
     void *out = sentinel;
@@ -339,6 +406,7 @@ int main(int argc, char **argv) {
     test_realloc();
     test_reallocarray();
     test_aligned_alloc();
+    test_realloc_aligned();
     test_posix_memalign();
     test_stats_get();
     print_tables();
