@@ -453,9 +453,10 @@ pub fn usable_size_checked(ptr: *mut u8) -> Option<usize> {
 /// untouched) when out of memory.
 ///
 /// A block already at `align` keeps it wherever it is resized: in place
-/// trivially; a huge mapping that moves keeps the block's offset from its
-/// chunk-aligned header, and an offset of `CHUNK_SIZE` (the only one that
-/// is not a multiple of every alignment the block can have) never moves.
+/// trivially; a huge mapping that moves goes to a new chunk-aligned
+/// address with the block at the same offset from it, which keeps every
+/// alignment up to the chunk size, and only a block at an offset of
+/// `CHUNK_SIZE` can be aligned beyond that: those never move.
 ///
 /// # Safety
 /// `ptr` must be a live block allocated by oxmalloc, and `page` its

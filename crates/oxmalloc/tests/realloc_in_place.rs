@@ -206,44 +206,60 @@ fn huge_shrinks_and_grows_in_place() {
     }
 }
 
-/// When the address space after a huge block is taken (here by a mapping
-/// of our own), growing it moves it, contents and all.
-fn huge_growth_blocked_by_a_mapping_moves() {
-    const SIZE: usize = 8 * MIB;
-    const GROWN: usize = 12 * MIB;
+/// Takes the page of address space at `at`, so that no mapping can grow
+/// into it: maps an inaccessible page there unless something is already
+/// mapped (`MAP_FIXED_NOREPLACE` never replaces a mapping). Returns the
+/// page it mapped (for [`release_probe`]), or `None` when one was there.
+fn block_address_at(at: usize) -> Option<*mut libc::c_void> {
     let page = page_size();
-    // SAFETY: every pointer comes from OxMalloc with the layout it is used
-    // with, is live, and is accessed within its size; the probe mapping is
-    // placed with MAP_FIXED_NOREPLACE, which never replaces a mapping.
-    unsafe {
-        let p = OxMalloc.alloc(layout(SIZE));
-        assert!(!p.is_null());
-        fill(p, SIZE);
-        let end = p as usize + SIZE;
-        let probe = libc::mmap(
-            end as *mut libc::c_void,
+    // SAFETY: a new anonymous mapping, which replaces nothing.
+    let probe = unsafe {
+        libc::mmap(
+            at as *mut libc::c_void,
             page,
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
             -1,
             0,
-        );
-        let ours = probe != libc::MAP_FAILED && probe as usize == end;
-        if probe != libc::MAP_FAILED && !ours {
-            // A kernel before 4.17 took the address as a hint.
-            libc::munmap(probe, page);
-        }
-        // Either our probe or an existing mapping sits right after the block.
-        assert!(ours || mapped(end, page), "nothing blocks the space after the block");
+        )
+    };
+    let ours = probe != libc::MAP_FAILED && probe as usize == at;
+    if probe != libc::MAP_FAILED && !ours {
+        // A kernel before 4.17 took the address as a hint.
+        // SAFETY: the page just mapped elsewhere, used by nothing.
+        unsafe { libc::munmap(probe, page) };
+    }
+    assert!(ours || mapped(at, page), "nothing blocks the space at {at:#x}");
+    ours.then_some(probe)
+}
+
+/// Unmaps a page [`block_address_at`] mapped, after checking it is still there.
+fn release_probe(probe: Option<*mut libc::c_void>) {
+    if let Some(probe) = probe {
+        assert!(mapped(probe as usize, page_size()), "the probe mapping went away");
+        // SAFETY: our probe page, used by nothing.
+        unsafe { libc::munmap(probe, page_size()) };
+    }
+}
+
+/// When the address space after a huge block is taken (here by a mapping
+/// of our own), growing it moves it, contents and all.
+fn huge_growth_blocked_by_a_mapping_moves() {
+    const SIZE: usize = 8 * MIB;
+    const GROWN: usize = 12 * MIB;
+    // SAFETY: every pointer comes from OxMalloc with the layout it is used
+    // with, is live, and is accessed within its size.
+    unsafe {
+        let p = OxMalloc.alloc(layout(SIZE));
+        assert!(!p.is_null());
+        fill(p, SIZE);
+        let probe = block_address_at(p as usize + SIZE);
         let q = OxMalloc.realloc(p, layout(SIZE), GROWN);
         assert!(!q.is_null());
         assert_ne!(q, p, "the block grew over the mapping after it");
         check(q, SIZE, "the moved block");
         q.add(GROWN - 1).write_volatile(0x5A);
-        if ours {
-            assert!(mapped(end, page), "the probe mapping went away");
-            libc::munmap(probe, page);
-        }
+        release_probe(probe);
         OxMalloc.dealloc(q, layout(GROWN));
     }
 }
@@ -331,34 +347,14 @@ fn expand_resizes_in_place_or_not_at_all() {
         // page past the block) blocks a growth past it: expand fails where
         // realloc would move, and the block stays as it was.
         let usable = oxmalloc::usable_size(h);
-        let probe_at = (h as usize + usable).next_multiple_of(HUGE_PAGE);
-        let page = page_size();
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping.
-        let probe = libc::mmap(
-            probe_at as *mut libc::c_void,
-            page,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-            -1,
-            0,
-        );
-        let ours = probe != libc::MAP_FAILED && probe as usize == probe_at;
-        if probe != libc::MAP_FAILED && !ours {
-            libc::munmap(probe, page);
-        }
-        assert!(
-            ours || mapped(probe_at, page),
-            "nothing blocks the space after the block"
-        );
+        let probe = block_address_at((h as usize + usable).next_multiple_of(HUGE_PAGE));
         assert!(
             !oxmalloc::expand(h, usable + 2 * HUGE_PAGE),
             "a huge block grew over the mapping after it"
         );
         assert_eq!(oxmalloc::usable_size(h), usable, "the failed growth changed the block");
         check(h, HUGE_KEPT, "the huge block after the failed growth");
-        if ours {
-            libc::munmap(probe, page);
-        }
+        release_probe(probe);
         OxMalloc.dealloc(h, layout(HUGE));
     }
 }
