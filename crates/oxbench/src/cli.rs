@@ -82,9 +82,16 @@ struct RunArgs {
     /// NAME=/path/to/lib.so to preload a library.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     alloc: Vec<String>,
-    /// Workloads and real programs, comma-separated; `all`, `synthetic` or `real`.
-    #[arg(long, value_delimiter = ',', default_value = "all")]
-    bench: Vec<String>,
+    /// Workloads and real programs, comma-separated; `all`, `synthetic` or
+    /// `real` [default: all, or none when --cmd is given].
+    #[arg(long, value_delimiter = ',')]
+    bench: Option<Vec<String>>,
+    /// A command of yours to measure as the real programs are (repeatable):
+    /// `sh -c COMMAND` from the current directory, under the glibc row and
+    /// every allocator that can be preloaded; it must exit with status 0.
+    /// E.g. --cmd 'build=make -j2 clean all' --baseline glibc.
+    #[arg(long = "cmd", value_name = "NAME=COMMAND", value_parser = real::parse_user_command)]
+    cmd: Vec<real::UserCommand>,
     /// Thread counts, comma-separated (default: the cores, plus 1 for the
     /// "1 and N" workloads; single-threaded workloads always use 1).
     #[arg(long, value_delimiter = ',')]
@@ -195,7 +202,8 @@ pub fn main() -> i32 {
 fn quick_suite() -> RunArgs {
     RunArgs {
         alloc: vec!["all".into()],
-        bench: vec!["all".into()],
+        bench: None,
+        cmd: Vec::new(),
         threads: None,
         reps: 3,
         scale: 0.15,
@@ -316,7 +324,13 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     if a.reps == 0 || a.scale <= 0.0 {
         return Err("--reps must be at least 1 and --scale positive".into());
     }
-    let (synth, prog_names) = select_benches(&a.bench)?;
+    // With commands of the user's and no --bench, only those run.
+    let default_bench = if a.cmd.is_empty() {
+        vec!["all".to_string()]
+    } else {
+        Vec::new()
+    };
+    let (synth, prog_names) = select_benches(a.bench.as_ref().unwrap_or(&default_bench))?;
     let (allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
     for s in &skipped {
         eprintln!("oxbench: skipping {}: {}", s.name, s.reason);
@@ -348,7 +362,10 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     }
     skipped.extend(missing);
     let real_allocs = real::eligible(&allocs);
-    let total = a.reps * (jobs.len() * allocs.len() + programs.len() * real_allocs.len());
+    if !a.cmd.is_empty() && real_allocs.is_empty() {
+        return Err("--cmd needs glibc or an allocator that can be preloaded in --alloc".into());
+    }
+    let total = a.reps * (jobs.len() * allocs.len() + (programs.len() + a.cmd.len()) * real_allocs.len());
     std::fs::create_dir_all(&a.out).map_err(|e| format!("cannot create {}: {e}", a.out.display()))?;
     let settings = Settings {
         scale: a.scale,
@@ -391,6 +408,18 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
                 samples.push(s);
             }
         }
+        for (k, user) in a.cmd.iter().enumerate() {
+            for ra in runner::run_order(real_allocs.len(), rep, jobs.len() + programs.len() + k)
+                .into_iter()
+                .map(|i| &real_allocs[i])
+            {
+                pb.set_message(format!("rep {} {} {}", rep + 1, user.name, ra.name));
+                let s = warmer.run(&user.name, || real::run_user_command(user, ra, &real_settings, rep));
+                pb.inc(1);
+                note_failure(&pb, &s);
+                samples.push(s);
+            }
+        }
     }
     pb.finish_and_clear();
     let mut notes = vec![match &a.pin {
@@ -410,6 +439,14 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !env.is_empty() {
         notes.push(format!("every worker ran with {}", env.join(" ")));
+    }
+    let cwd = std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string());
+    for user in &a.cmd {
+        notes.push(format!(
+            "{}: your command, sh -c {} (from {cwd})",
+            user.name,
+            real::sh_quote(&user.line)
+        ));
     }
     if programs.iter().any(|p| p.name == "redis") {
         notes.push("Debian's redis-server links libjemalloc: its glibc row runs jemalloc".into());

@@ -93,6 +93,94 @@ pub fn which(exe: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A command of the user's (`oxbench run --cmd NAME=COMMAND`), measured
+/// as the real programs are: `sh -c COMMAND`, from the directory oxbench
+/// was started in, once per repetition under each allocator that can be
+/// preloaded (and the glibc row, as installed). A run succeeds when the
+/// command exits with status 0; its output is not compared between runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserCommand {
+    /// Name of the row.
+    pub name: String,
+    /// The shell command line.
+    pub line: String,
+}
+
+/// Parses `NAME=COMMAND`: a name of letters, digits, `-`, `_` and `.`
+/// that is not a workload's or a real program's (nor `all`, `real`,
+/// `synthetic`), and a non-empty command.
+pub fn parse_user_command(s: &str) -> Result<UserCommand, String> {
+    let Some((name, line)) = s.split_once('=') else {
+        return Err(format!("expected NAME=COMMAND, found {s:?}"));
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!("the name {name:?} must be letters, digits, '-', '_' or '.'"));
+    }
+    if crate::workloads::find(name).is_some()
+        || PROGRAMS.iter().any(|p| p.name == name)
+        || matches!(name, "all" | "real" | "synthetic")
+    {
+        return Err(format!("the name {name:?} is taken by a built-in workload or program"));
+    }
+    if line.trim().is_empty() {
+        return Err(format!("the command of {name:?} is empty"));
+    }
+    Ok(UserCommand {
+        name: name.to_string(),
+        line: line.to_string(),
+    })
+}
+
+/// `s` quoted for a POSIX shell (single quotes, each inner one closed,
+/// escaped and reopened), so that a reproduce line can be pasted.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Runs the user's command once with allocator `a` (its preload, if any),
+/// with `--env`'s variables; the sample's command is the line that
+/// reproduces the run.
+pub fn run_user_command(c: &UserCommand, a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
+    let mut sample = Sample::new(&a.name, &c.name, 1, rep);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&c.line);
+    cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
+    let mut prefix: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={}", sh_quote(v))).collect();
+    if let Some(lib) = &a.preload {
+        cmd.env("LD_PRELOAD", lib);
+        prefix.push(format!("LD_PRELOAD={}", sh_quote(&lib.to_string_lossy())));
+    }
+    prefix.push(format!("sh -c {}", sh_quote(&c.line)));
+    sample.command = prefix.join(" ");
+    let m = match measure(&mut cmd, s.timeout, |_| {}) {
+        Ok(m) => m,
+        Err(e) => {
+            sample.error = Some(format!("could not start: {e}"));
+            return sample;
+        }
+    };
+    sample.wall_s = m.wall_s;
+    sample.user_s = m.user_s;
+    sample.sys_s = m.sys_s;
+    sample.max_rss_kib = m.max_rss_kib;
+    if m.success() {
+        sample.ok = true;
+        let mut o = Outcome::per_second(1, m.wall_s, "runs/s");
+        o.bench = c.name.clone();
+        o.worker = a.name.clone();
+        o.threads = 1;
+        o.scale = s.scale;
+        sample.outcome = Some(o);
+    } else {
+        sample.error = Some(m.failure());
+    }
+    sample
+}
+
 /// The programs installed here, and a skip message for the others.
 pub fn available(names: &[String]) -> (Vec<Program>, Vec<Skipped>) {
     let mut ok = Vec::new();
@@ -493,6 +581,31 @@ mod tests {
         assert_eq!(s.matches("BEGIN;").count(), 3);
         assert!(s.contains("x < 250000"));
         assert!(s.contains("SELECT 'OK'"));
+    }
+
+    #[test]
+    fn user_commands_are_parsed_and_checked() {
+        let c = parse_user_command("build=make -j2 X=1").unwrap();
+        assert_eq!((c.name.as_str(), c.line.as_str()), ("build", "make -j2 X=1"));
+        for taken in ["larson", "redis", "all", "real", "synthetic"] {
+            assert!(parse_user_command(&format!("{taken}=true")).is_err(), "{taken}");
+        }
+        for bad in ["no-equals", "=true", "a b=true", "a,b=true", "ok=  "] {
+            assert!(parse_user_command(bad).is_err(), "{bad}");
+        }
+        assert!(parse_user_command("v1.2_x-y=true").is_ok());
+    }
+
+    #[test]
+    fn shell_quoting_round_trips_through_sh() {
+        for text in ["plain", "it's", "a 'b' \\ $HOME `x` \"q\"", ""] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", sh_quote(text)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+        }
     }
 
     #[test]

@@ -202,6 +202,73 @@ fn a_failing_run_is_reported_with_its_command_and_a_nonzero_exit() {
 }
 
 #[test]
+fn a_command_of_the_users_runs_under_each_preloadable_allocator_and_alone() {
+    // The C library preloaded again stands in for an allocator library; the
+    // command appends what it was preloaded with to a file, so the file
+    // tells which runs the preload reached.
+    let out = tmp("cmd");
+    let libc = [
+        format!("/lib/{}-linux-gnu/libc.so.6", std::env::consts::ARCH),
+        "/lib64/libc.so.6".into(),
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libc.so.6");
+    let seen = out.join("seen");
+    let probe = format!("probe=echo \"${{LD_PRELOAD:-none}}\" >> '{}'", seen.display());
+    let alloc = format!("glibc,libc-again={libc}");
+    let st = run_tiny(
+        &out,
+        &["--cmd", &probe, "--reps", "2", "--alloc", &alloc, "--baseline", "glibc"],
+    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let mut lines: Vec<String> = std::fs::read_to_string(&seen)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, [libc.clone(), libc.clone(), "none".into(), "none".into()]);
+    let r = Report::load(&out.join("report.json")).unwrap();
+    // With --cmd and no --bench, only the command runs.
+    assert!(r.samples.iter().all(|s| s.bench == "probe"), "{:?}", r.samples);
+    assert_eq!(r.samples.len(), 4);
+    for s in &r.samples {
+        assert!(s.ok && s.max_rss_kib > 0 && s.wall_s > 0.0, "{s:?}");
+    }
+    let again = r.samples.iter().find(|s| s.alloc == "libc-again").unwrap();
+    assert!(
+        again.command.starts_with("LD_PRELOAD=") && again.command.contains("sh -c 'echo"),
+        "{}",
+        again.command
+    );
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(text.contains("probe: your command, sh -c"), "{text}");
+
+    // A command that fails fails the run, with the line that reproduces it.
+    let st = run_tiny(
+        &out,
+        &["--cmd", "boom=echo oops >&2; exit 3", "--reps", "1", "--alloc", "glibc"],
+    );
+    assert_eq!(st.status.code(), Some(1));
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(text.contains("FAILED") && text.contains("exit status 3"), "{text}");
+    assert!(text.contains("sh -c 'echo oops >&2; exit 3'"), "{text}");
+
+    // Names are checked: a built-in's name, or no name, is refused up front.
+    for bad in ["larson=true", "=true", "x y=true", "ok="] {
+        let st = run_tiny(&out, &["--cmd", bad, "--alloc", "glibc"]);
+        assert_eq!(
+            st.status.code(),
+            Some(2),
+            "{bad}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn list_names_workloads_and_allocators() {
     let st = oxbench()
         .args(["list", "--no-build", "--worker-dir"])
