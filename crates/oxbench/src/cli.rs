@@ -324,6 +324,14 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     if a.reps == 0 || a.scale <= 0.0 {
         return Err("--reps must be at least 1 and --scale positive".into());
     }
+    if let Some(dup) = a
+        .cmd
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| a.cmd[..i].iter().any(|d| d.name == c.name).then_some(&c.name))
+    {
+        return Err(format!("--cmd: the name {dup:?} is given twice"));
+    }
     // With commands of the user's and no --bench, only those run.
     let default_bench = if a.cmd.is_empty() {
         vec!["all".to_string()]
@@ -394,31 +402,29 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
             pb.set_message(format!("rep {} {}@{} {}", rep + 1, s.bench, s.threads, s.alloc));
             note_failure(&pb, s);
         }));
-        for (j, prog) in programs.iter().enumerate() {
-            for ra in runner::run_order(real_allocs.len(), rep, jobs.len() + j)
+        // Real programs, then the user's commands: job numbers after the
+        // synthetic jobs', so each job gets its own allocator order.
+        let mut real_job = |job: usize, name: &str, run: &mut dyn FnMut(&Allocator) -> Sample| {
+            for ra in runner::run_order(real_allocs.len(), rep, jobs.len() + job)
                 .into_iter()
                 .map(|i| &real_allocs[i])
             {
-                pb.set_message(format!("rep {} {} {}", rep + 1, prog.name, ra.name));
-                let s = warmer.run(prog.name, || {
-                    real::run_program(prog, ra, &real_settings, rep, &mut checksums)
-                });
+                pb.set_message(format!("rep {} {name} {}", rep + 1, ra.name));
+                let s = warmer.run(name, || run(ra));
                 pb.inc(1);
                 note_failure(&pb, &s);
                 samples.push(s);
             }
+        };
+        for (j, prog) in programs.iter().enumerate() {
+            real_job(j, prog.name, &mut |ra| {
+                real::run_program(prog, ra, &real_settings, rep, &mut checksums)
+            });
         }
         for (k, user) in a.cmd.iter().enumerate() {
-            for ra in runner::run_order(real_allocs.len(), rep, jobs.len() + programs.len() + k)
-                .into_iter()
-                .map(|i| &real_allocs[i])
-            {
-                pb.set_message(format!("rep {} {} {}", rep + 1, user.name, ra.name));
-                let s = warmer.run(&user.name, || real::run_user_command(user, ra, &real_settings, rep));
-                pb.inc(1);
-                note_failure(&pb, &s);
-                samples.push(s);
-            }
+            real_job(programs.len() + k, &user.name, &mut |ra| {
+                real::run_user_command(user, ra, &real_settings, rep)
+            });
         }
     }
     pb.finish_and_clear();

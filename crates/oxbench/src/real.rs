@@ -14,7 +14,7 @@
 
 use crate::allocs::Allocator;
 use crate::outcome::Outcome;
-use crate::runner::{measure, shell_line};
+use crate::runner::{measure, shell_line, Measured};
 use crate::sample::{Route, Sample, Skipped};
 use crate::workloads::Metric;
 use std::collections::HashMap;
@@ -156,29 +156,44 @@ pub fn run_user_command(c: &UserCommand, a: &Allocator, s: &RealSettings, rep: u
     }
     prefix.push(format!("sh -c {}", sh_quote(&c.line)));
     sample.command = prefix.join(" ");
-    let m = match measure(&mut cmd, s.timeout, |_| {}) {
-        Ok(m) => m,
-        Err(e) => {
-            sample.error = Some(format!("could not start: {e}"));
-            return sample;
-        }
+    let Some(m) = measure_into(&mut sample, &mut cmd, s) else {
+        return sample;
     };
-    sample.wall_s = m.wall_s;
-    sample.user_s = m.user_s;
-    sample.sys_s = m.sys_s;
-    sample.max_rss_kib = m.max_rss_kib;
     if m.success() {
-        sample.ok = true;
-        let mut o = Outcome::per_second(1, m.wall_s, "runs/s");
-        o.bench = c.name.clone();
-        o.worker = a.name.clone();
-        o.threads = 1;
-        o.scale = s.scale;
-        sample.outcome = Some(o);
+        succeeded(&mut sample, s, m.wall_s);
     } else {
         sample.error = Some(m.failure());
     }
     sample
+}
+
+/// Runs `cmd` and records its wall, user and system time and peak RSS in
+/// `sample`; `None`, with the error recorded, when it could not start.
+fn measure_into(sample: &mut Sample, cmd: &mut Command, s: &RealSettings) -> Option<Measured> {
+    match measure(cmd, s.timeout, |_| {}) {
+        Ok(m) => {
+            sample.wall_s = m.wall_s;
+            sample.user_s = m.user_s;
+            sample.sys_s = m.sys_s;
+            sample.max_rss_kib = m.max_rss_kib;
+            Some(m)
+        }
+        Err(e) => {
+            sample.error = Some(format!("could not start: {e}"));
+            None
+        }
+    }
+}
+
+/// Marks a run that did its work: one run in `wall_s` seconds.
+fn succeeded(sample: &mut Sample, s: &RealSettings, wall_s: f64) {
+    sample.ok = true;
+    let mut o = Outcome::per_second(1, wall_s, "runs/s");
+    o.bench = sample.bench.clone();
+    o.worker = sample.alloc.clone();
+    o.threads = 1;
+    o.scale = s.scale;
+    sample.outcome = Some(o);
 }
 
 /// The programs installed here, and a skip message for the others.
@@ -378,17 +393,9 @@ pub fn run_program(
         cmd.env("LD_PRELOAD", lib);
     }
     sample.command = shell_line(&cmd);
-    let m = match measure(&mut cmd, s.timeout, |_| {}) {
-        Ok(m) => m,
-        Err(e) => {
-            sample.error = Some(format!("could not start: {e}"));
-            return sample;
-        }
+    let Some(m) = measure_into(&mut sample, &mut cmd, s) else {
+        return sample;
     };
-    sample.wall_s = m.wall_s;
-    sample.user_s = m.user_s;
-    sample.sys_s = m.sys_s;
-    sample.max_rss_kib = m.max_rss_kib;
     let ok_line = m.stdout.lines().find(|l| l.starts_with("OK")).map(str::to_string);
     if !m.success() {
         sample.error = Some(m.failure());
@@ -408,12 +415,7 @@ pub fn run_program(
         sample.error = Some("no OK line in the output".into());
     }
     if sample.ok {
-        let mut o = Outcome::per_second(1, m.wall_s, "runs/s");
-        o.bench = prog.name.to_string();
-        o.worker = a.name.clone();
-        o.threads = 1;
-        o.scale = s.scale;
-        sample.outcome = Some(o);
+        succeeded(&mut sample, s, m.wall_s);
     }
     sample
 }

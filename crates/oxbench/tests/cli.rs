@@ -265,6 +265,12 @@ fn a_command_of_the_users_runs_under_each_preloadable_allocator_and_alone() {
             String::from_utf8_lossy(&st.stderr)
         );
     }
+    let st = run_tiny(&out, &["--cmd", "a=true", "--cmd", "a=false", "--alloc", "glibc"]);
+    assert!(
+        !st.status.success() && String::from_utf8_lossy(&st.stderr).contains("given twice"),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
