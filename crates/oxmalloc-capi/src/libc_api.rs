@@ -106,12 +106,19 @@ pub(crate) fn aligned_raw(size: usize, align: usize) -> *mut u8 {
         // `malloc(0)` may be an 8-byte block that is only 8-aligned.
         return raw::malloc(size.max(1));
     }
-    // Keep size + align representable: the engine may over-allocate by the
-    // alignment, and no such block can exist anyway.
-    match size.checked_add(align) {
-        Some(total) if total <= MAX_SIZE => raw::aligned_alloc(size, align),
-        _ => core::ptr::null_mut(),
+    if fits_with_alignment(size, align) {
+        raw::aligned_alloc(size, align)
+    } else {
+        core::ptr::null_mut()
     }
+}
+
+/// Whether `size + align` stays representable below `PTRDIFF_MAX`: the
+/// engine may over-allocate by the alignment, and no larger block aligned
+/// so can exist anyway.
+#[inline]
+pub(crate) fn fits_with_alignment(size: usize, align: usize) -> bool {
+    size.checked_add(align).is_some_and(|total| total <= MAX_SIZE)
 }
 
 /// `aligned_alloc`: alignment 0 or not a power of two is `EINVAL`.

@@ -5,8 +5,8 @@
 
 use crate::errno::{einval, enomem};
 use crate::libc_api::{
-    aligned_alloc_impl, calloc_impl, free_impl, malloc_impl, posix_memalign_impl, realloc_impl, reallocarray_impl,
-    usable_size_impl,
+    aligned_alloc_impl, calloc_impl, fits_with_alignment, free_impl, malloc_impl, posix_memalign_impl, realloc_impl,
+    reallocarray_impl, usable_size_impl,
 };
 use core::ffi::{c_char, c_int, c_longlong, c_void, CStr};
 use engine::options::{self, Kind, OPTIONS};
@@ -66,12 +66,7 @@ pub unsafe extern "C" fn ox_realloc_aligned(ptr: *mut c_void, size: usize, align
         // SAFETY: forwarded contract.
         return unsafe { realloc_impl(ptr, size) };
     }
-    // As for `aligned_alloc`: no block of `size` bytes at this alignment
-    // can exist when the two do not add up below `PTRDIFF_MAX`.
-    if size
-        .checked_add(alignment)
-        .is_none_or(|total| total > engine::raw::MAX_SIZE)
-    {
+    if !fits_with_alignment(size, alignment) {
         return enomem();
     }
     // SAFETY: `ptr` is non-null and `size > 0`, as the engine requires; a

@@ -837,11 +837,11 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize, may_move: bool) -> 
     if unsafe { grow_in_place(header, old_total, new_total, joined) } {
         return update(header);
     }
-    // Over-aligned blocks would lose their alignment when moved, and a
-    // first-class heap's list links the descriptor, which would move.
+    // Over-aligned blocks would lose their alignment when moved.
     if !may_move || offset == CHUNK_SIZE {
         return ptr::null_mut();
     }
+    // A first-class heap's list links the descriptor, which would move.
     // SAFETY: caller's contract.
     if !unsafe { (*page).heap.load(core::sync::atomic::Ordering::Relaxed) }.is_null() {
         return ptr::null_mut();

@@ -105,15 +105,16 @@ pub unsafe fn free_sized(ptr: *mut u8, size: usize) {
 /// A block of oxmalloc's must not be used after it is moved.
 pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: forwarded contract; the thread's own heap.
-    unsafe { realloc_into(crate::tls::heap(), ptr, size) }
+    unsafe { realloc_into(crate::tls::heap(), ptr, size, MALLOC_ALIGN) }
 }
 
-/// `realloc` moving (when it must) into `heap`.
+/// `realloc` to a block aligned to `align` (at least 16), moving (when it
+/// must) into `heap`.
 ///
 /// # Safety
 /// As for [`realloc`]; `heap` is the calling thread's default heap or one
 /// of its first-class heaps.
-unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize) -> *mut u8 {
+unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize, align: usize) -> *mut u8 {
     if size > MAX_SIZE {
         return alloc::out_of_memory();
     }
@@ -122,7 +123,7 @@ unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize) 
     };
     // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
     // and `page` its descriptor.
-    unsafe { alloc::realloc_block_in(heap, ptr, page, size, MALLOC_ALIGN) }
+    unsafe { alloc::realloc_block_in(heap, ptr, page, size, align) }
 }
 
 /// `realloc` to a block aligned to `align` (a power of two; mimalloc's
@@ -135,15 +136,8 @@ unsafe fn realloc_into(heap: *mut crate::heap::Heap, ptr: *mut u8, size: usize) 
 /// # Safety
 /// As for [`realloc`].
 pub unsafe fn realloc_aligned(ptr: *mut u8, size: usize, align: usize) -> *mut u8 {
-    if size > MAX_SIZE {
-        return alloc::out_of_memory();
-    }
-    let Some(page) = live_block_page(ptr) else {
-        return core::ptr::null_mut();
-    };
-    // SAFETY: `ptr` is a live block (checked as far as cheaply possible)
-    // and `page` its descriptor; the thread's own heap serves a move.
-    unsafe { alloc::realloc_block_in(crate::tls::heap(), ptr, page, size, align.max(MALLOC_ALIGN)) }
+    // SAFETY: forwarded contract; the thread's own heap.
+    unsafe { realloc_into(crate::tls::heap(), ptr, size, align.max(MALLOC_ALIGN)) }
 }
 
 /// The descriptor of `ptr`, a block to resize: `None`, reported as an
@@ -289,7 +283,7 @@ pub unsafe fn heap_aligned_alloc(heap: RawHeap, size: usize, align: usize) -> *m
 /// As for [`heap_malloc`], and `ptr` as for [`realloc`].
 pub unsafe fn heap_realloc(heap: RawHeap, ptr: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: forwarded contract.
-    unsafe { with_heap(heap, |h| realloc_into(h.as_raw(), ptr, size)) }.unwrap_or(core::ptr::null_mut())
+    unsafe { with_heap(heap, |h| realloc_into(h.as_raw(), ptr, size, MALLOC_ALIGN)) }.unwrap_or(core::ptr::null_mut())
 }
 
 /// Frees every block of the heap at once, and the heap.
