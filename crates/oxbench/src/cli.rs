@@ -451,7 +451,7 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         notes.push(format!(
             "{}: your command, sh -c {} (from {cwd})",
             user.name,
-            real::sh_quote(&user.line)
+            runner::sh_quote(&user.line)
         ));
     }
     if programs.iter().any(|p| p.name == "redis") {

@@ -163,21 +163,40 @@ pub fn measure(cmd: &mut Command, timeout: Duration, on_start: impl FnOnce(u32))
     })
 }
 
-/// Renders a command (and its LD_PRELOAD) as a shell line for the report.
+/// Renders a command (and its LD_PRELOAD) as a shell line for the report,
+/// each word quoted where the shell would split or expand it, so that the
+/// line can be pasted.
 pub fn shell_line(cmd: &Command) -> String {
     let env: Vec<String> = cmd
         .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), shell_word(&v?.to_string_lossy()))))
         .collect();
     let args: Vec<String> = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| shell_word(&a.to_string_lossy()))
         .collect();
     let mut line = env.join(" ");
     if !line.is_empty() {
         line.push(' ');
     }
     line + &args.join(" ")
+}
+
+/// `s` as one word for a POSIX shell: as it is when every character is
+/// one the shell takes literally, else single-quoted.
+fn shell_word(s: &str) -> String {
+    let literal = |c: char| c.is_ascii_alphanumeric() || "_-./:=,+@%^".contains(c);
+    if !s.is_empty() && s.chars().all(literal) {
+        s.to_string()
+    } else {
+        sh_quote(s)
+    }
+}
+
+/// `s` single-quoted for a POSIX shell (each inner quote closed, escaped
+/// and reopened).
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// One synthetic measurement to make.
@@ -352,5 +371,28 @@ mod tests {
         let mut c = Command::new("/bin/w");
         c.args(["run", "x"]).env("LD_PRELOAD", "/l.so");
         assert_eq!(shell_line(&c), "LD_PRELOAD=/l.so /bin/w run x");
+    }
+
+    #[test]
+    fn shell_quoting_round_trips_through_sh() {
+        for text in ["plain", "it's", "a 'b' \\ $HOME `x` \"q\"", ""] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", sh_quote(text)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+        }
+    }
+
+    #[test]
+    fn shell_line_quotes_words_the_shell_would_split() {
+        let mut c = Command::new("sqlite3");
+        c.args([":memory:", ".read /tmp/a b.sql", "it's", ""])
+            .env("OXMALLOC_PROF", "/tmp/w.%p.heap");
+        assert_eq!(
+            shell_line(&c),
+            r"OXMALLOC_PROF=/tmp/w.%p.heap sqlite3 :memory: '.read /tmp/a b.sql' 'it'\''s' ''"
+        );
     }
 }
