@@ -142,12 +142,7 @@ pub fn run_user_command(c: &UserCommand, a: &Allocator, s: &RealSettings, rep: u
     let mut sample = Sample::new(&a.name, &c.name, 1, rep);
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&c.line);
-    cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
-    if let Some(lib) = &a.preload {
-        cmd.env("LD_PRELOAD", lib);
-    }
-    sample.command = shell_line(&cmd);
-    let Some(m) = measure_into(&mut sample, &mut cmd, s) else {
+    let Some(m) = measure_into(&mut sample, &mut cmd, a, s) else {
         return sample;
     };
     if m.success() {
@@ -158,9 +153,20 @@ pub fn run_user_command(c: &UserCommand, a: &Allocator, s: &RealSettings, rep: u
     sample
 }
 
-/// Runs `cmd` and records its wall, user and system time and peak RSS in
+/// Sets `--env`'s variables and `a`'s preload (if any) on `cmd`.
+fn set_run_env(cmd: &mut Command, a: &Allocator, s: &RealSettings) {
+    cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
+    if let Some(lib) = &a.preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+}
+
+/// Runs `cmd` under `a` ([`set_run_env`]) and records the line that
+/// reproduces it, its wall, user and system time and its peak RSS in
 /// `sample`; `None`, with the error recorded, when it could not start.
-fn measure_into(sample: &mut Sample, cmd: &mut Command, s: &RealSettings) -> Option<Measured> {
+fn measure_into(sample: &mut Sample, cmd: &mut Command, a: &Allocator, s: &RealSettings) -> Option<Measured> {
+    set_run_env(cmd, a, s);
+    sample.command = shell_line(cmd);
     match measure(cmd, s.timeout, |_| {}) {
         Ok(m) => {
             sample.wall_s = m.wall_s;
@@ -379,12 +385,7 @@ pub fn run_program(
             return sample;
         }
     };
-    cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
-    if let Some(lib) = &a.preload {
-        cmd.env("LD_PRELOAD", lib);
-    }
-    sample.command = shell_line(&cmd);
-    let Some(m) = measure_into(&mut sample, &mut cmd, s) else {
+    let Some(m) = measure_into(&mut sample, &mut cmd, a, s) else {
         return sample;
     };
     let ok_line = m.stdout.lines().find(|l| l.starts_with("OK")).map(str::to_string);
@@ -453,10 +454,7 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
         "--protected-mode",
         "yes",
     ]);
-    server.envs(s.env.iter().map(|(k, v)| (k, v)));
-    if let Some(lib) = &a.preload {
-        server.env("LD_PRELOAD", lib);
-    }
+    set_run_env(&mut server, a, s);
     let requests = ((100_000.0 * s.scale) as u64).max(1_000);
     let server_line = shell_line(&server);
     let (pid_tx, pid_rx) = mpsc::channel();
