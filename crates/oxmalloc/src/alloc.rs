@@ -625,6 +625,9 @@ unsafe fn realloc_hardened(
         unsafe { secure::write_allocated(p, ptr, end, new_size) };
         return ptr;
     }
+    if p.kind() == PageKind::Huge {
+        crate::huge::note_growth(p, new_size);
+    }
     // SAFETY: forwarded contract.
     unsafe { move_block(heap, ptr, p as *const Page as *mut Page, old, new_size, align) }
 }

@@ -38,7 +38,7 @@ use crate::chunk::{
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
 use crate::stats;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use core::ptr;
 
@@ -46,7 +46,7 @@ use core::ptr;
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Bytes to map for a block of `block_bytes` (page multiple) at `offset`
-/// followed by `guard` bytes. With huge pages advised, a whole number of
+/// followed by `guard` bytes. With huge pages on (advised now or later), a whole number of
 /// huge pages: the kernel backs a range with a huge page only when the
 /// whole aligned 2 MiB lies in the mapping, so a ragged tail faults 4 KiB
 /// at a time (malloc-large: 91,750 faults, of which all but ~1,100 were
@@ -65,6 +65,97 @@ fn mapping_size(offset: usize, block_bytes: usize, guard: usize) -> Option<usize
 /// advised and allowed): then cached ones can be cut and joined.
 fn sized_in_huge_pages() -> bool {
     crate::options::huge_pages() && crate::options::allow_thp()
+}
+
+/// Set once a huge block was seen filled (most of its pages resident):
+/// the program fills its huge blocks, so from then on they are advised
+/// huge pages (`HUGE_PAGES=1`). Never cleared.
+static FILLED_BLOCK_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// The latest huge block handed out (start and bytes), looked at when the
+/// next one is asked for, until a filled block is seen. Two words set
+/// apart: a torn pair, or a block unmapped since, only makes `mincore`
+/// look at the wrong range or fail, which costs nothing but a missed proof.
+static LATEST_BLOCK: AtomicUsize = AtomicUsize::new(0);
+static LATEST_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether huge mappings made or reused now are advised huge pages.
+///
+/// Not from the first block: a huge page is backed whole at its first
+/// touch, so a buffer the program fills only in part costs up to 2 MiB per
+/// touched region: `xz -6` (two blocks of 14 and 18 MiB) peaked 15 MiB
+/// higher, `sort` 2.9 MiB (docs/PERFORMANCE.md E70, E71). Programs that
+/// fill their buffers (malloc-large: 5-25 MiB replaced hundreds of times;
+/// vectors grown by `realloc`) show it at their next huge allocation,
+/// growth or free, and pay 4 KiB faults only until then.
+fn advise_wanted() -> bool {
+    sized_in_huge_pages() && (crate::options::huge_pages_eager() || FILLED_BLOCK_SEEN.load(Ordering::Relaxed))
+}
+
+/// Notes whether the huge block at `block` (`bytes` long) is filled: 7/8
+/// of its pages resident, sampled in up to eight 1 MiB windows spread over
+/// it. Only until one is.
+fn note_fill(block: usize, bytes: usize) {
+    const WINDOW_PAGES: usize = 256;
+    const WINDOWS: usize = 8;
+    if !sized_in_huge_pages() || FILLED_BLOCK_SEEN.load(Ordering::Relaxed) {
+        return;
+    }
+    let page = Os::page_size();
+    let pages = bytes / page;
+    let window = WINDOW_PAGES.min(pages);
+    if window == 0 {
+        return;
+    }
+    let windows = WINDOWS.min(pages / window);
+    let mut answer = [0u8; WINDOW_PAGES];
+    let (mut resident, mut sampled) = (0, 0);
+    for k in 0..windows {
+        // Evenly spread: the first window at the start, the last at the end.
+        let first = if windows > 1 {
+            k * (pages - window) / (windows - 1)
+        } else {
+            0
+        };
+        match Os::resident_pages(block + first * page, &mut answer[..window]) {
+            Some(n) => resident += n,
+            None => return,
+        }
+        sampled += window;
+    }
+    if resident * 8 >= sampled * 7 {
+        FILLED_BLOCK_SEEN.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Before a huge block is handed out: the previous one is looked at (a
+/// program that fills a buffer before asking for the next shows it here, a
+/// block earlier than at its free).
+fn note_latest_filled() {
+    if !FILLED_BLOCK_SEEN.load(Ordering::Relaxed) {
+        note_fill(
+            LATEST_BLOCK.load(Ordering::Relaxed),
+            LATEST_BYTES.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// Before the huge block of `page` is resized to `new_size` bytes: a
+/// block grown is usually one filled (a vector), so its growth, or the
+/// block it moves to, may be the first to get huge pages.
+pub fn note_growth(page: &Page, new_size: usize) {
+    let old = page.block_size.get();
+    if new_size > old {
+        note_fill(page.start.get() as usize, old);
+    }
+}
+
+/// Records the huge block just handed out as the latest.
+fn set_latest(block: *mut u8, bytes: usize) {
+    if !FILLED_BLOCK_SEEN.load(Ordering::Relaxed) {
+        LATEST_BLOCK.store(block as usize, Ordering::Relaxed);
+        LATEST_BYTES.store(bytes, Ordering::Relaxed);
+    }
 }
 
 /// Whether a range starts and ends on huge-page boundaries (it can be cut
@@ -128,8 +219,17 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
     if total > isize::MAX as usize {
         return (ptr::null_mut(), 0);
     }
+    note_latest_filled();
     let (header, dirty, joined) = match cache_take(total, offset) {
-        Some(hit) => hit,
+        Some(hit) => {
+            if advise_wanted() {
+                // Cached pieces made before a filled block was seen are not
+                // advised yet (the advice of the others is kept as is).
+                // SAFETY: the mapping we just took from the cache.
+                unsafe { Os::advise_huge_pages(hit.0, total, true) };
+            }
+            hit
+        }
         None => match map_new(total, offset, align, block_bytes + guard) {
             Some(header) => (header, 0, false),
             None => {
@@ -167,6 +267,7 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
         // SAFETY: the last page of our fresh mapping.
         unsafe { Os::protect(block.add(block_bytes), guard, true) };
     }
+    set_latest(block, block_bytes);
     (block, dirty)
 }
 
@@ -194,15 +295,15 @@ fn map_new(total: usize, offset: usize, align: usize, block_and_guard: usize) ->
         }
         header
     };
-    if sized_in_huge_pages() {
-        // Huge blocks are used in bulk: transparent huge pages take one
-        // fault per 2 MiB instead of 512 (and fewer TLB misses). Systems in
-        // THP "madvise" mode need the request; "never" ignores it. On by
-        // default, as mimalloc does (malloc-large: 483k page faults and
-        // 1.2-1.5 s without, 92k and 0.5-0.8 s with; docs/PERFORMANCE.md
-        // E15). The price: where huge pages are scarce, the kernel may
-        // compact memory synchronously at the fault, a stall of tens or
-        // hundreds of milliseconds; `OXMALLOC_HUGE_PAGES=0` turns it off.
+    if advise_wanted() {
+        // Filled huge blocks: transparent huge pages take one fault per
+        // 2 MiB instead of 512 (and fewer TLB misses). Systems in THP
+        // "madvise" mode need the request; "never" ignores it
+        // (malloc-large: 483k page faults and 1.2-1.5 s without, 92k and
+        // 0.5-0.8 s with; docs/PERFORMANCE.md E15). The price: where huge
+        // pages are scarce, the kernel may compact memory synchronously at
+        // the fault, a stall of tens or hundreds of milliseconds;
+        // `OXMALLOC_HUGE_PAGES=0` turns it off.
         // SAFETY: the mapping we just made.
         unsafe { Os::advise_huge_pages(header, total, true) };
     }
@@ -423,8 +524,10 @@ fn join_cached(total: usize) -> Option<(*mut u8, usize, bool)> {
         return None;
     };
     let header = header.as_ptr();
-    // SAFETY: the reservation we just made.
-    unsafe { Os::advise_huge_pages(header, total, true) };
+    if advise_wanted() {
+        // SAFETY: the reservation we just made.
+        unsafe { Os::advise_huge_pages(header, total, true) };
+    }
     stats::os_mapped(total);
     let mut placed = 0;
     for (n, &(mapping, size, joined)) in pieces[..count].iter().enumerate() {
@@ -731,6 +834,7 @@ pub unsafe fn free_huge(page: *mut Page) {
     let offset = block_of(page) as usize - mapping as usize;
     map_mapping(mapping as usize, size, block_of(page) as usize, false);
     stats::huge_freed(block_bytes);
+    note_fill(block_of(page) as usize, block_bytes);
     // SAFETY: the header is ours until the mapping is cached or unmapped.
     unsafe { (*page).set_kind(PageKind::Unused) };
     if cache_put(mapping, size, offset, joined) {
@@ -756,6 +860,8 @@ fn block_of(page: *mut Page) -> *mut u8 {
 /// # Safety
 /// `page` must be the descriptor of a live huge block owned by the caller.
 pub unsafe fn realloc_huge(page: *mut Page, new_size: usize, may_move: bool) -> *mut u8 {
+    // SAFETY: caller's contract: our live descriptor.
+    note_growth(unsafe { &*page }, new_size);
     if crate::secure::ENABLED {
         // The guard page would have to move too: let the caller move the block.
         return ptr::null_mut();
@@ -813,6 +919,12 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize, may_move: bool) -> 
         map_mapping(header as usize, new_total, header as usize + offset, true);
         if new_total > old_total {
             stats::os_mapped(new_total - old_total);
+            if advise_wanted() {
+                // The growth took the advice of the mapping it extends,
+                // which may predate the first filled block.
+                // SAFETY: our live mapping, just resized to `new_total`.
+                unsafe { Os::advise_huge_pages(header, new_total, true) };
+            }
         } else {
             stats::os_unmapped(old_total - new_total);
         }

@@ -71,7 +71,8 @@ pub enum Opt {
     Limit,
     /// Start a background thread to purge when much memory waits.
     BackgroundPurge,
-    /// Request transparent huge pages (`MADV_HUGEPAGE`) for huge blocks.
+    /// Request transparent huge pages (`MADV_HUGEPAGE`) for huge blocks: 0
+    /// never, 1 once a freed huge block is seen filled, 2 always.
     HugePages,
     /// Heap profiling: where to write the profile at exit (`%p`: the pid).
     Prof,
@@ -137,9 +138,9 @@ pub const OPTIONS: [OptionInfo; 12] = [
     },
     OptionInfo {
         name: "HUGE_PAGES",
-        kind: Kind::Bool,
+        kind: Kind::Count,
         default: 1,
-        doc: "ask for transparent huge pages on huge blocks (fewer faults; may stall on compaction)",
+        doc: "transparent huge pages on huge blocks (fewer faults; may stall on compaction): 0 never, 1 once the program has filled a huge block it freed, 2 from the first",
     },
     OptionInfo {
         name: "PROF",
@@ -484,10 +485,17 @@ pub fn allow_thp() -> bool {
     get(Opt::AllowThp) != 0
 }
 
-/// `HUGE_PAGES`.
+/// `HUGE_PAGES` not 0: huge blocks may get transparent huge pages.
 #[inline]
 pub fn huge_pages() -> bool {
     get(Opt::HugePages) != 0
+}
+
+/// `HUGE_PAGES` 2 (or more): from the first huge block, without waiting for
+/// one to be seen filled.
+#[inline]
+pub fn huge_pages_eager() -> bool {
+    get(Opt::HugePages) >= 2
 }
 
 /// `BACKGROUND_PURGE`.

@@ -115,6 +115,7 @@ fn child() {
             println!("huge-flags: {}", huge_flags.join(" "));
             drop((small, huge));
         }
+        "huge-fill-next" | "huge-fill-free" | "huge-fill-grow" => huge_fill_case(&case),
         "purge-lazy" => {
             // A large block, every byte written, freed and purged at once:
             // the parent compares the process's LazyFree (pages purged with
@@ -186,6 +187,70 @@ struct Vma {
 }
 
 /// The mapping that holds `addr` (the test fails if there is none).
+/// The child side of `huge_pages_wait_for_a_filled_huge_block`: prints
+/// the `VmFlags` of a huge block made while nothing filled was seen
+/// (`sparse-flags`), and of one made or grown after a block was filled and
+/// then asked past (`next`), freed (`free`) or grown (`grow`)
+/// (`filled-flags`).
+fn huge_fill_case(case: &str) {
+    const SIZE: usize = 16 << 20;
+    let flags = |p: *mut u8| vma_of(p as usize).flags.join(" ");
+    let a = oxmalloc::raw::malloc(SIZE);
+    assert!(!a.is_null());
+    // SAFETY: a live block of SIZE bytes; one byte of it touched.
+    unsafe { a.write(1) };
+    // Looks at `a`, one page of 4,096 resident: not filled.
+    let b = oxmalloc::raw::malloc(SIZE);
+    assert!(!b.is_null());
+    println!("sparse-flags: {}", flags(b));
+    let filled = match case {
+        "huge-fill-next" => {
+            // SAFETY: a live block of SIZE bytes.
+            unsafe { b.write_bytes(2, SIZE) };
+            // Looks at `b`, every page written.
+            let c = oxmalloc::raw::malloc(SIZE);
+            assert!(!c.is_null());
+            println!("filled-flags: {}", flags(c));
+            c
+        }
+        "huge-fill-free" => {
+            // SAFETY: a live block of SIZE bytes, then freed.
+            unsafe {
+                a.write_bytes(2, SIZE);
+                oxmalloc::raw::free(a);
+            }
+            // Looks at `b` (untouched); `a`'s free was the proof.
+            let c = oxmalloc::raw::malloc(SIZE);
+            assert!(!c.is_null());
+            println!("filled-flags: {}", flags(c));
+            c
+        }
+        _ => {
+            // SAFETY: a live block of SIZE bytes, then grown.
+            let grown = unsafe {
+                a.write_bytes(2, SIZE);
+                oxmalloc::raw::realloc(a, 2 * SIZE)
+            };
+            assert!(!grown.is_null());
+            // SAFETY: the grown block keeps its first SIZE bytes.
+            assert!(unsafe { std::slice::from_raw_parts(grown, SIZE) }
+                .iter()
+                .all(|&x| x == 2));
+            println!("filled-flags: {}", flags(grown));
+            grown
+        }
+    };
+    // SAFETY: live blocks of raw::malloc / raw::realloc (`a` was freed or
+    // grown into `filled` in the last two cases).
+    unsafe {
+        oxmalloc::raw::free(filled);
+        oxmalloc::raw::free(b);
+        if case == "huge-fill-next" {
+            oxmalloc::raw::free(a);
+        }
+    }
+}
+
 fn vma_of(addr: usize) -> Vma {
     let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
     let mut current: Option<Vma> = None;
@@ -455,11 +520,16 @@ fn allow_thp_and_huge_pages_show_in_the_mappings_vmflags() {
         return;
     }
     let has = |flags: &[String], f: &str| flags.iter().any(|x| x == f);
-    // Defaults: HUGE_PAGES=1 asks for huge pages on huge blocks; chunks
-    // are left to the system.
+    // Defaults: HUGE_PAGES=1 asks for huge pages on huge blocks once one
+    // was seen filled, which the child's first is not; chunks are left to
+    // the system.
     let (chunk, huge) = vmflags(&[]);
-    assert!(has(&huge, "hg"), "default: the huge block lacks `hg`: {huge:?}");
+    assert!(!has(&huge, "hg"), "default: the first huge block has `hg`: {huge:?}");
     assert!(!has(&chunk, "nh"), "default: the chunk has `nh`: {chunk:?}");
+    // HUGE_PAGES=2: from the first huge block.
+    let (chunk, huge) = vmflags(&[("OXMALLOC_HUGE_PAGES", "2")]);
+    assert!(has(&huge, "hg"), "HUGE_PAGES=2: the huge block lacks `hg`: {huge:?}");
+    assert!(!has(&chunk, "nh"), "HUGE_PAGES=2: the chunk has `nh`: {chunk:?}");
     // ALLOW_THP=0: chunks refuse huge pages, and huge blocks do not ask.
     let (chunk, huge) = vmflags(&[("OXMALLOC_ALLOW_THP", "0")]);
     assert!(has(&chunk, "nh"), "ALLOW_THP=0: the chunk lacks `nh`: {chunk:?}");
@@ -468,6 +538,30 @@ fn allow_thp_and_huge_pages_show_in_the_mappings_vmflags() {
     let (chunk, huge) = vmflags(&[("OXMALLOC_HUGE_PAGES", "0")]);
     assert!(!has(&huge, "hg"), "HUGE_PAGES=0: the huge block has `hg`: {huge:?}");
     assert!(!has(&chunk, "nh"), "HUGE_PAGES=0: the chunk has `nh`: {chunk:?}");
+}
+
+/// By default a huge block gets huge pages only once the program was seen
+/// filling one: a block it touched in one page is no proof, one whose
+/// every page was written is, when the next huge block is asked for, when
+/// it is freed, or when it is grown by `realloc` (docs/PERFORMANCE.md E71).
+#[test]
+fn huge_pages_wait_for_a_filled_huge_block() {
+    if !thp_available() {
+        println!("skipped: no /sys/kernel/mm/transparent_hugepage (kernel without THP): no hg VmFlags to see");
+        return;
+    }
+    for case in ["huge-fill-next", "huge-fill-free", "huge-fill-grow"] {
+        let out = run_case(case, &[]);
+        let line = |name| printed(&out, name).unwrap_or_else(|| panic!("{case}: no {name} line"));
+        let has_hg = |flags: &str| flags.split_whitespace().any(|f| f == "hg");
+        let sparse = line("sparse-flags");
+        assert!(
+            !has_hg(&sparse),
+            "{case}: huge pages after a block touched in one page: {sparse}"
+        );
+        let filled = line("filled-flags");
+        assert!(has_hg(&filled), "{case}: no huge pages after a filled block: {filled}");
+    }
 }
 
 /// PURGE_DECOMMITS=0 purges with MADV_FREE: the purged pages stay mapped

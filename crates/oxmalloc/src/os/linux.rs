@@ -162,6 +162,15 @@ impl Platform for Linux {
         preserving_errno(|| unsafe { libc::madvise(ptr.cast(), size, advice) });
     }
 
+    fn resident_pages(addr: usize, pages: &mut [u8]) -> Option<usize> {
+        let len = pages.len() * Self::page_size();
+        // SAFETY: mincore reads the page tables of the range, never its
+        // memory (an unmapped or misaligned range is an error), and writes
+        // one byte per page into `pages`, which has room for them all.
+        let r = preserving_errno(|| unsafe { libc::mincore(addr as *mut libc::c_void, len, pages.as_mut_ptr()) });
+        (r == 0).then(|| pages.iter().filter(|&&b| b & 1 != 0).count())
+    }
+
     fn wait(word: &AtomicU32, expected: u32) {
         Self::wait_timeout(word, expected, u64::MAX);
     }

@@ -79,6 +79,12 @@ pub trait Platform {
     /// The range must be mapped by oxmalloc.
     unsafe fn advise_huge_pages(ptr: *mut u8, size: usize, allow: bool);
 
+    /// How many of the `pages.len()` OS pages from `addr` are resident
+    /// (`mincore`), using `pages` as the kernel's answer buffer; `None` when
+    /// the system cannot tell (`addr` not page-aligned, part of the range
+    /// not mapped). Only reads page tables: any range may be asked about.
+    fn resident_pages(addr: usize, pages: &mut [u8]) -> Option<usize>;
+
     /// Blocks while `*word == expected` (futex wait); may return spuriously.
     fn wait(word: &core::sync::atomic::AtomicU32, expected: u32);
     /// As [`Platform::wait`], giving up after `millis` milliseconds.
