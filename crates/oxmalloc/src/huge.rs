@@ -46,9 +46,9 @@ use core::ptr;
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Bytes to map for a block of `block_bytes` (page multiple) at `offset`
-/// followed by `guard` bytes. With huge pages on (advised now or later), a whole number of
-/// huge pages: the kernel backs a range with a huge page only when the
-/// whole aligned 2 MiB lies in the mapping, so a ragged tail faults 4 KiB
+/// followed by `guard` bytes. With huge pages on (advised now or later), a
+/// whole number of huge pages: the kernel backs a range with a huge page
+/// only when the whole aligned 2 MiB lies in the mapping, so a ragged tail faults 4 KiB
 /// at a time (malloc-large: 91,750 faults, of which all but ~1,100 were
 /// tails and remap growth; docs/PERFORMANCE.md E19). The slack is at most
 /// one huge page, untouched by the block but backed once its huge page is.

@@ -72,7 +72,7 @@ pub enum Opt {
     /// Start a background thread to purge when much memory waits.
     BackgroundPurge,
     /// Request transparent huge pages (`MADV_HUGEPAGE`) for huge blocks: 0
-    /// never, 1 once a freed huge block is seen filled, 2 always.
+    /// never, 1 once a huge block is seen filled, 2 from the first.
     HugePages,
     /// Heap profiling: where to write the profile at exit (`%p`: the pid).
     Prof,
@@ -140,7 +140,7 @@ pub const OPTIONS: [OptionInfo; 12] = [
         name: "HUGE_PAGES",
         kind: Kind::Count,
         default: 1,
-        doc: "transparent huge pages on huge blocks (fewer faults; may stall on compaction): 0 never, 1 once the program has filled a huge block it freed, 2 from the first",
+        doc: "transparent huge pages on huge blocks (fewer faults; may stall on compaction): 0 never, 1 once the program is seen to fill a huge block (7/8 of its pages resident), 2 from the first",
     },
     OptionInfo {
         name: "PROF",
