@@ -186,7 +186,6 @@ struct Vma {
     flags: Vec<String>,
 }
 
-/// The mapping that holds `addr` (the test fails if there is none).
 /// The child side of `huge_pages_wait_for_a_filled_huge_block`: prints
 /// the `VmFlags` of a huge block made while nothing filled was seen
 /// (`sparse-flags`), and of one made or grown after a block was filled and
@@ -251,6 +250,7 @@ fn huge_fill_case(case: &str) {
     }
 }
 
+/// The mapping that holds `addr` (the test fails if there is none).
 fn vma_of(addr: usize) -> Vma {
     let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
     let mut current: Option<Vma> = None;
