@@ -12,6 +12,10 @@
 //! - `LD_PRELOAD`: the glibc worker runs with the library preloaded: oxmalloc's
 //!   `liboxmalloc.so`, Debian's libmimalloc / libjemalloc / libtcmalloc_minimal
 //!   when installed, and any `NAME=PATH` given on the command line.
+//! - Another name for a known allocator, `NAME=KNOWN` (`eager=oxmalloc`),
+//!   with variables of its own (`--alloc-env eager:OXMALLOC_HUGE_PAGES=2`):
+//!   two settings of one allocator side by side, interleaved and warmed
+//!   like any two allocators.
 
 use crate::sample::{AllocInfo, Route, Skipped};
 use std::path::{Path, PathBuf};
@@ -28,8 +32,14 @@ pub struct Allocator {
     pub worker: PathBuf,
     /// Library to preload, for [`Route::LdPreload`].
     pub preload: Option<PathBuf>,
-    /// Version or path, for the report.
+    /// Version or path, for the report (and the variables of `env`).
     pub detail: String,
+    /// The known allocator this row runs (its name in `oxbench list`), or
+    /// `name` for a `NAME=PATH` preload.
+    pub of: String,
+    /// Variables set for this allocator's runs only (`--alloc-env`), after
+    /// `--env`'s.
+    pub env: Vec<(String, String)>,
 }
 
 impl Allocator {
@@ -186,6 +196,47 @@ pub fn parse_custom(spec: &str) -> Option<(String, PathBuf)> {
     (!name.is_empty() && !path.is_empty()).then(|| (name.to_string(), PathBuf::from(path)))
 }
 
+/// A user-given `NAME:KEY=VALUE` (`--alloc-env`): a variable for the runs
+/// of allocator `NAME` only.
+pub fn parse_alloc_env(spec: &str) -> Result<(String, String, String), String> {
+    let bad = || format!("expected NAME:KEY=VALUE (an allocator of --alloc, then a variable), found {spec:?}");
+    let (name, var) = spec.split_once(':').ok_or_else(bad)?;
+    let (key, value) = var.split_once('=').ok_or_else(bad)?;
+    if name.is_empty() || key.is_empty() || key.contains('\0') {
+        return Err(bad());
+    }
+    Ok((name.to_string(), key.to_string(), value.to_string()))
+}
+
+/// Gives each allocator its `--alloc-env` variables (`NAME`, `KEY`,
+/// `VALUE`), in the order given, and names them in its detail; an error
+/// when one names an allocator that is not in the run (a typo would
+/// otherwise measure the wrong setting without a word).
+pub fn apply_alloc_env(
+    allocs: &mut [Allocator],
+    skipped: &[Skipped],
+    vars: &[(String, String, String)],
+) -> Result<(), String> {
+    for (name, key, value) in vars {
+        match allocs.iter_mut().find(|a| a.name == *name) {
+            Some(a) => a.env.push((key.clone(), value.clone())),
+            None if skipped.iter().any(|s| s.name == *name) => {}
+            None => {
+                let known: Vec<&str> = allocs.iter().map(|a| a.name.as_str()).collect();
+                return Err(format!(
+                    "--alloc-env {name}:{key}=...: no allocator {name:?} in this run (it has {})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    for a in allocs.iter_mut().filter(|a| !a.env.is_empty()) {
+        let vars: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        a.detail = format!("{} with {}", a.detail, vars.join(" "));
+    }
+    Ok(())
+}
+
 /// Builds the worker binaries (`cargo build --release -p oxbench --bins`, into
 /// their own target directory with [`WORKER_RUSTFLAGS`]) and, when wanted,
 /// the mimalloc-v2 worker. Returns messages about failures.
@@ -232,31 +283,45 @@ pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> Vec<String> {
     problems
 }
 
-/// Resolves the requested allocators (`all` or names, plus `NAME=PATH`
-/// preloads) against what exists here.
+/// Resolves the requested allocators (`all` or names, `NAME=PATH`
+/// preloads, and `NAME=KNOWN` for a known allocator under another name)
+/// against what exists here. A name given twice is an error.
 pub fn resolve(paths: &Paths, requested: &[String]) -> Result<(Vec<Allocator>, Vec<Skipped>), String> {
-    let mut names: Vec<String> = Vec::new();
+    // (row name, known allocator)
+    let mut names: Vec<(String, String)> = Vec::new();
     let mut custom: Vec<(String, PathBuf)> = Vec::new();
     for r in requested {
         if r == "all" {
-            names.extend(builtin_names().into_iter().map(String::from));
-        } else if let Some(c) = parse_custom(r) {
-            custom.push(c);
+            names.extend(builtin_names().into_iter().map(|n| (n.to_string(), n.to_string())));
+        } else if let Some((name, path)) = parse_custom(r) {
+            let target = path.to_string_lossy();
+            if builtin_names().contains(&target.as_ref()) {
+                names.push((name, target.into_owned()));
+            } else {
+                custom.push((name, path));
+            }
         } else if builtin_names().contains(&r.as_str()) {
-            names.push(r.clone());
+            names.push((r.clone(), r.clone()));
         } else {
             return Err(format!(
-                "unknown allocator {r:?}; known: {}, or NAME=/path/to/lib.so",
+                "unknown allocator {r:?}; known: {}, or NAME=/path/to/lib.so, or NAME=KNOWN",
                 builtin_names().join(", ")
             ));
         }
     }
-    let mut seen = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
     names.retain(|n| {
         let new = !seen.contains(n);
         seen.push(n.clone());
         new
     });
+    let mut row_names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    row_names.extend(custom.iter().map(|(n, _)| n.as_str()));
+    for (i, n) in row_names.iter().enumerate() {
+        if row_names[..i].contains(n) {
+            return Err(format!("allocator name {n:?} is given twice in --alloc"));
+        }
+    }
     let glibc_worker = paths.workers.join(worker_name("glibc"));
     let mut found = Vec::new();
     let mut skipped = Vec::new();
@@ -266,14 +331,16 @@ pub fn resolve(paths: &Paths, requested: &[String]) -> Result<(Vec<Allocator>, V
             reason,
         })
     };
-    let preload = |name: &str, lib: PathBuf, detail: String| Allocator {
+    let preload = |name: &str, of: &str, lib: PathBuf, detail: String| Allocator {
         name: name.to_string(),
         route: Route::LdPreload,
         worker: glibc_worker.clone(),
         preload: Some(lib),
         detail,
+        of: of.to_string(),
+        env: Vec::new(),
     };
-    for name in &names {
+    for (row, name) in &names {
         if let Some((_, detail)) = GLOBAL.iter().find(|g| g.0 == name) {
             let worker = if name == "mimalloc-v2" {
                 paths.mimalloc_v2_target().join("release").join(worker_name(name))
@@ -282,33 +349,35 @@ pub fn resolve(paths: &Paths, requested: &[String]) -> Result<(Vec<Allocator>, V
             };
             if worker.exists() {
                 found.push(Allocator {
-                    name: name.clone(),
+                    name: row.clone(),
                     route: Route::GlobalAllocator,
                     worker,
                     preload: None,
                     detail: detail.to_string(),
+                    of: name.clone(),
+                    env: Vec::new(),
                 });
             } else {
-                skip(name, format!("worker {} not built", worker.display()));
+                skip(row, format!("worker {} not built", worker.display()));
             }
         } else if name == "oxmalloc-preload" {
             match oxmalloc_so(paths) {
-                Some(lib) => found.push(preload(name, lib.clone(), lib.display().to_string())),
+                Some(lib) => found.push(preload(row, name, lib.clone(), lib.display().to_string())),
                 None => skip(
-                    name,
+                    row,
                     "liboxmalloc.so not found in target/release (run `cargo build --release` of the workspace)".into(),
                 ),
             }
         } else if let Some((_, file, pkg)) = DEBIAN.iter().find(|d| d.0 == name) {
             match debian_lib(file) {
-                Some(lib) => found.push(preload(name, lib.clone(), lib.display().to_string())),
-                None => skip(name, format!("{file} not installed (Debian package {pkg})")),
+                Some(lib) => found.push(preload(row, name, lib.clone(), lib.display().to_string())),
+                None => skip(row, format!("{file} not installed (Debian package {pkg})")),
             }
         }
     }
     for (name, lib) in custom {
         if lib.exists() {
-            found.push(preload(&name, lib.clone(), lib.display().to_string()));
+            found.push(preload(&name, &name, lib.clone(), lib.display().to_string()));
         } else {
             skip(&name, format!("{} does not exist", lib.display()));
         }
@@ -365,5 +434,71 @@ mod tests {
         assert_eq!(skipped.len(), 2);
         assert!(skipped[0].reason.contains("not built"));
         assert!(skipped[1].reason.contains("does not exist"));
+    }
+
+    #[test]
+    fn a_known_allocator_takes_another_name_and_names_stay_unique() {
+        let dir = std::env::temp_dir().join(format!("oxbench-alias-{}", std::process::id()));
+        let paths = Paths {
+            workspace: dir.clone(),
+            target: dir.clone(),
+            workers: dir.join("none"),
+        };
+        // Not built here: skipped under the row's own name, as what it is.
+        let (found, skipped) = resolve(&paths, &["jemalloc".into(), "je2=jemalloc".into()]).unwrap();
+        assert!(found.is_empty());
+        let names: Vec<&str> = skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["jemalloc", "je2"]);
+        // The same row twice is one row; one name for two things is refused.
+        let twice = ["jemalloc", "je2=jemalloc", "jemalloc", "je2=jemalloc"].map(String::from);
+        let (_, skipped) = resolve(&paths, &twice).unwrap();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        let err = resolve(&paths, &["jemalloc".into(), "jemalloc=/x/lib.so".into()]).unwrap_err();
+        assert!(err.contains("given twice"), "{err}");
+        let err = resolve(&paths, &["a=jemalloc".into(), "a=mimalloc".into()]).unwrap_err();
+        assert!(err.contains("given twice"), "{err}");
+    }
+
+    #[test]
+    fn alloc_env_specs_and_where_they_go() {
+        assert_eq!(
+            parse_alloc_env("eager:OXMALLOC_HUGE_PAGES=2"),
+            Ok(("eager".into(), "OXMALLOC_HUGE_PAGES".into(), "2".into()))
+        );
+        // The value may hold ':' and '='; the name may not be empty.
+        assert_eq!(
+            parse_alloc_env("x:K=a:b=c"),
+            Ok(("x".into(), "K".into(), "a:b=c".into()))
+        );
+        for bad in ["K=V", ":K=V", "x:=V", "x:K", "x"] {
+            assert!(parse_alloc_env(bad).is_err(), "{bad}");
+        }
+        let row = |name: &str| Allocator {
+            name: name.into(),
+            route: Route::GlobalAllocator,
+            worker: PathBuf::from("/w"),
+            preload: None,
+            detail: "d".into(),
+            of: "oxmalloc".into(),
+            env: Vec::new(),
+        };
+        let mut allocs = vec![row("oxmalloc"), row("eager")];
+        let vars = [
+            ("eager".to_string(), "A".to_string(), "1".to_string()),
+            ("eager".to_string(), "B".to_string(), "2".to_string()),
+        ];
+        apply_alloc_env(&mut allocs, &[], &vars).unwrap();
+        assert!(allocs[0].env.is_empty() && allocs[0].detail == "d");
+        assert_eq!(allocs[1].env, [("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(allocs[1].detail, "d with A=1 B=2");
+        // A name not in the run is an error, unless it was skipped.
+        let typo = [("eagre".to_string(), "A".to_string(), "1".to_string())];
+        let err = apply_alloc_env(&mut allocs, &[], &typo).unwrap_err();
+        assert!(err.contains("eagre") && err.contains("oxmalloc, eager"), "{err}");
+        let gone = Skipped {
+            name: "eagre".into(),
+            reason: "not built".into(),
+        };
+        apply_alloc_env(&mut allocs, &[gone], &typo).unwrap();
     }
 }

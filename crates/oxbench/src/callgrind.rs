@@ -166,7 +166,7 @@ pub fn run(
             via.into(),
             format!("callgrind {}", a.name),
         );
-        let c_abi = a.route == Route::LdPreload || a.name == "glibc";
+        let c_abi = a.route == Route::LdPreload || a.of == "glibc";
         if let (true, Ok(exe)) = (c_abi, &c_exe) {
             let measured = per_pair(exe, |n| vec![n.to_string()], preload, dir, pairs);
             record(

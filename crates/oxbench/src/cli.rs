@@ -78,10 +78,18 @@ struct ListArgs {
 
 #[derive(Args, Debug, Clone)]
 struct RunArgs {
-    /// Allocators, comma-separated: names from `oxbench list`, `all`, or
-    /// NAME=/path/to/lib.so to preload a library.
+    /// Allocators, comma-separated: names from `oxbench list`, `all`,
+    /// NAME=/path/to/lib.so to preload a library, or NAME=KNOWN for a
+    /// known allocator under another name (with --alloc-env, a second
+    /// setting of it: --alloc oxmalloc,eager=oxmalloc --alloc-env
+    /// eager:OXMALLOC_HUGE_PAGES=2).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     alloc: Vec<String>,
+    /// Set KEY=VALUE in the environment of allocator NAME's runs only
+    /// (repeatable; after --env, so it wins over it). NAME must be in
+    /// --alloc.
+    #[arg(long = "alloc-env", value_name = "NAME:KEY=VALUE", value_parser = allocs::parse_alloc_env)]
+    alloc_env: Vec<(String, String, String)>,
     /// Workloads and real programs, comma-separated; `all`, `synthetic` or
     /// `real` [default: all, or none when --cmd is given].
     #[arg(long, value_delimiter = ',')]
@@ -202,6 +210,7 @@ pub fn main() -> i32 {
 fn quick_suite() -> RunArgs {
     RunArgs {
         alloc: vec!["all".into()],
+        alloc_env: Vec::new(),
         bench: None,
         cmd: Vec::new(),
         threads: None,
@@ -239,7 +248,9 @@ fn prepare(
 ) -> Result<(Vec<Allocator>, Vec<Skipped>), String> {
     let paths = paths(worker_dir);
     if !no_build && worker_dir.is_none() {
-        let v2 = alloc.iter().any(|a| a == "all" || a == "mimalloc-v2");
+        let v2 = alloc
+            .iter()
+            .any(|a| a == "all" || a == "mimalloc-v2" || a.ends_with("=mimalloc-v2"));
         for p in allocs::build_workers(&paths, v2, false) {
             eprintln!("oxbench: warning: {p}");
         }
@@ -339,7 +350,8 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         Vec::new()
     };
     let (synth, prog_names) = select_benches(a.bench.as_ref().unwrap_or(&default_bench))?;
-    let (allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
+    let (mut allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
+    allocs::apply_alloc_env(&mut allocs, &skipped, &a.alloc_env)?;
     for s in &skipped {
         eprintln!("oxbench: skipping {}: {}", s.name, s.reason);
     }
@@ -445,6 +457,21 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     let env: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !env.is_empty() {
         notes.push(format!("every worker ran with {}", env.join(" ")));
+    }
+    for al in allocs.iter().filter(|al| !al.env.is_empty() || al.of != al.name) {
+        let vars: Vec<String> = al.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let what = if al.of == al.name {
+            String::new()
+        } else {
+            format!("is {}", al.of)
+        };
+        let with = if vars.is_empty() {
+            String::new()
+        } else {
+            format!("runs with {}", vars.join(" "))
+        };
+        let sep = if what.is_empty() || with.is_empty() { "" } else { ", " };
+        notes.push(format!("{}: {what}{sep}{with}", al.name));
     }
     let cwd = std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string());
     for user in &a.cmd {

@@ -153,9 +153,11 @@ pub fn run_user_command(c: &UserCommand, a: &Allocator, s: &RealSettings, rep: u
     sample
 }
 
-/// Sets `--env`'s variables and `a`'s preload (if any) on `cmd`.
+/// Sets `--env`'s variables, then `a`'s own (`--alloc-env`), and `a`'s
+/// preload (if any) on `cmd`.
 fn set_run_env(cmd: &mut Command, a: &Allocator, s: &RealSettings) {
     cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
+    cmd.envs(a.env.iter().map(|(k, v)| (k, v)));
     if let Some(lib) = &a.preload {
         cmd.env("LD_PRELOAD", lib);
     }
@@ -551,10 +553,10 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
 pub fn eligible(allocs: &[Allocator]) -> Vec<Allocator> {
     allocs
         .iter()
-        .filter(|a| a.route == Route::LdPreload || a.name == "glibc")
+        .filter(|a| a.route == Route::LdPreload || a.of == "glibc")
         .map(|a| {
             let mut a = a.clone();
-            if a.name == "glibc" {
+            if a.of == "glibc" {
                 a.preload = None;
             }
             a

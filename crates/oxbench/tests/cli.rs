@@ -275,6 +275,68 @@ fn a_command_of_the_users_runs_under_each_preloadable_allocator_and_alone() {
 }
 
 #[test]
+fn a_second_setting_of_one_allocator_runs_with_its_own_variables() {
+    // glibc twice: `glibc` and `g2=glibc` with a variable of its own; the
+    // command records the variable, the workload's rows record their
+    // command lines.
+    let out = tmp("alloc-env");
+    let seen = out.join("seen");
+    let probe = format!("probe=echo \"${{PROBE_SETTING:-unset}}\" >> '{}'", seen.display());
+    let st = run_tiny(
+        &out,
+        &[
+            "--cmd",
+            &probe,
+            "--bench",
+            "glibc-simple",
+            "--scale",
+            "0.002",
+            "--reps",
+            "2",
+            "--alloc",
+            "glibc,g2=glibc",
+            "--alloc-env",
+            "g2:PROBE_SETTING=second",
+            "--baseline",
+            "glibc",
+        ],
+    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let mut lines: Vec<String> = std::fs::read_to_string(&seen)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["second", "second", "unset", "unset"]);
+    let r = Report::load(&out.join("report.json")).unwrap();
+    let simple = |alloc: &str| {
+        r.samples
+            .iter()
+            .find(|s| s.alloc == alloc && s.bench == "glibc-simple")
+            .unwrap_or_else(|| panic!("no glibc-simple row for {alloc}: {:?}", r.samples))
+    };
+    assert!(simple("g2").ok && simple("g2").command.contains("PROBE_SETTING=second"));
+    assert!(
+        !simple("glibc").command.contains("PROBE_SETTING"),
+        "{}",
+        simple("glibc").command
+    );
+    assert_eq!(r.route_of("g2"), Some(Route::GlobalAllocator));
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(text.contains("g2: is glibc, runs with PROBE_SETTING=second"), "{text}");
+
+    // A variable for an allocator that is not in the run is refused.
+    let st = run_tiny(
+        &out,
+        &["--bench", "glibc-simple", "--alloc", "glibc", "--alloc-env", "g3:K=V"],
+    );
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(!st.status.success() && err.contains("no allocator \"g3\""), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn list_names_workloads_and_allocators() {
     let st = oxbench()
         .args(["list", "--no-build", "--worker-dir"])
