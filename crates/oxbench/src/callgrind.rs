@@ -47,12 +47,19 @@ pub fn parse_total(text: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-fn instructions(program: &Path, args: &[String], preload: Option<&Path>, out: &Path) -> Result<u64, String> {
+fn instructions(
+    program: &Path,
+    args: &[String],
+    preload: Option<&Path>,
+    env: &[(String, String)],
+    out: &Path,
+) -> Result<u64, String> {
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(program)
         .args(args);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if let Some(lib) = preload {
         cmd.env("LD_PRELOAD", lib);
     }
@@ -78,12 +85,13 @@ fn per_pair(
     program: &Path,
     args_for: impl Fn(u64) -> Vec<String>,
     preload: Option<&Path>,
+    env: &[(String, String)],
     dir: &Path,
     pairs: u64,
 ) -> Result<f64, String> {
     let n1 = pairs / 10;
-    let a = instructions(program, &args_for(n1), preload, &dir.join("cg.small"))?;
-    let b = instructions(program, &args_for(pairs), preload, &dir.join("cg.large"))?;
+    let a = instructions(program, &args_for(n1), preload, env, &dir.join("cg.small"))?;
+    let b = instructions(program, &args_for(pairs), preload, env, &dir.join("cg.large"))?;
     Ok(b.saturating_sub(a) as f64 / (pairs - n1) as f64)
 }
 
@@ -157,7 +165,14 @@ pub fn run(
             Route::GlobalAllocator => "GlobalAlloc",
             Route::LdPreload => "GlobalAlloc (System -> LD_PRELOAD)",
         };
-        let measured = per_pair(&a.worker, |n| vec!["pairs".into(), n.to_string()], preload, dir, pairs);
+        let measured = per_pair(
+            &a.worker,
+            |n| vec!["pairs".into(), n.to_string()],
+            preload,
+            &a.env,
+            dir,
+            pairs,
+        );
         record(
             &mut counts,
             &mut skipped,
@@ -168,7 +183,7 @@ pub fn run(
         );
         let c_abi = a.route == Route::LdPreload || a.of == "glibc";
         if let (true, Ok(exe)) = (c_abi, &c_exe) {
-            let measured = per_pair(exe, |n| vec![n.to_string()], preload, dir, pairs);
+            let measured = per_pair(exe, |n| vec![n.to_string()], preload, &a.env, dir, pairs);
             record(
                 &mut counts,
                 &mut skipped,
@@ -227,7 +242,7 @@ pub fn run_one_program(
             record(
                 &mut counts,
                 &mut skipped,
-                per_pair(pairs_bin, args, None, dir, pairs),
+                per_pair(pairs_bin, args, None, &[], dir, pairs),
                 name,
                 format!("GlobalAlloc value, {mode} layout"),
                 format!("callgrind {name} (one program, {mode})"),

@@ -171,6 +171,11 @@ struct CallgrindArgs {
     /// Allocators, as for `run`.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     alloc: Vec<String>,
+    /// Set KEY=VALUE in the environment of allocator NAME's programs only,
+    /// as for `run` (repeatable; not for the one-program counts, which
+    /// link every allocator into one process).
+    #[arg(long = "alloc-env", value_name = "NAME:KEY=VALUE", value_parser = allocs::parse_alloc_env)]
+    alloc_env: Vec<(String, String, String)>,
     /// Pairs in the long run (the short run has a tenth).
     #[arg(long, default_value_t = 200_000)]
     pairs: u64,
@@ -557,7 +562,8 @@ fn prof_cmd(a: &ProfArgs) -> Result<i32, String> {
 }
 
 fn callgrind_cmd(a: &CallgrindArgs) -> Result<i32, String> {
-    let (allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
+    let (mut allocs, mut skipped) = prepare(&a.alloc, a.no_build, &a.worker_dir)?;
+    allocs::apply_alloc_env(&mut allocs, &skipped, &a.alloc_env)?;
     let dir = std::env::temp_dir().join(format!("oxbench-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let (mut counts, more) = callgrind::run(&allocs, &dir, a.pairs, |name| eprintln!("oxbench: callgrind {name}"));

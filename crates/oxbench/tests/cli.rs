@@ -485,7 +485,11 @@ fn callgrind_counts_instructions_per_pair() {
             "callgrind",
             "--no-build",
             "--alloc",
-            "oxmalloc,glibc",
+            "oxmalloc,glibc,nomem=oxmalloc",
+            // A second oxmalloc that may map nothing: its worker aborts at
+            // its first allocation, so its variable reached it.
+            "--alloc-env",
+            "nomem:OXMALLOC_LIMIT=1",
             "--pairs",
             "2000",
             "--json",
@@ -521,5 +525,17 @@ fn callgrind_counts_instructions_per_pair() {
     }
     let c_abi = count("glibc", "C ABI");
     assert!((5.0..100_000.0).contains(&c_abi), "glibc C ABI: {c_abi}");
+    assert!(
+        report.instructions.iter().all(|c| c.alloc != "nomem"),
+        "nomem was counted:\n{stdout}"
+    );
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.name == "callgrind nomem" && s.reason.contains("under callgrind")),
+        "{:?}",
+        report.skipped
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
