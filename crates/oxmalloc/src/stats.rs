@@ -291,12 +291,22 @@ pub fn report_all(heap: &Heap) {
 
 /// Folds a heap's counters into the shared ones and zeroes them (the heap
 /// goes back to the pool, or its thread exited).
+///
+/// Only the classes the heap counted in are written: threads that exit
+/// together (mleak's rounds of ten) otherwise each added zeros to all
+/// 2 x 88 shared words, contending for their lines (docs/PERFORMANCE.md E73).
 pub fn retire_counters(counters: &HeapCounters) {
     for class in 0..CLASS_COUNT {
-        EXITED_ALLOCS[class].fetch_add(counters.allocs_of(class), Ordering::Relaxed);
-        EXITED_FREES[class].fetch_add(counters.frees[class].load(Ordering::Relaxed), Ordering::Relaxed);
-        counters.allocs[class].store(0, Ordering::Relaxed);
-        counters.frees[class].store(0, Ordering::Relaxed);
+        let allocs = counters.allocs_of(class);
+        if allocs != 0 {
+            EXITED_ALLOCS[class].fetch_add(allocs, Ordering::Relaxed);
+            counters.allocs[class].store(0, Ordering::Relaxed);
+        }
+        let frees = counters.frees[class].load(Ordering::Relaxed);
+        if frees != 0 {
+            EXITED_FREES[class].fetch_add(frees, Ordering::Relaxed);
+            counters.frees[class].store(0, Ordering::Relaxed);
+        }
         counters.reported[class].set(0);
     }
     EXITED_PAGES[0].fetch_add(counters.pages_allocated.swap(0, Ordering::Relaxed), Ordering::Relaxed);
