@@ -420,14 +420,19 @@ mod tests {
         assert_eq!(parse_custom("=/x"), None);
     }
 
-    #[test]
-    fn unknown_names_are_rejected_and_missing_libs_skipped() {
-        let dir = std::env::temp_dir().join(format!("oxbench-allocs-{}", std::process::id()));
-        let paths = Paths {
+    /// Paths under which no worker is built (a directory that does not exist).
+    fn nothing_built(tag: &str) -> Paths {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        Paths {
             workspace: dir.clone(),
             target: dir.clone(),
             workers: dir.join("none"),
-        };
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_rejected_and_missing_libs_skipped() {
+        let paths = nothing_built("oxbench-allocs");
         assert!(resolve(&paths, &["nope".into()]).is_err());
         let (found, skipped) = resolve(&paths, &["jemalloc".into(), "x=/does/not/exist.so".into()]).unwrap();
         assert!(found.is_empty());
@@ -438,12 +443,7 @@ mod tests {
 
     #[test]
     fn a_known_allocator_takes_another_name_and_names_stay_unique() {
-        let dir = std::env::temp_dir().join(format!("oxbench-alias-{}", std::process::id()));
-        let paths = Paths {
-            workspace: dir.clone(),
-            target: dir.clone(),
-            workers: dir.join("none"),
-        };
+        let paths = nothing_built("oxbench-alias");
         // Not built here: skipped under the row's own name, as what it is.
         let (found, skipped) = resolve(&paths, &["jemalloc".into(), "je2=jemalloc".into()]).unwrap();
         assert!(found.is_empty());
