@@ -51,6 +51,23 @@ impl Allocator {
             detail: self.detail.clone(),
         }
     }
+
+    /// Puts this allocator in place for `cmd`: its own variables
+    /// (`--alloc-env`, after whatever the caller set, so they win) and its
+    /// preload. Every route a run takes (workers, real programs, `--cmd`,
+    /// callgrind) goes through here.
+    pub fn set_on(&self, cmd: &mut Command) {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(lib) = &self.preload {
+            cmd.env("LD_PRELOAD", lib);
+        }
+    }
+
+    /// Its own variables as `KEY=VALUE` words (empty when it has none).
+    pub fn env_words(&self) -> String {
+        let words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        words.join(" ")
+    }
 }
 
 /// Where things are.
@@ -231,8 +248,7 @@ pub fn apply_alloc_env(
         }
     }
     for a in allocs.iter_mut().filter(|a| !a.env.is_empty()) {
-        let vars: Vec<String> = a.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        a.detail = format!("{} with {}", a.detail, vars.join(" "));
+        a.detail = format!("{} with {}", a.detail, a.env_words());
     }
     Ok(())
 }

@@ -47,21 +47,14 @@ pub fn parse_total(text: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-fn instructions(
-    program: &Path,
-    args: &[String],
-    preload: Option<&Path>,
-    env: &[(String, String)],
-    out: &Path,
-) -> Result<u64, String> {
+fn instructions(program: &Path, args: &[String], alloc: Option<&Allocator>, out: &Path) -> Result<u64, String> {
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(program)
         .args(args);
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    if let Some(lib) = preload {
-        cmd.env("LD_PRELOAD", lib);
+    if let Some(a) = alloc {
+        a.set_on(&mut cmd);
     }
     let o = cmd.output().map_err(|e| format!("cannot run valgrind: {e}"))?;
     if !o.status.success() {
@@ -84,14 +77,13 @@ fn instructions(
 fn per_pair(
     program: &Path,
     args_for: impl Fn(u64) -> Vec<String>,
-    preload: Option<&Path>,
-    env: &[(String, String)],
+    alloc: Option<&Allocator>,
     dir: &Path,
     pairs: u64,
 ) -> Result<f64, String> {
     let n1 = pairs / 10;
-    let a = instructions(program, &args_for(n1), preload, env, &dir.join("cg.small"))?;
-    let b = instructions(program, &args_for(pairs), preload, env, &dir.join("cg.large"))?;
+    let a = instructions(program, &args_for(n1), alloc, &dir.join("cg.small"))?;
+    let b = instructions(program, &args_for(pairs), alloc, &dir.join("cg.large"))?;
     Ok(b.saturating_sub(a) as f64 / (pairs - n1) as f64)
 }
 
@@ -160,19 +152,11 @@ pub fn run(
     }
     for a in allocs {
         progress(&a.name);
-        let preload = a.preload.as_deref();
         let via = match a.route {
             Route::GlobalAllocator => "GlobalAlloc",
             Route::LdPreload => "GlobalAlloc (System -> LD_PRELOAD)",
         };
-        let measured = per_pair(
-            &a.worker,
-            |n| vec!["pairs".into(), n.to_string()],
-            preload,
-            &a.env,
-            dir,
-            pairs,
-        );
+        let measured = per_pair(&a.worker, |n| vec!["pairs".into(), n.to_string()], Some(a), dir, pairs);
         record(
             &mut counts,
             &mut skipped,
@@ -183,7 +167,7 @@ pub fn run(
         );
         let c_abi = a.route == Route::LdPreload || a.of == "glibc";
         if let (true, Ok(exe)) = (c_abi, &c_exe) {
-            let measured = per_pair(exe, |n| vec![n.to_string()], preload, &a.env, dir, pairs);
+            let measured = per_pair(exe, |n| vec![n.to_string()], Some(a), dir, pairs);
             record(
                 &mut counts,
                 &mut skipped,
@@ -242,7 +226,7 @@ pub fn run_one_program(
             record(
                 &mut counts,
                 &mut skipped,
-                per_pair(pairs_bin, args, None, &[], dir, pairs),
+                per_pair(pairs_bin, args, None, dir, pairs),
                 name,
                 format!("GlobalAlloc value, {mode} layout"),
                 format!("callgrind {name} (one program, {mode})"),

@@ -463,20 +463,17 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
     if !env.is_empty() {
         notes.push(format!("every worker ran with {}", env.join(" ")));
     }
-    for al in allocs.iter().filter(|al| !al.env.is_empty() || al.of != al.name) {
-        let vars: Vec<String> = al.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let what = if al.of == al.name {
-            String::new()
-        } else {
-            format!("is {}", al.of)
-        };
-        let with = if vars.is_empty() {
-            String::new()
-        } else {
-            format!("runs with {}", vars.join(" "))
-        };
-        let sep = if what.is_empty() || with.is_empty() { "" } else { ", " };
-        notes.push(format!("{}: {what}{sep}{with}", al.name));
+    for al in &allocs {
+        let mut said = Vec::new();
+        if al.of != al.name {
+            said.push(format!("is {}", al.of));
+        }
+        if !al.env.is_empty() {
+            said.push(format!("runs with {}", al.env_words()));
+        }
+        if !said.is_empty() {
+            notes.push(format!("{}: {}", al.name, said.join(", ")));
+        }
     }
     let cwd = std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string());
     for user in &a.cmd {

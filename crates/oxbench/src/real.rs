@@ -157,10 +157,7 @@ pub fn run_user_command(c: &UserCommand, a: &Allocator, s: &RealSettings, rep: u
 /// preload (if any) on `cmd`.
 fn set_run_env(cmd: &mut Command, a: &Allocator, s: &RealSettings) {
     cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(a.env.iter().map(|(k, v)| (k, v)));
-    if let Some(lib) = &a.preload {
-        cmd.env("LD_PRELOAD", lib);
-    }
+    a.set_on(cmd);
 }
 
 /// Runs `cmd` under `a` ([`set_run_env`]) and records the line that

@@ -239,10 +239,7 @@ pub fn worker_command(a: &Allocator, job: &Job, s: &Settings) -> Command {
     };
     cmd.args(args);
     cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
-    cmd.envs(a.env.iter().map(|(k, v)| (k, v)));
-    if let Some(lib) = &a.preload {
-        cmd.env("LD_PRELOAD", lib);
-    }
+    a.set_on(&mut cmd);
     cmd
 }
 
