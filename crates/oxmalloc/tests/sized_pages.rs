@@ -133,6 +133,36 @@ fn one_size_asked_for_over_and_over_gets_blocks_of_that_size() {
 }
 
 #[test]
+fn two_sizes_of_one_class_asked_for_in_turn_get_blocks_of_the_larger() {
+    // sqlite asks for 4,104 B in `ODD`'s class now and then, between its
+    // page-cache entries (E74): a run of one exact size broke at each.
+    const SMALLER: usize = 4104;
+    let heap = oxmalloc::Heap::new().expect("a heap");
+    let mut model = Model::default();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let addrs: Vec<(usize, usize)> = (0..600)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let size = if rng % 3 == 0 { SMALLER } else { ODD };
+            (model.alloc(&heap, size, 8), size)
+        })
+        .collect();
+    let usable = |a: usize| oxmalloc::usable_size(a as *const u8);
+    let sized = addrs.iter().filter(|&&(a, _)| usable(a) == ODD).count();
+    assert!(
+        sized >= 500,
+        "{sized} of 600 blocks of {SMALLER} or {ODD} B are {ODD} B; expected most"
+    );
+    assert!(
+        addrs[550..].iter().all(|&(a, _)| usable(a) == ODD),
+        "a late block of the run is not {ODD} B"
+    );
+    model.free_all(&heap);
+}
+
+#[test]
 fn other_requests_of_the_class_never_get_a_block_too_small() {
     let heap = oxmalloc::Heap::new().expect("a heap");
     let mut model = Model::default();
