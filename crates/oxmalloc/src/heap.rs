@@ -108,11 +108,13 @@ pub struct Heap {
     pub spare: [Cell<*mut Page>; SPARE_SPANS],
     /// Remote frees by this (default) heap's thread not yet published.
     pub held: HeldFrees,
-    /// Per class: the largest size asked for by the current run of
-    /// slow-path requests, and how many requests the run holds: requests in
-    /// a row whose largest size, rounded to 16, packs more blocks to a page
-    /// than the class size does (see [`Heap::page_block_size`]).
+    /// Per class, the current run of slow-path requests (see
+    /// [`Heap::page_block_size`]): the larger of the (at most two) sizes
+    /// it asked for, the smaller one (0: one size so far), and how many
+    /// requests it holds (0: no run).
     pub repeat_size: [Cell<u32>; CLASS_COUNT],
+    /// See `repeat_size`.
+    pub repeat_other: [Cell<u32>; CLASS_COUNT],
     /// See `repeat_size`.
     pub repeat_count: [Cell<u8>; CLASS_COUNT],
     /// When the free blocks of this heap's indexed pages are next swept
@@ -134,9 +136,8 @@ const SPARE_SLICES: usize = 16;
 /// nothing measurable and keeps most of the gain (docs/PERFORMANCE.md E54).
 const BLOCK_SWEEP_MIN_MS: u64 = 50;
 
-/// Slow-path requests in a row, all fitting blocks of their largest size,
-/// after which a class's next new page gets blocks of that size (see
-/// [`Heap::page_block_size`]).
+/// Slow-path requests in a row, of one size or two, after which a class's
+/// next new page gets blocks of the larger (see [`Heap::page_block_size`]).
 const REPEATS_FOR_SIZED: u8 = 3;
 
 /// A `Sync` wrapper for the static sentinels (they are never written).
@@ -201,6 +202,7 @@ impl Heap {
             spare: [const { Cell::new(ptr::null_mut()) }; SPARE_SPANS],
             held: HeldFrees::new(),
             repeat_size: [const { Cell::new(0) }; CLASS_COUNT],
+            repeat_other: [const { Cell::new(0) }; CLASS_COUNT],
             repeat_count: [const { Cell::new(0) }; CLASS_COUNT],
             free_blocks_sweep_due: Cell::new(0),
         }
@@ -489,22 +491,24 @@ impl Heap {
     /// request that needs `fit` bytes; also counts that request.
     ///
     /// Usually the class size. But when the last [`REPEATS_FOR_SIZED`] or
-    /// more slow-path requests of an indexed class (blocks above 1 KiB) all
-    /// fit in blocks of their largest size rounded up to 16 bytes, and such
-    /// blocks fit more to a page than blocks of the class size, the page
-    /// gets *request-sized* blocks: the largest multiple of 16 that keeps
-    /// that count. Programs that allocate one odd size over and over (a
-    /// database's page cache: 4 KiB pages plus a header, 4,368 B, in the
-    /// 4,608 B class) then pay neither the class's rounding nor the page's
-    /// tail (docs/PERFORMANCE.md E52). The largest size, not one size: sqlite
-    /// also asks for 4,104 B in that class now and then, and a run of one
-    /// exact size broke at each, leaving a page in ten with class-size
-    /// blocks (E74). Allocation checks the block size of the page it takes
-    /// from (`alloc::alloc_class`), so requests of the class that such
-    /// blocks cannot hold go elsewhere (and, larger than the run's largest,
-    /// restart the run). Slow-path requests only: one in a page's worth of
-    /// allocations, so a run of them means the class serves those sizes
-    /// nearly alone.
+    /// more slow-path requests of an indexed class (blocks above 1 KiB)
+    /// asked for one size, or for two sizes that both fit blocks of the
+    /// larger rounded up to 16 bytes, and such blocks fit more to a page
+    /// than blocks of the class size, the page gets *request-sized*
+    /// blocks: the largest multiple of 16 that keeps that count. Programs
+    /// that allocate one odd size over and over (a database's page cache: 4
+    /// KiB pages plus a header, 4,368 B, in the 4,608 B class) then pay
+    /// neither the class's rounding nor the page's tail (docs/PERFORMANCE.md
+    /// E52). Two sizes, because sqlite also asks for 4,104 B in that class
+    /// between its page-cache entries, and a run of one exact size broke at
+    /// each, leaving a page in ten with class-size blocks (E74); not more,
+    /// so that a class asked for sizes spread over its range keeps
+    /// class-size pages, which serve every request of the class.
+    /// Allocation checks the block size of the page it takes from
+    /// (`alloc::alloc_class`), so requests of the class that such blocks
+    /// cannot hold go elsewhere. Slow-path requests only: one in a page's
+    /// worth of allocations, so a run of them means the class serves those
+    /// sizes nearly alone.
     fn page_block_size(&self, class: Class, fit: usize) -> usize {
         let class_bytes = CLASS_SIZE[class] as usize;
         if !is_indexed_class(class) {
@@ -517,25 +521,32 @@ impl Heap {
             let count = page_bytes / size.next_multiple_of(16);
             (count > page_bytes / class_bytes && count <= INDEX_SLOTS).then_some(count)
         };
-        let largest = fit.max(self.repeat_size[class].get() as usize);
-        let (largest, run) = if self.repeat_count[class].get() > 0 && packs_better(largest).is_some() {
-            (largest, self.repeat_count[class].get().saturating_add(1))
+        let (size, other, run) = (
+            self.repeat_size[class].get() as usize,
+            self.repeat_other[class].get() as usize,
+            self.repeat_count[class].get(),
+        );
+        let (size, other, run) = if run > 0 && (fit == size || fit == other) {
+            (size, other, run.saturating_add(1))
+        } else if run > 0 && other == 0 && packs_better(size.max(fit)).is_some() {
+            (size.max(fit), size.min(fit), run.saturating_add(1))
         } else {
-            (fit, 1)
+            (fit, 0, 1)
         };
-        self.repeat_size[class].set(largest as u32);
+        self.repeat_size[class].set(size as u32);
+        self.repeat_other[class].set(other as u32);
         self.repeat_count[class].set(run);
         if run < REPEATS_FOR_SIZED {
             return class_bytes;
         }
-        let Some(count) = packs_better(largest) else {
+        let Some(count) = packs_better(size) else {
             return class_bytes;
         };
-        let size = (page_bytes / count) & !15;
-        if page_bytes / size > INDEX_SLOTS {
+        let block = (page_bytes / count) & !15;
+        if page_bytes / block > INDEX_SLOTS {
             return class_bytes;
         }
-        size
+        block
     }
 
     /// Takes a fresh page of `class` with blocks of `block_size` bytes (the

@@ -163,6 +163,33 @@ fn two_sizes_of_one_class_asked_for_in_turn_get_blocks_of_the_larger() {
 }
 
 #[test]
+fn sizes_spread_over_a_class_keep_class_size_pages() {
+    // Sizes that all fit blocks of `ODD` bytes, but many of them: no run of
+    // one or two sizes, so the pages keep class-size blocks, which serve
+    // every request of the class without a slow path.
+    let heap = oxmalloc::Heap::new().expect("a heap");
+    let mut model = Model::default();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let addrs: Vec<usize> = (0..600)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            model.alloc(&heap, 4097 + (rng >> 8) as usize % (ODD - 4096), 8)
+        })
+        .collect();
+    let sized = addrs
+        .iter()
+        .filter(|&&a| oxmalloc::usable_size(a as *const u8) < CLASS_MAX)
+        .count();
+    assert!(
+        sized <= 30,
+        "{sized} of 600 blocks of sizes spread over 4,097-{ODD} B are request-sized"
+    );
+    model.free_all(&heap);
+}
+
+#[test]
 fn other_requests_of_the_class_never_get_a_block_too_small() {
     let heap = oxmalloc::Heap::new().expect("a heap");
     let mut model = Model::default();
