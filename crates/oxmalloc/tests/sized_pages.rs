@@ -16,6 +16,14 @@ const ODD: usize = 4368;
 /// The largest request of `ODD`'s class.
 const CLASS_MAX: usize = 4608;
 
+/// The next number of a xorshift sequence (the tests' sizes and choices).
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// A live block and the byte it was filled with.
 struct Live {
     layout: Layout,
@@ -140,23 +148,20 @@ fn two_sizes_of_one_class_asked_for_in_turn_get_blocks_of_the_larger() {
     let heap = oxmalloc::Heap::new().expect("a heap");
     let mut model = Model::default();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let addrs: Vec<(usize, usize)> = (0..600)
+    let addrs: Vec<usize> = (0..600)
         .map(|_| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let size = if rng % 3 == 0 { SMALLER } else { ODD };
-            (model.alloc(&heap, size, 8), size)
+            let size = if xorshift(&mut rng) % 3 == 0 { SMALLER } else { ODD };
+            model.alloc(&heap, size, 8)
         })
         .collect();
     let usable = |a: usize| oxmalloc::usable_size(a as *const u8);
-    let sized = addrs.iter().filter(|&&(a, _)| usable(a) == ODD).count();
+    let sized = addrs.iter().filter(|&&a| usable(a) == ODD).count();
     assert!(
         sized >= 500,
         "{sized} of 600 blocks of {SMALLER} or {ODD} B are {ODD} B; expected most"
     );
     assert!(
-        addrs[550..].iter().all(|&(a, _)| usable(a) == ODD),
+        addrs[550..].iter().all(|&a| usable(a) == ODD),
         "a late block of the run is not {ODD} B"
     );
     model.free_all(&heap);
@@ -171,12 +176,7 @@ fn sizes_spread_over_a_class_keep_class_size_pages() {
     let mut model = Model::default();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let addrs: Vec<usize> = (0..600)
-        .map(|_| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            model.alloc(&heap, 4097 + (rng >> 8) as usize % (ODD - 4096), 8)
-        })
+        .map(|_| model.alloc(&heap, 4097 + (xorshift(&mut rng) >> 8) as usize % (ODD - 4096), 8))
         .collect();
     let sized = addrs
         .iter()
@@ -215,12 +215,7 @@ fn mixed_sizes_and_alignments_against_the_model() {
     let heap = oxmalloc::Heap::new().expect("a heap");
     let mut model = Model::default();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = || xorshift(&mut rng);
     for round in 0..20_000 {
         let r = next();
         // Runs of one size (which make request-sized pages), broken now and
