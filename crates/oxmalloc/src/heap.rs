@@ -45,7 +45,8 @@ unsafe impl Send for LargeBlocks {}
 ///
 /// Invariants: `direct[w]` is the first page of `bins[class of w*8]`, or
 /// [`EMPTY_PAGE`] when that queue is empty; `pinned[c]` is the first page
-/// of `bins[c]` (null when empty), and that page's `used` carries one extra
+/// of `bins[c]` (null when empty; bit `c` of `pinned_classes` says which
+/// is the case), and that page's `used` carries one extra
 /// count (the pin), so that a local free never finds the current page of a
 /// class empty: a loop that allocates and frees one block does not call
 /// `page_emptied` on every free; pages on `bins[c]` and `full[c]`
@@ -62,6 +63,9 @@ pub struct Heap {
     pub direct: [Cell<*mut Page>; DIRECT_ENTRIES],
     /// The page of each class that carries the pin (see the invariants).
     pub pinned: [Cell<*mut Page>; CLASS_COUNT],
+    /// Bit `c` set: `pinned[c]` is not null (the classes whose current page
+    /// [`Heap::retire_empty_current`] looks at).
+    pub pinned_classes: [Cell<u64>; 2],
     /// Pages that may have free blocks, per class.
     pub bins: [PageQueue; CLASS_COUNT],
     /// Pages found full, per class.
@@ -182,6 +186,7 @@ impl Heap {
         Heap {
             direct: [const { Cell::new((&raw const EMPTY_PAGE.0).cast_mut()) }; DIRECT_ENTRIES],
             pinned: [const { Cell::new(ptr::null_mut()) }; CLASS_COUNT],
+            pinned_classes: [const { Cell::new(0) }; 2],
             bins: [const { PageQueue::new() }; CLASS_COUNT],
             full: [const { PageQueue::new() }; CLASS_COUNT],
             notify: [const { AtomicU64::new(0) }; 2],
@@ -371,6 +376,7 @@ impl Heap {
                 let p = unsafe { &*first };
                 p.adjust_used(1);
                 self.pinned[class].set(first);
+                self.mark_pinned(class, true);
                 if is_indexed_class(class) {
                     self.restore_owner(p);
                 }
@@ -396,6 +402,7 @@ impl Heap {
     fn unpin(&self, class: Class) {
         let pinned = self.pinned[class].replace(ptr::null_mut());
         if !pinned.is_null() {
+            self.mark_pinned(class, false);
             // SAFETY: a pinned page is one of ours (see the invariants).
             let p = unsafe { &*pinned };
             p.adjust_used(-1);
@@ -406,6 +413,13 @@ impl Heap {
                 p.owner.store(self.key() | OWNER_SLOW, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Keeps `pinned_classes` in step with `pinned[class]`.
+    fn mark_pinned(&self, class: Class, pinned: bool) {
+        let word = &self.pinned_classes[class / 64];
+        let bit = 1u64 << (class % 64);
+        word.set(if pinned { word.get() | bit } else { word.get() & !bit });
     }
 
     /// Whether `page` (one of ours) holds no allocated block: `used`, less
@@ -554,7 +568,11 @@ impl Heap {
     /// when out of memory.
     fn new_page(&self, class: Class, block_size: usize) -> *mut Page {
         let slices = page_slices(class);
-        let (page, start, fresh) = match self.take_spare(slices) {
+        let spare = self.take_spare(slices).or_else(|| {
+            self.retire_empty_current(class, slices);
+            self.take_spare(slices)
+        });
+        let (page, start, fresh) = match spare {
             Some(page) => {
                 let chunk = chunk::chunk_of_page(page);
                 (page, slice_address(chunk, chunk::slice_of_page(page)), false)
@@ -785,6 +803,41 @@ impl Heap {
             }
             // SAFETY: forwarded contract.
             _ => unsafe { arena::free_page_span(page) },
+        }
+    }
+
+    /// Gives back the span of one empty current page of another class
+    /// whose pages span `slices` slices, if there is one, for a new page of
+    /// `class` to take (as a spare, or from the arena, which hands out
+    /// recently used slices first). A class keeps its current page when it
+    /// empties, so that a loop allocating and freeing one block does not
+    /// make a page each time; but a class that served a few short-lived
+    /// blocks then holds their memory until it is used again, while the
+    /// next new page of another class would touch fresh memory. sqlite's
+    /// `CREATE INDEX` leaves some forty such pages, cc1 some twenty of
+    /// 8-64 KiB blocks (docs/PERFORMANCE.md E75). The class that loses its
+    /// page takes a new one at its next allocation. Called only when no
+    /// spare span fits; the classes looked at are those with a current
+    /// page (`pinned_classes`), so a young heap looks at few.
+    fn retire_empty_current(&self, class: Class, slices: usize) {
+        for (word, bits) in self.pinned_classes.iter().enumerate() {
+            let mut pending = bits.get();
+            while pending != 0 {
+                let other = word * 64 + pending.trailing_zeros() as usize;
+                pending &= pending - 1;
+                if other == class || page_slices(other) != slices {
+                    continue;
+                }
+                let page = self.pinned[other].get();
+                // SAFETY: `pinned_classes` marks the classes whose pinned page
+                // is not null; a pinned page is ours (the invariants).
+                if self.page_is_empty(unsafe { &*page }) {
+                    // SAFETY: the pinned page is the first of `bins[other]`,
+                    // and empty.
+                    unsafe { self.retire(page, other) };
+                    return;
+                }
+            }
         }
     }
 

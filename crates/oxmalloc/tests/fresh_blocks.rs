@@ -15,6 +15,10 @@ use std::alloc::Layout;
 fn fresh_blocks_of_a_page_or_more_are_not_written_by_malloc() {
     without_huge_pages();
     let heap = oxmalloc::Heap::new().expect("a heap");
+    // One block of each size stays live to the end, so that no class's
+    // current page is empty when the next size takes a new page: it would
+    // take that page's span, whose memory is written (E75).
+    let mut keep = Vec::new();
     for size in [4096, 6144, 16 * 1024, 60 * 1024] {
         let layout = Layout::from_size_align(size, 8).unwrap();
         let blocks: Vec<*mut u8> = (0..6).map(|_| heap.alloc(layout)).collect();
@@ -52,6 +56,13 @@ fn fresh_blocks_of_a_page_or_more_are_not_written_by_malloc() {
             // SAFETY: as above.
             unsafe { heap.dealloc(b, layout) };
         }
+        let kept = heap.alloc(layout);
+        assert!(!kept.is_null());
+        keep.push((kept, layout));
+    }
+    for (b, layout) in keep {
+        // SAFETY: allocated from `heap` with `layout`, freed once.
+        unsafe { heap.dealloc(b, layout) };
     }
     heap.delete();
 }
