@@ -569,6 +569,13 @@ impl Heap {
     fn new_page(&self, class: Class, block_size: usize) -> *mut Page {
         let slices = page_slices(class);
         let spare = self.take_spare(slices).or_else(|| {
+            // Not in hardened builds: a page that takes on another class's
+            // blocks at once would turn a later double free of one of its
+            // old blocks into an invalid free (and serve a use after free
+            // with blocks of another size).
+            if crate::secure::ENABLED {
+                return None;
+            }
             self.retire_empty_current(class, slices);
             self.take_spare(slices)
         });
@@ -814,11 +821,12 @@ impl Heap {
     /// make a page each time; but a class that served a few short-lived
     /// blocks then holds their memory until it is used again, while the
     /// next new page of another class would touch fresh memory. sqlite's
-    /// `CREATE INDEX` leaves some forty such pages, cc1 some twenty of
-    /// 8-64 KiB blocks (docs/PERFORMANCE.md E75). The class that loses its
+    /// `CREATE INDEX` leaves some twenty such pages of 2-9 KiB blocks, cc1
+    /// some twenty of 8-64 KiB blocks (docs/PERFORMANCE.md E74, E75). The class that loses its
     /// page takes a new one at its next allocation. Called only when no
-    /// spare span fits; the classes looked at are those with a current
-    /// page (`pinned_classes`), so a young heap looks at few.
+    /// spare span fits, and not in hardened builds; the classes looked at
+    /// are those with a current page (`pinned_classes`), so a young heap
+    /// looks at few.
     fn retire_empty_current(&self, class: Class, slices: usize) {
         for (word, bits) in self.pinned_classes.iter().enumerate() {
             let mut pending = bits.get();
