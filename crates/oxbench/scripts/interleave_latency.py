@@ -27,7 +27,7 @@ import sys
 
 from interleave_workers import worker_result
 
-HISTOGRAMS = ["malloc", "free", "free-small", "free-big", "free-shared"]
+HISTOGRAMS = ["malloc", "malloc-small", "malloc-big", "free", "free-small", "free-big", "free-shared"]
 PERCENTILES = [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max")]
 
 

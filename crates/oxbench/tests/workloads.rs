@@ -23,11 +23,20 @@ fn every_workload_passes_its_checks_on_oxmalloc() {
         assert!(o.ops > 0, "{}: no operations", w.name);
         assert!(o.throughput > 0.0, "{}: no throughput", w.name);
         if w.name == "latency" {
-            for op in ["malloc", "free", "request", "free-small", "free-big", "free-shared"] {
+            for op in [
+                "malloc",
+                "malloc-small",
+                "malloc-big",
+                "free",
+                "request",
+                "free-small",
+                "free-big",
+                "free-shared",
+            ] {
                 let p = &o.latency[op];
                 // At this scale the shared array (4,096 slots) may evict nothing,
                 // and a block above 1 KiB (about one request in 128) may not come up.
-                let may_be_empty = op == "free-shared" || op == "free-big";
+                let may_be_empty = op == "free-shared" || op == "free-big" || op == "malloc-big";
                 assert!(
                     (p.count > 0 || may_be_empty) && p.p50 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max,
                     "{op}: {p:?}"
@@ -40,6 +49,11 @@ fn every_workload_passes_its_checks_on_oxmalloc() {
                 .sum();
             assert_eq!(split, o.latency["free"].count, "free-small + free-big + free-shared");
             assert_eq!(o.latency["malloc"].count, o.ops, "one malloc timed per operation");
+            assert_eq!(
+                o.latency["malloc-small"].count + o.latency["malloc-big"].count,
+                o.ops,
+                "malloc-small + malloc-big"
+            );
         }
     }
 }

@@ -12,7 +12,9 @@
 //! to show where its tail comes from: `free-small` and `free-big` (the
 //! thread's own blocks, from its burst and ring, up to 1 KiB and above),
 //! and `free-shared` (blocks evicted from the shared array, often freed by
-//! another thread than the one that allocated them: remote frees).
+//! another thread than the one that allocated them: remote frees). The
+//! `malloc` histogram is split by the same size: `malloc-small` and
+//! `malloc-big`.
 
 use super::{free_tagged, on_threads, take_tagged, Params};
 use crate::check::{self, Corruption, Coverage};
@@ -36,7 +38,10 @@ const MAX_SIZE: usize = 64 * 1024;
 const SMALL_MAX: usize = 1024;
 
 struct Hists {
+    /// Every malloc; each is also in `malloc_small` or `malloc_big`.
     malloc: Histogram<u64>,
+    malloc_small: Histogram<u64>,
+    malloc_big: Histogram<u64>,
     /// Every free; each is also in exactly one of the three below.
     free: Histogram<u64>,
     free_small: Histogram<u64>,
@@ -50,6 +55,8 @@ impl Hists {
         let h = || Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
         Hists {
             malloc: h(),
+            malloc_small: h(),
+            malloc_big: h(),
             free: h(),
             free_small: h(),
             free_big: h(),
@@ -60,11 +67,25 @@ impl Hists {
 
     fn add(&mut self, o: &Hists) {
         self.malloc.add(&o.malloc).expect("same bounds");
+        self.malloc_small.add(&o.malloc_small).expect("same bounds");
+        self.malloc_big.add(&o.malloc_big).expect("same bounds");
         self.free.add(&o.free).expect("same bounds");
         self.free_small.add(&o.free_small).expect("same bounds");
         self.free_big.add(&o.free_big).expect("same bounds");
         self.free_shared.add(&o.free_shared).expect("same bounds");
         self.request.add(&o.request).expect("same bounds");
+    }
+
+    /// Records one malloc's latency in `malloc` and in its split histogram.
+    fn record_malloc(&mut self, size: usize, d: Duration) {
+        let v = ns(d);
+        self.malloc.saturating_record(v);
+        let split = if size <= SMALL_MAX {
+            &mut self.malloc_small
+        } else {
+            &mut self.malloc_big
+        };
+        split.saturating_record(v);
     }
 
     /// Records one free's latency in `free` and in its split histogram.
@@ -128,7 +149,7 @@ fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u6
             let size = dist::halving_doublings(&mut rng, 8, MAX_SIZE);
             let t = Instant::now();
             let mut b = Block::new(size, 8);
-            h.malloc.saturating_record(ns(t.elapsed()));
+            h.record_malloc(size, t.elapsed());
             counter += 1;
             ops += 1;
             if dist::index(&mut rng, 20) == 0 {
@@ -182,6 +203,10 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     }
     let mut o = Outcome::per_second(ops, elapsed, "allocs/s");
     o.latency.insert("malloc".into(), Percentiles::of(&total.malloc));
+    o.latency
+        .insert("malloc-small".into(), Percentiles::of(&total.malloc_small));
+    o.latency
+        .insert("malloc-big".into(), Percentiles::of(&total.malloc_big));
     o.latency.insert("free".into(), Percentiles::of(&total.free));
     o.latency
         .insert("free-small".into(), Percentiles::of(&total.free_small));
