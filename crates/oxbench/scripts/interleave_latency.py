@@ -8,7 +8,8 @@ every worker once (`WORKER run latency THREADS SCALE`), in the given order on
 even rounds and reversed on odd ones, so that the machine's drift hits all of
 them alike. Prints, per worker and histogram, the median over the rounds of
 p50, p99, p99.9 and max (ns), with the min-max of each, then the median peak
-RSS. The histograms are `malloc`, `free`, and the three parts of `free`:
+RSS. The histograms are `malloc` and its two parts by size, `malloc-small`
+(up to 1 KiB) and `malloc-big`; `free`, and the three parts of `free`:
 `free-small` and `free-big` (the thread's own blocks up to 1 KiB and above)
 and `free-shared` (blocks evicted from the shared array, half of them freed
 by another thread than the one that allocated them).
