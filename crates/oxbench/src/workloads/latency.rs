@@ -33,8 +33,8 @@ const RING: usize = 2_048;
 const SHARED: usize = 4_096;
 const MAX_SIZE: usize = 64 * 1024;
 
-/// Blocks above this size are `free-big` (oxmalloc's indexed classes start
-/// there, other allocators' medium classes near it).
+/// Blocks above this size are `malloc-big` and `free-big` (oxmalloc's
+/// indexed classes start there, other allocators' medium classes near it).
 const SMALL_MAX: usize = 1024;
 
 struct Hists {
@@ -202,17 +202,17 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
         ops += n;
     }
     let mut o = Outcome::per_second(ops, elapsed, "allocs/s");
-    o.latency.insert("malloc".into(), Percentiles::of(&total.malloc));
-    o.latency
-        .insert("malloc-small".into(), Percentiles::of(&total.malloc_small));
-    o.latency
-        .insert("malloc-big".into(), Percentiles::of(&total.malloc_big));
-    o.latency.insert("free".into(), Percentiles::of(&total.free));
-    o.latency
-        .insert("free-small".into(), Percentiles::of(&total.free_small));
-    o.latency.insert("free-big".into(), Percentiles::of(&total.free_big));
-    o.latency
-        .insert("free-shared".into(), Percentiles::of(&total.free_shared));
-    o.latency.insert("request".into(), Percentiles::of(&total.request));
+    for (name, h) in [
+        ("malloc", &total.malloc),
+        ("malloc-small", &total.malloc_small),
+        ("malloc-big", &total.malloc_big),
+        ("free", &total.free),
+        ("free-small", &total.free_small),
+        ("free-big", &total.free_big),
+        ("free-shared", &total.free_shared),
+        ("request", &total.request),
+    ] {
+        o.latency.insert(name.into(), Percentiles::of(h));
+    }
     Ok(o)
 }
