@@ -20,6 +20,7 @@ use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_FLAGS, OWNER_INDEXED, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
 use crate::{held_frees, profile, purge, secure, stats, thread, tls};
+use core::ptr;
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
 ///
@@ -215,6 +216,20 @@ unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
         // The current page carries the pin, so this never empties it.
         let emptied = p.push_indexed_number(number);
         debug_assert!(!emptied, "the current page was emptied");
+        if p.used.get() == 1 {
+            // Nothing left but the pin: another class may take the page.
+            // The page is its heap's current page (`OWNER_INDEXED`): that
+            // of the thread's default heap, as a rule, which spares a read
+            // of `heap`, on the line remote frees write; otherwise that of
+            // one of its first-class heaps.
+            let class = p.class();
+            let default = &*tls::heap();
+            if ptr::eq(default.pinned[class].get(), page) {
+                default.note_emptied_current(class);
+            } else {
+                (*p.heap.load(Ordering::Relaxed)).note_emptied_current(class);
+            }
+        }
     }
 }
 
@@ -377,6 +392,9 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             };
             if emptied {
                 page_heap.page_emptied(page);
+            } else if indexed && p.used.get() == 1 && ptr::eq(page_heap.pinned[class].get(), page) {
+                // Nothing left but the pin, as in `free_indexed_or_slow`.
+                page_heap.note_emptied_current(class);
             }
         }
     } else {

@@ -66,6 +66,12 @@ pub struct Heap {
     /// Bit `c` set: `pinned[c]` is not null (the classes whose current page
     /// [`Heap::retire_empty_current`] looks at).
     pub pinned_classes: [Cell<u64>; 2],
+    /// Bit `c` set: the current page of the indexed class `c` may hold no
+    /// allocated block: a free by the heap's thread left it so
+    /// ([`Heap::note_emptied_current`]). A hint, never relied on:
+    /// [`Heap::retire_empty_current`] looks at these pages first, and
+    /// clears the bit of each it looks at.
+    pub maybe_empty: [Cell<u64>; 2],
     /// Pages that may have free blocks, per class.
     pub bins: [PageQueue; CLASS_COUNT],
     /// Pages found full, per class.
@@ -210,6 +216,7 @@ impl Heap {
             repeat_other: [const { Cell::new(0) }; CLASS_COUNT],
             repeat_count: [const { Cell::new(0) }; CLASS_COUNT],
             free_blocks_sweep_due: Cell::new(0),
+            maybe_empty: [const { Cell::new(0) }; 2],
         }
     }
 
@@ -822,31 +829,66 @@ impl Heap {
     /// blocks then holds their memory until it is used again, while the
     /// next new page of another class would touch fresh memory. sqlite's
     /// `CREATE INDEX` leaves some twenty such pages of 2-9 KiB blocks, cc1
-    /// some twenty of 8-64 KiB blocks (docs/PERFORMANCE.md E74, E75). The class that loses its
-    /// page takes a new one at its next allocation. Called only when no
-    /// spare span fits, and not in hardened builds; the classes looked at
-    /// are those with a current page (`pinned_classes`), so a young heap
-    /// looks at few.
+    /// some twenty of 8-64 KiB blocks (docs/PERFORMANCE.md E74, E75). The
+    /// class that loses its page takes a new one at its next allocation.
+    /// Called only when no spare span fits, and not in hardened builds.
+    ///
+    /// Looks first at the indexed classes whose current page a free left
+    /// empty (`maybe_empty`), then, if none is, at the current page of
+    /// every class (`pinned_classes`): only its descriptor tells whether a
+    /// page of a small class is empty. Each page looked at is a line that
+    /// is usually cold by then: looking at every class's current page in
+    /// class order read some twenty descriptors of small classes holding
+    /// live blocks for each page remade in latency@2 (docs/PERFORMANCE.md
+    /// E77).
     fn retire_empty_current(&self, class: Class, slices: usize) {
+        let fits = |other: Class| other != class && page_slices(other) == slices;
+        for (word, hints) in self.maybe_empty.iter().enumerate() {
+            let mut pending = hints.get() & self.pinned_classes[word].get();
+            while pending != 0 {
+                let bit = pending & pending.wrapping_neg();
+                pending &= pending - 1;
+                let other = word * 64 + bit.trailing_zeros() as usize;
+                if !fits(other) {
+                    continue;
+                }
+                hints.set(hints.get() & !bit);
+                // SAFETY: `pinned_classes` marks the classes whose pinned page
+                // is not null; a pinned page is ours (the invariants).
+                if self.page_is_empty(unsafe { &*self.pinned[other].get() }) {
+                    // SAFETY: the pinned page is the first of `bins[other]`,
+                    // and empty.
+                    unsafe { self.retire(self.pinned[other].get(), other) };
+                    return;
+                }
+            }
+        }
         for (word, bits) in self.pinned_classes.iter().enumerate() {
             let mut pending = bits.get();
             while pending != 0 {
                 let other = word * 64 + pending.trailing_zeros() as usize;
                 pending &= pending - 1;
-                if other == class || page_slices(other) != slices {
+                if !fits(other) {
                     continue;
                 }
                 let page = self.pinned[other].get();
-                // SAFETY: `pinned_classes` marks the classes whose pinned page
-                // is not null; a pinned page is ours (the invariants).
+                // SAFETY: as above.
                 if self.page_is_empty(unsafe { &*page }) {
-                    // SAFETY: the pinned page is the first of `bins[other]`,
-                    // and empty.
+                    // SAFETY: as above.
                     unsafe { self.retire(page, other) };
                     return;
                 }
             }
         }
+    }
+
+    /// A free by this heap's thread left the current page of the indexed
+    /// `class` holding no allocated block: marks it for
+    /// [`Heap::retire_empty_current`].
+    #[inline]
+    pub fn note_emptied_current(&self, class: Class) {
+        let word = &self.maybe_empty[class / 64];
+        word.set(word.get() | 1 << (class % 64));
     }
 
     /// Takes a spare span of `slices` slices, if this heap keeps one.

@@ -9,7 +9,12 @@
 
 #![cfg(not(feature = "secure"))]
 
-use std::alloc::Layout;
+use std::alloc::{GlobalAlloc, Layout};
+
+// The second test runs on a thread's default heap, whose free path marks
+// emptied pages through the thread's heap slot.
+#[global_allocator]
+static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
 
 /// A slice: the span of a page of blocks up to 8 KiB.
 const SLICE: usize = 64 << 10;
@@ -75,4 +80,64 @@ fn a_new_page_takes_the_span_of_another_class_s_empty_current_page() {
         heap.dealloc(c, first);
         heap.dealloc(d, third);
     }
+}
+
+/// Frees a small class's block, then a big class's, leaving both current
+/// pages empty; a new page of a third class must take the big class's
+/// (found by the hint its free left, without looking at the small classes'
+/// descriptors), and the big class's next page the small class's.
+/// `alloc` and `dealloc` are one heap's.
+fn big_before_small(alloc: impl Fn(Layout) -> *mut u8, dealloc: impl Fn(*mut u8, Layout)) {
+    let [small, big, new] = [600, 2500, 3500].map(|size| Layout::from_size_align(size, 8).unwrap());
+    let alloc_filled = |layout: Layout, fill: u8| {
+        let p = alloc(layout);
+        assert!(!p.is_null(), "{} B: out of memory", layout.size());
+        // SAFETY: a live block of `layout.size()` bytes.
+        unsafe { p.write_bytes(fill, layout.size()) };
+        p
+    };
+
+    let a = alloc_filled(small, 1);
+    let b = alloc_filled(big, 2);
+    let (small_slice, big_slice) = (slice_of(a), slice_of(b));
+    assert_ne!(small_slice, big_slice);
+    dealloc(a, small);
+    dealloc(b, big);
+
+    let c = alloc_filled(new, 3);
+    assert_eq!(
+        slice_of(c),
+        big_slice,
+        "the new page did not take the big class's empty page"
+    );
+    let d = alloc_filled(big, 4);
+    assert_eq!(slice_of(d), small_slice, "the small class's empty page was not taken");
+    assert!(holds(c, new, 3) && holds(d, big, 4));
+    dealloc(c, new);
+    dealloc(d, big);
+}
+
+#[test]
+fn an_emptied_page_of_big_blocks_is_taken_before_one_of_small_blocks() {
+    let heap = oxmalloc::Heap::new().expect("a heap");
+    // SAFETY: each block is allocated from `heap` with that layout and
+    // freed once (`big_before_small`).
+    big_before_small(|l| heap.alloc(l), |p, l| unsafe { heap.dealloc(p, l) });
+}
+
+#[test]
+fn the_same_on_a_thread_s_default_heap() {
+    // A new thread: its heap holds no spare span and no other page of
+    // these sizes.
+    std::thread::spawn(|| {
+        big_before_small(
+            // SAFETY: nonzero sizes.
+            |l| unsafe { GLOBAL.alloc(l) },
+            // SAFETY: each block is allocated by `GLOBAL` with that layout
+            // and freed once (`big_before_small`).
+            |p, l| unsafe { GLOBAL.dealloc(p, l) },
+        )
+    })
+    .join()
+    .unwrap();
 }
