@@ -197,8 +197,9 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
 unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
     // SAFETY: caller's contract. With that owner word, a class page we
     // own (the current page of its class), so its Cell fields and free
-    // index are ours to touch. The thread's heap slot always holds a
-    // valid heap, and `free_into_held_chain` gets a page its chain is on.
+    // index are ours to touch, and its `heap` is one of this thread's
+    // heaps. The thread's heap slot always holds a valid heap, and
+    // `free_into_held_chain` gets a page its chain is on.
     unsafe {
         let p = &*page;
         let owner = p.owner.load(Ordering::Relaxed);

@@ -132,6 +132,11 @@ pub struct Heap {
     pub free_blocks_sweep_due: Cell<u64>,
 }
 
+/// Bits of the small (not indexed) classes in the first word of a class
+/// bitmask such as `Heap::pinned_classes`.
+const SMALL_CLASS_BITS: u64 = (1 << (LAST_DIRECT_CLASS + 1)) - 1;
+const _: () = assert!(LAST_DIRECT_CLASS < 63);
+
 /// Emptied page spans a heap keeps (see `Heap::spare`), and their slices
 /// at most (1 MiB): a thread whose pages empty and refill reuses its own
 /// recently written memory without the arena lock (rptest@8 took the lock
@@ -833,14 +838,14 @@ impl Heap {
     /// class that loses its page takes a new one at its next allocation.
     /// Called only when no spare span fits, and not in hardened builds.
     ///
-    /// Looks first at the indexed classes whose current page a free left
-    /// empty (`maybe_empty`), then, if none is, at the current page of
-    /// every class (`pinned_classes`): only its descriptor tells whether a
-    /// page of a small class is empty. Each page looked at is a line that
-    /// is usually cold by then: looking at every class's current page in
-    /// class order read some twenty descriptors of small classes holding
-    /// live blocks for each page remade in latency@2 (docs/PERFORMANCE.md
-    /// E77).
+    /// Looks at the indexed classes whose current page a free left empty
+    /// (`maybe_empty`), then, if none is, at the current page of every
+    /// small class (`pinned_classes`): only its descriptor tells whether
+    /// such a page is empty (their frees are the fast path, which marks
+    /// nothing). Each page looked at is a line that is usually cold by
+    /// then: looking at every class's current page in class order read
+    /// some twenty descriptors of classes holding live blocks for each
+    /// page remade in latency@2 (docs/PERFORMANCE.md E77).
     fn retire_empty_current(&self, class: Class, slices: usize) {
         let fits = |other: Class| other != class && page_slices(other) == slices;
         for (word, hints) in self.maybe_empty.iter().enumerate() {
@@ -863,21 +868,23 @@ impl Heap {
                 }
             }
         }
-        for (word, bits) in self.pinned_classes.iter().enumerate() {
-            let mut pending = bits.get();
-            while pending != 0 {
-                let other = word * 64 + pending.trailing_zeros() as usize;
-                pending &= pending - 1;
-                if !fits(other) {
-                    continue;
-                }
-                let page = self.pinned[other].get();
+        // Small classes only: a free that empties an indexed class's
+        // current page always marks it, and only a free empties one
+        // (remote frees count as allocated until the owner collects them,
+        // which it does to allocate from the page).
+        let mut pending = self.pinned_classes[0].get() & SMALL_CLASS_BITS;
+        while pending != 0 {
+            let other = pending.trailing_zeros() as usize;
+            pending &= pending - 1;
+            if !fits(other) {
+                continue;
+            }
+            let page = self.pinned[other].get();
+            // SAFETY: as above.
+            if self.page_is_empty(unsafe { &*page }) {
                 // SAFETY: as above.
-                if self.page_is_empty(unsafe { &*page }) {
-                    // SAFETY: as above.
-                    unsafe { self.retire(page, other) };
-                    return;
-                }
+                unsafe { self.retire(page, other) };
+                return;
             }
         }
     }
