@@ -847,6 +847,20 @@ impl Heap {
     /// some twenty descriptors of classes holding live blocks for each
     /// page remade in latency@2 (docs/PERFORMANCE.md E77).
     fn retire_empty_current(&self, class: Class, slices: usize) {
+        // Retires `other`'s current page if another class may take its span
+        // and it holds no block; whether it did.
+        let take_if_empty = |other: Class| {
+            let page = self.pinned[other].get();
+            // SAFETY: callers pass only classes set in `pinned_classes`,
+            // whose pinned page is not null and ours (the invariants).
+            let empty = self.page_is_empty(unsafe { &*page });
+            if empty {
+                // SAFETY: the pinned page is the first of `bins[other]`, and
+                // it holds no block.
+                unsafe { self.retire(page, other) };
+            }
+            empty
+        };
         let fits = |other: Class| other != class && page_slices(other) == slices;
         for (word, hints) in self.maybe_empty.iter().enumerate() {
             let mut pending = hints.get() & self.pinned_classes[word].get();
@@ -858,12 +872,7 @@ impl Heap {
                     continue;
                 }
                 hints.set(hints.get() & !bit);
-                // SAFETY: `pinned_classes` marks the classes whose pinned page
-                // is not null; a pinned page is ours (the invariants).
-                if self.page_is_empty(unsafe { &*self.pinned[other].get() }) {
-                    // SAFETY: the pinned page is the first of `bins[other]`,
-                    // and empty.
-                    unsafe { self.retire(self.pinned[other].get(), other) };
+                if take_if_empty(other) {
                     return;
                 }
             }
@@ -876,14 +885,7 @@ impl Heap {
         while pending != 0 {
             let other = pending.trailing_zeros() as usize;
             pending &= pending - 1;
-            if !fits(other) {
-                continue;
-            }
-            let page = self.pinned[other].get();
-            // SAFETY: as above.
-            if self.page_is_empty(unsafe { &*page }) {
-                // SAFETY: as above.
-                unsafe { self.retire(page, other) };
+            if fits(other) && take_if_empty(other) {
                 return;
             }
         }
