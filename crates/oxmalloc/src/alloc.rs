@@ -250,6 +250,9 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, fit: usiz
     }
     // SAFETY: `heap` is a heap of this thread (caller's contract).
     let heap: &Heap = unsafe { &*heap };
+    if let Some(block) = take_fresh(heap, class, requested, fit, zero) {
+        return block;
+    }
     let calls = heap.slow_calls.get() + 1;
     heap.slow_calls.set(calls);
     if calls % 64 == 0 {
@@ -280,6 +283,31 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, fit: usiz
     stats::report_class(heap, class, false);
     purge::start_if_wanted();
     block
+}
+
+/// The next never-used block of the current page of `class`, when its
+/// carve window is open (`Page::take_fresh`); `None` otherwise, and while
+/// heap profiling is on (the slow path then hands the block out and counts
+/// it). Comes first on the slow path, and does none of its deferred work:
+/// it stands for the pop from `free` that a linked batch would have given
+/// (so a window paces the slow path's visits as a batch on `free` did).
+#[inline(always)]
+fn take_fresh(heap: &Heap, class: Class, requested: usize, fit: usize, zero: bool) -> Option<*mut u8> {
+    let page = heap.bins[class].first.get();
+    if page.is_null() || profile::active() {
+        return None;
+    }
+    // SAFETY: the first page of one of our bins is ours (the queue invariant).
+    let p = unsafe { &*page };
+    if fit > p.block_size.get() {
+        return None;
+    }
+    let block = p.take_fresh();
+    if block.is_null() {
+        return None;
+    }
+    // SAFETY: just taken from `p`, `fit >= requested` bytes.
+    Some(unsafe { finish(p, block.cast(), requested, zero, p.fresh.get()) })
 }
 
 /// An allocation by a thread whose heap was torn down at exit: a heap from

@@ -28,7 +28,15 @@
 //! under nested paging: the latency tail, docs/PERFORMANCE.md E33-E34).
 //!
 //! Blocks are carved lazily: `capacity` grows a few KiB at a time up to
-//! `reserved`, so a page costs physical memory only for what was used.
+//! `reserved`, so a page costs physical memory only for what was used. And
+//! carving writes nothing: `extend` opens a *carve window* of never-used
+//! blocks, `capacity..carve_end`, that allocation hands out one at a time
+//! in address order ([`Page::take_fresh`]) once `free` is empty, as it would
+//! pop them had they been linked onto `free`. The blocks' memory is first
+//! written by the program that asked for them, not inside `malloc`: linking
+//! a 16 KiB batch wrote 256 cold lines and faulted in up to four OS pages
+//! in one call, which made most of the slow small allocations above 1 µs
+//! in latency@2 (docs/PERFORMANCE.md E79).
 //!
 //! ## Counting (`used`)
 //!
@@ -38,7 +46,9 @@
 //! I`, which every path can maintain without touching the others' state:
 //!
 //! * allocation pops F (or I) into A: `used += 1` (on the page's first cache
-//!   line, which the pop has just read);
+//!   line, which the pop has just read); taking a block from the carve
+//!   window makes it carved and allocated at once: `capacity += 1` and
+//!   `used += 1`;
 //! * a local free moves A to F (fast path), to L (slow path) or to I
 //!   (indexed pages): `used -= 1`;
 //! * a remote free moves A to T: `used` unchanged (remote threads never write it);
@@ -253,8 +263,10 @@ pub struct Page {
     /// Blocks carved so far (atomic: remote frees read it to validate
     /// pointers while the owner carves more).
     capacity: AtomicU32,
-    /// Blocks that fit in the page (fewer than 2^15, see `alloc_mark`).
-    pub reserved: Cell<u16>,
+    /// End of the carve window: blocks `capacity..carve_end` are never
+    /// used and on no list, handed out in order by [`Page::take_fresh`]
+    /// (`carve_end <= capacity`: no window). At most `reserved`.
+    carve_end: Cell<u16>,
     /// Allocation counting without a counter on the fast path: `used`
     /// (mod 2^16) when the page's counts were last taken
     /// ([`Page::take_counts`]), moved along with every change of `used` that
@@ -328,6 +340,10 @@ pub struct Page {
     _pad1: [u8; 1],
     /// The page's free index (indexed class pages; see [`FreeIndex`]).
     pub free_index: FreeIndex,
+    /// Blocks that fit in the page (fewer than 2^15, see `alloc_mark`).
+    /// In the descriptor's fourth line: only `extend` and the slow paths
+    /// read it (the fast path reads `carve_end`).
+    pub reserved: Cell<u16>,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 256);
@@ -351,7 +367,7 @@ impl Page {
             owner: AtomicUsize::new(0),
             used: Cell::new(0),
             capacity: AtomicU32::new(0),
-            reserved: Cell::new(0),
+            carve_end: Cell::new(0),
             alloc_mark: Cell::new(0),
             class: AtomicU8::new(0),
             kind: AtomicU8::new(PageKind::Unused as u8),
@@ -374,6 +390,7 @@ impl Page {
             tail: Cell::new(TAIL_DONE),
             _pad1: [0; 1],
             free_index: FreeIndex::new(),
+            reserved: Cell::new(0),
         }
     }
 
@@ -392,6 +409,7 @@ impl Page {
         };
         debug_assert!(reserved < 1 << 15);
         self.reserved.set(reserved as u16);
+        self.carve_end.set(0);
         self.alloc_mark.set(0);
         self.class.store(class as u8, Ordering::Relaxed);
         self.set_kind(kind);
@@ -838,26 +856,37 @@ impl Page {
         used == 0
     }
 
-    /// Takes the next never-used block of the page: carves up to a few KiB
-    /// of fresh blocks onto `free` (which is empty) and pops the first, or,
-    /// for blocks of [`UNTOUCHED_HANDOUT`] bytes and more and on indexed
-    /// pages (whose pops must not read blocks either), hands out one fresh
-    /// block without writing to it. Null when the page is fully carved.
+    /// Takes the next never-used block of the page, or null when the page
+    /// is fully carved. From an open carve window if there is one; else
+    /// opens one of up to a few KiB of blocks and takes its first block
+    /// (the hardened build, and any build while heap profiling is on, link
+    /// the batch onto `free` instead: hardened carving writes patterns and
+    /// shuffles, and profiling must see every allocation on the slow path).
+    /// For blocks of [`UNTOUCHED_HANDOUT`] bytes and more, and on indexed
+    /// pages, one block at a time, with no window. Sets `free_is_zero` for
+    /// what it hands out (the window's blocks are zero when the page is
+    /// fresh: [`Page::take_fresh`]).
     ///
     /// # Safety
     /// Only the owner may call this, with `free` empty.
     unsafe fn extend(&self) -> *mut Block {
         const EXTEND_BYTES: usize = 16 * 1024;
         const EXTEND_MIN_BYTES: usize = 4 * 1024;
+        // Hardened carving writes patterns into the blocks.
+        let zero = self.fresh.get() && !crate::secure::ENABLED;
+        let block = self.take_fresh();
+        if !block.is_null() {
+            self.free_is_zero.set(zero);
+            return block;
+        }
         let capacity = self.capacity() as usize;
         let reserved = self.reserved.get() as usize;
         if capacity >= reserved {
             return ptr::null_mut();
         }
+        self.free_is_zero.set(zero);
         let size = self.block_size.get();
         let first = self.start.get().wrapping_add(capacity * size);
-        // Hardened carving writes patterns into the blocks.
-        self.free_is_zero.set(self.fresh.get() && !crate::secure::ENABLED);
         if (size >= UNTOUCHED_HANDOUT || is_indexed_class(self.class())) && !crate::secure::ENABLED {
             self.set_capacity(capacity as u32 + 1);
             self.used.set(self.used.get() + 1);
@@ -866,15 +895,40 @@ impl Page {
         // A fresh page carves one OS page's worth, then as much again as it
         // has carved, up to EXTEND_BYTES: a class that holds a few blocks
         // (most classes of most programs) keeps 4 KiB resident instead of
-        // 16 KiB, while a busy page soon carves in full steps (E44).
+        // 16 KiB, while a busy page soon carves in full steps (E44). (A
+        // window costs no memory until its blocks are used, but its size
+        // still paces the slow path's visits, which collect remote frees.)
         let batch = (capacity * size).clamp(EXTEND_MIN_BYTES, EXTEND_BYTES);
         let count = (batch / size).clamp(1, reserved - capacity);
+        if !crate::secure::ENABLED && !crate::profile::active() {
+            // `count <= reserved - capacity`, and `reserved < 2^15`.
+            self.carve_end.set((capacity + count) as u16);
+            return self.take_fresh();
+        }
         // SAFETY: blocks `capacity..capacity+count` lie inside the page's
         // span and have never been handed out; we own them.
         unsafe { self.carve(first, count, size) };
         self.set_capacity((capacity + count) as u32);
         // SAFETY: `free` now holds the carved blocks.
         unsafe { self.pop() }
+    }
+
+    /// Hands out the next block of the carve window (see the module notes),
+    /// or null when the window is empty: `used` and `capacity` grow by one,
+    /// as for a pop. Writes nothing into the block, which is zero (link
+    /// word included) when the page is fresh. Owner only.
+    #[inline]
+    pub fn take_fresh(&self) -> *mut Block {
+        let capacity = self.capacity();
+        if capacity >= u32::from(self.carve_end.get()) {
+            return ptr::null_mut();
+        }
+        self.set_capacity(capacity + 1);
+        self.used.set(self.used.get() + 1);
+        self.start
+            .get()
+            .wrapping_add(capacity as usize * self.block_size.get())
+            .cast()
     }
 
     /// Links `count` fresh blocks of `size` bytes starting at `first` into
