@@ -43,6 +43,11 @@ pub unsafe fn alloc_direct_in(heap: *mut Heap, words: usize) -> *mut u8 {
         if !block.is_null() {
             return block.cast();
         }
+        // Never zeroed here, so whether the block is zero does not matter.
+        let block = (*page).take_fresh();
+        if !block.is_null() {
+            return block.cast();
+        }
         alloc_slow(
             heap,
             *DIRECT_CLASS.get_unchecked(words) as usize,
@@ -170,10 +175,17 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usiz
             if !block.is_null() {
                 return finish(&*page, block.cast(), requested, zero, was_zero);
             }
-            // The free index holds freed (dirty) blocks. While heap profiling
-            // is on, only the slow path may hand blocks out (it counts them).
-            // SAFETY (the pop below): an indexed class page of ours.
-            if is_indexed_class(class) && !profile::active() {
+            if !is_indexed_class(class) {
+                // (Indexed pages open no carve window.)
+                let block = (*page).take_fresh();
+                if !block.is_null() {
+                    return finish(&*page, block.cast(), requested, zero, (*page).fresh.get());
+                }
+            } else if !profile::active() {
+                // The free index holds freed (dirty) blocks. While heap
+                // profiling is on, only the slow path may hand blocks out
+                // (it counts them).
+                // SAFETY: an indexed class page of ours.
                 let block = (*page).pop_indexed();
                 if !block.is_null() {
                     return finish(&*page, block.cast(), requested, zero, false);
@@ -250,9 +262,6 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, fit: usiz
     }
     // SAFETY: `heap` is a heap of this thread (caller's contract).
     let heap: &Heap = unsafe { &*heap };
-    if let Some(block) = take_fresh(heap, class, requested, fit, zero) {
-        return block;
-    }
     let calls = heap.slow_calls.get() + 1;
     heap.slow_calls.set(calls);
     if calls % 64 == 0 {
@@ -283,31 +292,6 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, fit: usiz
     stats::report_class(heap, class, false);
     purge::start_if_wanted();
     block
-}
-
-/// The next never-used block of the current page of `class`, when its
-/// carve window is open (`Page::take_fresh`); `None` otherwise, and while
-/// heap profiling is on (the slow path then hands the block out and counts
-/// it). Comes first on the slow path, and does none of its deferred work:
-/// it stands for the pop from `free` that a linked batch would have given
-/// (so a window paces the slow path's visits as a batch on `free` did).
-#[inline(always)]
-fn take_fresh(heap: &Heap, class: Class, requested: usize, fit: usize, zero: bool) -> Option<*mut u8> {
-    let page = heap.bins[class].first.get();
-    if page.is_null() || profile::active() {
-        return None;
-    }
-    // SAFETY: the first page of one of our bins is ours (the queue invariant).
-    let p = unsafe { &*page };
-    if fit > p.block_size.get() {
-        return None;
-    }
-    let block = p.take_fresh();
-    if block.is_null() {
-        return None;
-    }
-    // SAFETY: just taken from `p`, `fit >= requested` bytes.
-    Some(unsafe { finish(p, block.cast(), requested, zero, p.fresh.get()) })
 }
 
 /// An allocation by a thread whose heap was torn down at exit: a heap from

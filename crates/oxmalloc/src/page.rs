@@ -30,7 +30,7 @@
 //! Blocks are carved lazily: `capacity` grows a few KiB at a time up to
 //! `reserved`, so a page costs physical memory only for what was used. And
 //! carving writes nothing: `extend` opens a *carve window* of never-used
-//! blocks, `capacity..carve_end`, that allocation hands out one at a time
+//! blocks, `capacity..carve_end`, that the fast path hands out one at a time
 //! in address order ([`Page::take_fresh`]) once `free` is empty, as it would
 //! pop them had they been linked onto `free`. The blocks' memory is first
 //! written by the program that asked for them, not inside `malloc`: linking
@@ -76,6 +76,12 @@ const SHUFFLE_RUNS: usize = 16;
 /// caller's first write would have faulted the same page outside it
 /// (docs/PERFORMANCE.md E24).
 const UNTOUCHED_HANDOUT: usize = 4096;
+
+/// How far past a block just taken from a carve window `Page::take_fresh`
+/// prefetches: the window's blocks are handed out in address order, and
+/// the program's first writes to them would otherwise each wait for their
+/// line.
+const FRESH_PREFETCH_AHEAD: usize = 256;
 
 /// Asks the CPU to bring the cache line at `p` in (a hint: never faults,
 /// null included).
@@ -916,8 +922,10 @@ impl Page {
     /// Hands out the next block of the carve window (see the module notes),
     /// or null when the window is empty: `used` and `capacity` grow by one,
     /// as for a pop. Writes nothing into the block, which is zero (link
-    /// word included) when the page is fresh. Owner only.
-    #[inline]
+    /// word included) when the page is fresh. Owner only; the fast path
+    /// calls it once `free` is empty (on the empty page, whose window is
+    /// always empty, it writes nothing).
+    #[inline(always)]
     pub fn take_fresh(&self) -> *mut Block {
         let capacity = self.capacity();
         if capacity >= u32::from(self.carve_end.get()) {
@@ -925,10 +933,16 @@ impl Page {
         }
         self.set_capacity(capacity + 1);
         self.used.set(self.used.get() + 1);
-        self.start
-            .get()
-            .wrapping_add(capacity as usize * self.block_size.get())
-            .cast()
+        let block = self.start.get().wrapping_add(capacity as usize * self.block_size.get());
+        prefetch(block.wrapping_add(FRESH_PREFETCH_AHEAD).cast());
+        block.cast()
+    }
+
+    /// Closes the carve window: its blocks go back to being uncarved, for
+    /// `extend` to hand out later (heap profiling: the fast path must come
+    /// back to the slow path within the countdown). Owner only.
+    pub fn close_window(&self) {
+        self.carve_end.set(0);
     }
 
     /// Links `count` fresh blocks of `size` bytes starting at `first` into

@@ -209,6 +209,9 @@ pub unsafe fn on_slow_alloc(heap: &Heap, page: &Page, block: *mut u8, requested:
     let allowed = (countdown / size).max(1) as usize;
     // SAFETY: forwarded contract: we own the page.
     let kept = unsafe { page.cut_free_list(allowed) };
+    // (A window opened before profiling started would let the fast path
+    // hand out blocks past the countdown.)
+    page.close_window();
     page.owner.fetch_or(OWNER_SLOW, Ordering::Relaxed);
     heap.prof_handed[class].set(kept as u32);
 }
