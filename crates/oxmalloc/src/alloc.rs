@@ -43,6 +43,8 @@ pub unsafe fn alloc_direct_in(heap: *mut Heap, words: usize) -> *mut u8 {
         if !block.is_null() {
             return block.cast();
         }
+        // The pop above is the path to keep straight; this is the rare one.
+        crate::util::cold_path();
         // Never zeroed here, so whether the block is zero does not matter.
         let block = (*page).take_fresh();
         if !block.is_null() {
@@ -175,6 +177,7 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usiz
             if !block.is_null() {
                 return finish(&*page, block.cast(), requested, zero, was_zero);
             }
+            crate::util::cold_path();
             if !is_indexed_class(class) {
                 // (Indexed pages open no carve window.)
                 let block = (*page).take_fresh();

@@ -112,6 +112,15 @@ impl Default for Line {
     }
 }
 
+/// Marks the path it is called on as rarely taken, so that the compiler
+/// lays the other one out straight (what `core::hint::cold_path` does
+/// from Rust 1.95, above this crate's minimum version): a call to a cold
+/// function makes its block cold, and the call itself goes away when
+/// inlined.
+#[cold]
+#[inline(always)]
+pub fn cold_path() {}
+
 /// Parses leading ASCII digits of `s` (stops at the first non-digit); 0 when none.
 pub fn parse_decimal(s: &[u8]) -> u64 {
     let mut n: u64 = 0;
