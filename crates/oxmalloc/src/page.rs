@@ -1245,6 +1245,36 @@ mod tests {
         assert_eq!(unsafe { libc::munmap(map, 2 * SLICE_SIZE) }, 0);
     }
 
+    /// A page hands out its never-used blocks in address order from carve
+    /// windows that follow E44's steps (one OS page's worth, then as much
+    /// again as it has carved, up to 16 KiB), writing none of them.
+    #[test]
+    #[cfg(not(feature = "secure"))]
+    fn carve_windows_follow_the_steps_and_write_nothing() {
+        let size = 64;
+        let memory = vec![0x77u64; SLICE_SIZE / 8];
+        let start = memory.as_ptr().cast::<u8>().cast_mut();
+        let page = Page::new();
+        page.init(PageKind::Class, start, 1, size, crate::size_class::class_of(size), true);
+        let mut window_ends = Vec::new();
+        for i in 0..SLICE_SIZE / size {
+            let mut block = page.take_fresh();
+            if block.is_null() {
+                // SAFETY: we stand for the owner; `free` is empty.
+                block = unsafe { page.pop_or_extend() };
+                window_ends.push(page.carve_end.get());
+            }
+            assert_eq!(block as usize, start as usize + i * size, "block {i}");
+            assert_eq!(page.used.get() as usize, i + 1);
+            assert_eq!(page.capacity() as usize, i + 1);
+        }
+        assert_eq!(window_ends, [64, 128, 256, 512, 768, 1024]);
+        // SAFETY: as above.
+        let past_end = unsafe { page.pop_or_extend() };
+        assert!(past_end.is_null(), "a full page handed out a block");
+        assert!(memory.iter().all(|&w| w == 0x77), "a block was written");
+    }
+
     /// The hardened carve links every block of the batch exactly once, in
     /// an order that is not the address order but runs of neighbours.
     #[test]
