@@ -324,7 +324,10 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
     match p.kind() {
         PageKind::Class => {
             // (Not `block_usable_size`, which would load the kind again.)
-            if p.block_index(ptr as usize).is_none() {
+            // By division: `recip` is on the descriptor's second line, which
+            // a remote free, most of this path's calls, has no other reason
+            // to read before its chain goes out (E81).
+            if p.block_index_by_division(ptr as usize).is_none() {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
             }

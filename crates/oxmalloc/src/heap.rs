@@ -28,7 +28,7 @@ use crate::size_class::{
     class_size, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
 };
 use crate::stats::HeapCounters;
-use crate::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
 use crate::{abandon, huge, profile, purge, stats};
 use core::cell::Cell;
@@ -255,6 +255,9 @@ impl Heap {
     /// # Safety
     /// Only the thread owning `default` may call this.
     pub unsafe fn init_first_class(&self, default: &Heap) {
+        if !FIRST_CLASS_SEEN.load(Ordering::Relaxed) {
+            FIRST_CLASS_SEEN.store(true, Ordering::Relaxed);
+        }
         self.owner_key.set(default.key());
         self.first_class.set(true);
         self.forget_repeats();
@@ -1292,6 +1295,20 @@ pub struct HeapPool {
 }
 // SAFETY: the raw pointers are only used under the pool lock.
 unsafe impl Send for HeapPool {}
+
+/// Set once the process has made a first-class heap (never cleared):
+/// until then no page is a first-class heap's, and a remote free need not
+/// read `Page::in_first_class`, on the descriptor's second line
+/// (`held_frees::may_hold`, docs/PERFORMANCE.md E81). Set before the heap
+/// makes its first page, so before any of its blocks can reach another
+/// thread.
+static FIRST_CLASS_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process has made a first-class heap ([`FIRST_CLASS_SEEN`]).
+#[inline]
+pub fn first_class_heaps_made() -> bool {
+    FIRST_CLASS_SEEN.load(Ordering::Relaxed)
+}
 
 /// Unused heaps (locked around `fork` too).
 pub static POOL: Mutex<HeapPool> = Mutex::new(HeapPool {

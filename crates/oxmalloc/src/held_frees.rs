@@ -152,8 +152,10 @@ impl Default for HeldFrees {
 /// E48, E49). A page that a default heap owned, or none, never joins a
 /// first-class heap, so the flag of a page with live blocks only goes from
 /// set to clear (`Heap::delete` handing them to the default heap, or
-/// abandoning them), and either answer is then safe.
+/// abandoning them), and either answer is then safe. In a process that
+/// never made a first-class heap the flag is not read: it is on the
+/// descriptor's second line, which other threads write (E81).
 #[inline]
 pub fn may_hold(page: &Page) -> bool {
-    !page.in_first_class.load(Ordering::Relaxed)
+    !crate::heap::first_class_heaps_made() || !page.in_first_class.load(Ordering::Relaxed)
 }

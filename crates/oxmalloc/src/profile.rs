@@ -43,6 +43,13 @@ const TABLE_BITS: u32 = 13;
 const TABLE_SLOTS: usize = 1 << TABLE_BITS;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Set once some page has taken a sample (never cleared). Until then a
+/// free need not read `Page::samples`, which sits on the descriptor's
+/// second line: the line other threads' remote frees and the owner's
+/// collects write, so a remote free that reads it waits for a line
+/// another core holds (docs/PERFORMANCE.md E81).
+static SAMPLED: AtomicBool = AtomicBool::new(false);
 static RATE: AtomicU64 = AtomicU64::new(512 * 1024);
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -252,6 +259,12 @@ fn sample_bit(page: &Page, block: *mut u8) -> u32 {
 
 /// Notes that `page` holds a sample at `block`.
 fn mark_sampled(page: &Page, block: *mut u8) {
+    // Set before the block is handed out, so before any free of it: a
+    // thread that frees it got it through a synchronisation that makes
+    // this store visible to its load in `on_free`.
+    if !SAMPLED.load(Ordering::Relaxed) {
+        SAMPLED.store(true, Ordering::Relaxed);
+    }
     page.samples.fetch_add(1, Ordering::Relaxed);
     page.sample_bits.fetch_or(sample_bit(page, block), Ordering::Relaxed);
 }
@@ -261,7 +274,7 @@ fn mark_sampled(page: &Page, block: *mut u8) {
 /// is inline: as a call, it was 2% of xmalloc's time (docs/PERFORMANCE.md E35).
 #[inline(always)]
 pub fn on_free(page: &Page, block: *mut u8) {
-    if page.samples.load(Ordering::Relaxed) != 0 {
+    if SAMPLED.load(Ordering::Relaxed) && page.samples.load(Ordering::Relaxed) != 0 {
         forget_sample(page, block);
     }
 }
