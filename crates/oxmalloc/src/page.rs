@@ -245,7 +245,8 @@ pub enum PageKind {
 
 /// A page descriptor. 256 bytes: the owner's hot fields fill the first cache
 /// line, the fields other threads write (`thread_free`, `heap`) the second
-/// (the pair a remote free reads, 128-byte aligned), the free index the
+/// (128-byte aligned; a remote free that only joins or starts a held chain
+/// reads the first line alone, E81), the free index the
 /// third; the fourth is padding, so that descriptors stay a power of two
 /// apart and the page of an address stays a shift and a mask away.
 ///
@@ -323,7 +324,8 @@ pub struct Page {
     /// `ceil(2^40 / block_size)`: turns a division by the block size into a
     /// multiplication (see [`Page::block_index`]).
     pub recip: Cell<u64>,
-    /// Live profiling samples in the page (their frees take the slow path).
+    /// Live profiling samples in the page (their frees take the slow path;
+    /// read by frees only once some page has taken a sample: E81).
     pub samples: AtomicU32,
     /// Heap profiling: bit `i % 32` set when block `i` may hold a sample
     /// (frees of other blocks skip the sample table).
@@ -334,11 +336,11 @@ pub struct Page {
     pub in_full: Cell<bool>,
     /// The page belongs to a first-class heap, whose `destroy` frees it
     /// whatever it holds: remote frees of its blocks are never held
-    /// (`held_frees::may_hold` reads this, on the line the remote free
-    /// writes anyway, rather than the owning heap). Set when such a heap
-    /// takes the page fresh; cleared by `init`, when the page moves to a
-    /// default heap and when it is abandoned. Atomic because remote frees
-    /// read it.
+    /// (`held_frees::may_hold` reads this rather than the owning heap, and
+    /// only once the process has made a first-class heap: E81). Set when
+    /// such a heap takes the page fresh; cleared by `init`, when the page
+    /// moves to a default heap and when it is abandoned. Atomic because
+    /// remote frees read it.
     pub in_first_class: AtomicBool,
     /// Where the sweep of the page's uncarved end stands ([`TAIL_NEW`],
     /// [`TAIL_SEEN`], [`TAIL_DONE`]; see [`Page::sweep_tail`]). Owner only.
