@@ -11,7 +11,7 @@
 //! buffer here (at most [`TEXT_MAX`] bytes; nothing is allocated), whatever
 //! it came from (`environ`, [`set_text`], [`apply_env_entry`]), so no
 //! option ever points into memory that its caller may free or reuse. See
-//! [`TEXTS`] for the invariant.
+//! `TEXTS` (private) for the invariant.
 
 use crate::fatal;
 use crate::os::{Os, Platform};
