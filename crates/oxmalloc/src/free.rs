@@ -121,7 +121,16 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
         return;
     }
     let Some(end) = block_usable_size(p, ptr) else {
-        report(HeapError::InvalidFree, ptr as usize, 0, 0);
+        // `block_usable_size` reads the kind again: a free of the same
+        // block racing with this one may have claimed it (`Freeing`) or
+        // released its span (`Unused`) since the check above, and this
+        // free is then the double one (CHECKLIST B17).
+        let error = if matches!(p.kind(), PageKind::Unused | PageKind::Freeing) {
+            HeapError::DoubleFree
+        } else {
+            HeapError::InvalidFree
+        };
+        report(error, ptr as usize, 0, 0);
         return;
     };
     if matches!(p.kind(), PageKind::Large | PageKind::Huge) {
