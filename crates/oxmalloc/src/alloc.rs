@@ -434,9 +434,17 @@ pub fn resolve_forward(page: *mut Page) -> *mut Page {
 /// page's usable size for it), or `None`.
 #[inline]
 pub fn block_usable_size(page: &Page, ptr: *mut u8) -> Option<usize> {
+    block_usable_size_as(page, page.kind(), ptr)
+}
+
+/// [`block_usable_size`] for a page whose kind the caller has read
+/// already: a caller that decides on the kind too must use the same read
+/// for both, since a racing free may change it in between.
+#[inline]
+pub fn block_usable_size_as(page: &Page, kind: PageKind, ptr: *mut u8) -> Option<usize> {
     let start = page.start.get() as usize;
     let addr = ptr as usize;
-    match page.kind() {
+    match kind {
         PageKind::Class => page.block_index(addr).map(|_| page.block_size.get()),
         PageKind::Large | PageKind::Huge => (addr == start).then(|| page.block_size.get()),
         _ => None,

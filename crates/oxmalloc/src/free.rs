@@ -10,7 +10,7 @@
 //! pages, large and huge blocks, later slices of multi-slice pages,
 //! invalid pointers — goes to [`free_slow`].
 
-use crate::alloc::{block_usable_size, resolve_forward};
+use crate::alloc::{block_usable_size_as, resolve_forward};
 #[cfg(not(feature = "page-map"))]
 use crate::chunk::MAP_HEADER_HERE;
 use crate::chunk::{self};
@@ -116,24 +116,21 @@ pub unsafe fn free_hardened(ptr: *mut u8, given: usize) {
     let page = resolve_forward(page);
     // SAFETY: the chunk map vouches for the header, hence the descriptor.
     let p = unsafe { &*page };
-    if matches!(p.kind(), PageKind::Unused | PageKind::Freeing) {
+    // One read of the kind for every decision below: a free of the same
+    // block racing with this one may claim it (`Freeing`) or release its
+    // span (`Unused`) at any time, and a second read could then call it an
+    // invalid free, or take a large block down the class path. With one
+    // read, the loser of such a race fails `claim_big` (CHECKLIST B17).
+    let kind = p.kind();
+    if matches!(kind, PageKind::Unused | PageKind::Freeing) {
         report(HeapError::DoubleFree, ptr as usize, 0, 0);
         return;
     }
-    let Some(end) = block_usable_size(p, ptr) else {
-        // `block_usable_size` reads the kind again: a free of the same
-        // block racing with this one may have claimed it (`Freeing`) or
-        // released its span (`Unused`) since the check above, and this
-        // free is then the double one (CHECKLIST B17).
-        let error = if matches!(p.kind(), PageKind::Unused | PageKind::Freeing) {
-            HeapError::DoubleFree
-        } else {
-            HeapError::InvalidFree
-        };
-        report(error, ptr as usize, 0, 0);
+    let Some(end) = block_usable_size_as(p, kind, ptr) else {
+        report(HeapError::InvalidFree, ptr as usize, 0, 0);
         return;
     };
-    if matches!(p.kind(), PageKind::Large | PageKind::Huge) {
+    if matches!(kind, PageKind::Large | PageKind::Huge) {
         // Claim the block before touching it: of two racing frees, the
         // loser must not read a trailer the winner is unmapping.
         let Some(kind) = p.claim_big() else {
