@@ -13,7 +13,6 @@
 use crate::errno::{einval, enomem};
 use crate::libc_api::free_impl;
 use core::ffi::{c_char, c_void, CStr};
-use core::fmt::{self, Write};
 use engine::options::{self, Opt};
 use engine::raw::{self, MAX_SIZE};
 
@@ -179,9 +178,8 @@ struct CBuf<'a> {
     len: usize,
 }
 
-impl Write for CBuf<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let bytes = s.as_bytes();
+impl CBuf<'_> {
+    fn put(&mut self, bytes: &[u8]) {
         // Room for the bytes, keeping one for the terminating NUL.
         let room = self.buf.len().saturating_sub(1);
         if self.len < room {
@@ -189,7 +187,6 @@ impl Write for CBuf<'_> {
             self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
         }
         self.len += bytes.len();
-        Ok(())
     }
 }
 
@@ -210,8 +207,7 @@ pub unsafe extern "C" fn ox_stats_json(buf: *mut c_char, len: usize) -> usize {
     };
     let stats = engine::stats();
     let mut out = CBuf { buf, len: 0 };
-    // `CBuf` never fails, and the engine's JSON only writes.
-    let _ = write!(out, "{}", stats.json());
+    stats.json().write_to(&mut |piece| out.put(piece));
     let total = out.len;
     if !out.buf.is_empty() {
         let end = total.min(out.buf.len() - 1);

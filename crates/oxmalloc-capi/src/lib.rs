@@ -78,17 +78,7 @@ pub(crate) fn write_stderr(parts: &[&[u8]]) {
 
 /// Formats `n` in decimal into `buf`, returning the digits.
 pub(crate) fn decimal(n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
+    engine::raw::decimal(n as u64, buf)
 }
 
 /// Writes one line and aborts (never allocates, never unwinds).

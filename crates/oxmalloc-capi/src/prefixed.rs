@@ -240,9 +240,7 @@ unsafe fn option_index(name: *const c_char) -> Option<usize> {
         Some(prefix) if prefix.eq_ignore_ascii_case(b"OXMALLOC_") => &name[9..],
         _ => name,
     };
-    OPTIONS
-        .iter()
-        .position(|o| o.name.as_bytes().eq_ignore_ascii_case(name))
+    options::index_of(name)
 }
 
 /// `ox_option_get`: the value of an option (`"SHOW_STATS"` or

@@ -594,6 +594,19 @@ fn kind_words(kind: Kind) -> &'static str {
     }
 }
 
+/// The index in [`OPTIONS`] of the option called `name` (without the
+/// `OXMALLOC_` prefix, any case).
+pub fn index_of(name: &[u8]) -> Option<usize> {
+    // Not inlined: compared against each constant name in turn, the
+    // comparison was unrolled into one specialised copy per option
+    // (docs/PERFORMANCE.md E86).
+    #[inline(never)]
+    fn same(a: &[u8], b: &[u8]) -> bool {
+        a.eq_ignore_ascii_case(b)
+    }
+    OPTIONS.iter().position(|o| same(o.name.as_bytes(), name))
+}
+
 /// Applies one `NAME=VALUE` environment entry if it is an oxmalloc option.
 /// A text value is copied (see [`set_text`]): `entry` may be freed or
 /// overwritten as soon as this returns.
@@ -606,10 +619,7 @@ pub fn apply_env_entry(entry: &[u8]) {
         return;
     };
     let (name, value) = (&rest[..eq], &rest[eq + 1..]);
-    let Some(index) = OPTIONS
-        .iter()
-        .position(|o| o.name.as_bytes().eq_ignore_ascii_case(name))
-    else {
+    let Some(index) = index_of(name) else {
         fatal::warn(&[b"unknown option OXMALLOC_", name, b" (ignored)"]);
         return;
     };
@@ -666,6 +676,20 @@ pub fn load_from_env() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_option_is_found_by_its_name_in_any_case() {
+        for (i, o) in OPTIONS.iter().enumerate() {
+            assert_eq!(index_of(o.name.as_bytes()), Some(i), "{}", o.name);
+            let lower = o.name.to_ascii_lowercase();
+            assert_eq!(index_of(lower.as_bytes()), Some(i), "{lower}");
+            let longer = std::format!("{}X", o.name);
+            assert_eq!(index_of(longer.as_bytes()), None, "{longer}");
+            assert_eq!(index_of(&o.name.as_bytes()[1..]), None, "{}", &o.name[1..]);
+        }
+        assert_eq!(index_of(b""), None);
+        assert_eq!(index_of(b"OXMALLOC_SHOW_STATS"), None, "the prefix is the caller's to strip");
+    }
 
     #[test]
     fn parses_booleans() {

@@ -15,6 +15,12 @@ pub const MALLOC_ALIGN: usize = 16;
 /// The largest size any allocation can have (`PTRDIFF_MAX`).
 pub const MAX_SIZE: usize = isize::MAX as usize;
 
+/// Formats `n` in decimal into `buf`, without allocating (for the C
+/// front's messages); the digits written.
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    crate::util::decimal(n, buf)
+}
+
 /// `malloc`: a block of at least `size` bytes aligned to 16; null when out
 /// of memory or `size` is absurd. `malloc(0)` is a unique pointer.
 #[inline(always)]

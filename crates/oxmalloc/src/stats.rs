@@ -600,77 +600,108 @@ impl Stats {
 /// JSON rendering of [`Stats`] (see [`Stats::json`]).
 pub struct Json<'a>(&'a Stats);
 
-fn gauge_json(f: &mut fmt::Formatter<'_>, name: &str, g: &GaugeValue) -> fmt::Result {
-    write!(
-        f,
-        "\"{name}\":{{\"current\":{},\"peak\":{},\"total\":{}}}",
-        g.current, g.peak, g.total
-    )
+/// Where [`Json::write_to`] puts its pieces.
+struct JsonOut<'o> {
+    out: &'o mut dyn FnMut(&[u8]),
+}
+
+impl JsonOut<'_> {
+    fn text(&mut self, t: &str) -> &mut Self {
+        (self.out)(t.as_bytes());
+        self
+    }
+
+    #[inline(never)]
+    fn num(&mut self, n: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        (self.out)(crate::util::decimal(n, &mut digits));
+        self
+    }
+
+    /// `,"name":value`.
+    #[inline(never)]
+    fn field(&mut self, name: &str, value: u64) -> &mut Self {
+        self.text(",\"").text(name).text("\":").num(value)
+    }
+
+    /// `,"name":{"current":..,"peak":..,"total":..}`.
+    #[inline(never)]
+    fn gauge(&mut self, name: &str, g: &GaugeValue) -> &mut Self {
+        self.text(",\"").text(name).text("\":{\"current\":").num(g.current);
+        self.text(",\"peak\":")
+            .num(g.peak)
+            .text(",\"total\":")
+            .num(g.total)
+            .text("}")
+    }
+}
+
+impl Json<'_> {
+    /// Writes the JSON text, in pieces, to `out`, without allocating.
+    /// (`core::fmt` is not used: the C library would link it for this
+    /// alone, and every process that preloads the library holds its code
+    /// resident; docs/PERFORMANCE.md E86.)
+    pub fn write_to(&self, out: &mut dyn FnMut(&[u8])) {
+        let s = self.0;
+        let mut w = JsonOut { out };
+        w.text("{\"version\":\"").text(env!("CARGO_PKG_VERSION")).text("\"");
+        w.gauge("allocated_bytes", &s.allocated);
+        w.gauge("allocated_blocks", &s.allocated_blocks);
+        w.gauge("big_bytes", &s.big_bytes);
+        w.gauge("big_blocks", &s.big_blocks);
+        w.gauge("reserved_bytes", &s.reserved);
+        w.gauge("span_bytes", &s.spans);
+        w.gauge("huge_bytes", &s.huge);
+        w.gauge("threads", &s.threads);
+        w.field("committed_bytes", s.committed);
+        w.field("purge_pending_bytes", s.purge_pending);
+        w.field("purged_bytes", s.purged_bytes);
+        w.field("purge_calls", s.purge_calls);
+        w.field("purge_delay_ms", s.purge_delay_ms);
+        w.field("mmap_calls", s.mmap_calls);
+        w.field("munmap_calls", s.munmap_calls);
+        w.field("pages_allocated", s.pages_allocated);
+        w.field("pages_freed", s.pages_freed);
+        w.field("pages_abandoned", s.pages_abandoned);
+        w.field("pages_reclaimed", s.pages_reclaimed);
+        w.field("pages_abandoned_now", s.pages_abandoned_now);
+        w.field("chunks", s.chunks);
+        w.field("errors", s.errors);
+        w.text(",\"background_purger\":")
+            .text(if s.background_purger { "true" } else { "false" });
+        let p = &s.process;
+        w.text(",\"process\":{\"rss\":").num(p.rss);
+        w.field("peak_rss", p.peak_rss);
+        w.field("minor_faults", p.minor_faults);
+        w.field("major_faults", p.major_faults);
+        w.field("user_us", p.user_us);
+        w.field("system_us", p.system_us);
+        w.text("},\"classes\":[");
+        let mut first = true;
+        for c in s.classes.iter().filter(|c| c.blocks.total != 0) {
+            if !first {
+                w.text(",");
+            }
+            first = false;
+            w.text("{\"block_size\":").num(c.block_size);
+            w.field("current", c.blocks.current);
+            w.field("peak", c.blocks.peak);
+            w.field("total", c.blocks.total).text("}");
+        }
+        w.text("]}");
+    }
 }
 
 impl fmt::Display for Json<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        f.write_str("{")?;
-        write!(f, "\"version\":\"{}\",", env!("CARGO_PKG_VERSION"))?;
-        gauge_json(f, "allocated_bytes", &s.allocated)?;
-        f.write_str(",")?;
-        gauge_json(f, "allocated_blocks", &s.allocated_blocks)?;
-        f.write_str(",")?;
-        gauge_json(f, "big_bytes", &s.big_bytes)?;
-        f.write_str(",")?;
-        gauge_json(f, "big_blocks", &s.big_blocks)?;
-        f.write_str(",")?;
-        gauge_json(f, "reserved_bytes", &s.reserved)?;
-        f.write_str(",")?;
-        gauge_json(f, "span_bytes", &s.spans)?;
-        f.write_str(",")?;
-        gauge_json(f, "huge_bytes", &s.huge)?;
-        f.write_str(",")?;
-        gauge_json(f, "threads", &s.threads)?;
-        write!(
-            f,
-            ",\"committed_bytes\":{},\"purge_pending_bytes\":{},\"purged_bytes\":{},\"purge_calls\":{},\
-             \"purge_delay_ms\":{},\"mmap_calls\":{},\"munmap_calls\":{},\"pages_allocated\":{},\"pages_freed\":{},\
-             \"pages_abandoned\":{},\"pages_reclaimed\":{},\"pages_abandoned_now\":{},\"chunks\":{},\
-             \"errors\":{},\"background_purger\":{}",
-            s.committed,
-            s.purge_pending,
-            s.purged_bytes,
-            s.purge_calls,
-            s.purge_delay_ms,
-            s.mmap_calls,
-            s.munmap_calls,
-            s.pages_allocated,
-            s.pages_freed,
-            s.pages_abandoned,
-            s.pages_reclaimed,
-            s.pages_abandoned_now,
-            s.chunks,
-            s.errors,
-            s.background_purger
-        )?;
-        let p = &s.process;
-        write!(
-            f,
-            ",\"process\":{{\"rss\":{},\"peak_rss\":{},\"minor_faults\":{},\"major_faults\":{},\
-             \"user_us\":{},\"system_us\":{}}}",
-            p.rss, p.peak_rss, p.minor_faults, p.major_faults, p.user_us, p.system_us
-        )?;
-        f.write_str(",\"classes\":[")?;
-        let mut first = true;
-        for c in s.classes.iter().filter(|c| c.blocks.total != 0) {
-            if !first {
-                f.write_str(",")?;
+        let mut result = Ok(());
+        self.write_to(&mut |piece| {
+            if result.is_ok() {
+                // Every piece is ASCII: names, digits and punctuation.
+                result = f.write_str(core::str::from_utf8(piece).unwrap_or("?"));
             }
-            first = false;
-            write!(
-                f,
-                "{{\"block_size\":{},\"current\":{},\"peak\":{},\"total\":{}}}",
-                c.block_size, c.blocks.current, c.blocks.peak, c.blocks.total
-            )?;
-        }
-        f.write_str("]}")
+        });
+        result
     }
 }
 

@@ -19,13 +19,17 @@ impl Line {
     }
 
     /// Appends raw bytes, silently truncating at the buffer's end.
+    ///
+    /// Not inlined, nor are the formatters below: lines are built on cold
+    /// paths only (reports, statistics, profiles), and inlined at each of
+    /// their many call sites these loops were a large share of the
+    /// library's code, which every process that preloads it holds resident
+    /// (docs/PERFORMANCE.md E86).
+    #[inline(never)]
     pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
-        for &b in s {
-            if self.len < self.buf.len() {
-                self.buf[self.len] = b;
-                self.len += 1;
-            }
-        }
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+        self.len += n;
         self
     }
 
@@ -35,22 +39,14 @@ impl Line {
     }
 
     /// Appends `n` in decimal.
+    #[inline(never)]
     pub fn dec(&mut self, n: u64) -> &mut Self {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.bytes(&digits[i..])
+        self.bytes(decimal(n, &mut digits))
     }
 
     /// Appends `n` in decimal, with a sign.
+    #[inline(never)]
     pub fn signed(&mut self, n: i64) -> &mut Self {
         if n < 0 {
             self.str("-").dec(n.unsigned_abs())
@@ -60,6 +56,7 @@ impl Line {
     }
 
     /// Appends `n` as `0x...` hexadecimal.
+    #[inline(never)]
     pub fn hex(&mut self, n: usize) -> &mut Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 18];
@@ -81,6 +78,7 @@ impl Line {
     }
 
     /// Appends a byte count in a readable unit (B, KiB, MiB, GiB) with one decimal.
+    #[inline(never)]
     pub fn size(&mut self, bytes: u64) -> &mut Self {
         const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
         let mut unit = 0;
@@ -97,6 +95,7 @@ impl Line {
     }
 
     /// Pads with spaces up to column `col`.
+    #[inline(never)]
     pub fn pad_to(&mut self, col: usize) -> &mut Self {
         while self.len < col && self.len < self.buf.len() {
             self.buf[self.len] = b' ';
@@ -104,6 +103,22 @@ impl Line {
         }
         self
     }
+}
+
+/// Formats `n` in decimal into `buf`; the digits written.
+#[inline(never)]
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 impl Default for Line {
@@ -173,6 +188,23 @@ mod tests {
             l.str("0123456789");
         }
         assert_eq!(l.as_bytes().len(), 512);
+        // A piece that straddles the end keeps its head.
+        let mut l = Line::new();
+        l.bytes(&[b'a'; 510]).str("xyz").str("more");
+        assert_eq!(&l.as_bytes()[508..], b"aaxy");
+    }
+
+    #[test]
+    fn decimal_agrees_with_core_formatting() {
+        let mut buf = [0u8; 20];
+        let mut n = 1u64;
+        for v in [0, 9, 10, 99, 100, u32::MAX as u64, u64::MAX - 1, u64::MAX] {
+            assert_eq!(decimal(v, &mut buf), std::format!("{v}").as_bytes());
+        }
+        while n < u64::MAX / 7 {
+            assert_eq!(decimal(n, &mut buf), std::format!("{n}").as_bytes());
+            n = n * 7 + 3;
+        }
     }
 
     #[test]
