@@ -688,7 +688,11 @@ mod tests {
             assert_eq!(index_of(&o.name.as_bytes()[1..]), None, "{}", &o.name[1..]);
         }
         assert_eq!(index_of(b""), None);
-        assert_eq!(index_of(b"OXMALLOC_SHOW_STATS"), None, "the prefix is the caller's to strip");
+        assert_eq!(
+            index_of(b"OXMALLOC_SHOW_STATS"),
+            None,
+            "the prefix is the caller's to strip"
+        );
     }
 
     #[test]
