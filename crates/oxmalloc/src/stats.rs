@@ -590,8 +590,9 @@ pub fn process_stats() -> ProcessStats {
 }
 
 impl Stats {
-    /// The statistics as one JSON object (`format!("{}", stats.json())`, or
-    /// any `fmt::Write` sink: no allocation needed).
+    /// The statistics as one JSON object: `format!("{}", stats.json())`,
+    /// any `fmt::Write` sink, or [`Json::write_to`] (a byte callback, no
+    /// `core::fmt`); none of them allocates.
     pub fn json(&self) -> Json<'_> {
         Json(self)
     }
