@@ -591,7 +591,7 @@ pub fn process_stats() -> ProcessStats {
 
 impl Stats {
     /// The statistics as one JSON object: `format!("{}", stats.json())`,
-    /// any `fmt::Write` sink, or [`Json::write_to`] (a byte callback, no
+    /// any `fmt::Write` sink, or `Json::write_to` (a byte callback, no
     /// `core::fmt`); none of them allocates.
     pub fn json(&self) -> Json<'_> {
         Json(self)
