@@ -12,7 +12,8 @@ RSS. The histograms are `malloc` and its two parts by size, `malloc-small`
 (up to 1 KiB) and `malloc-big`; `free`, and the three parts of `free`:
 `free-small` and `free-big` (the thread's own blocks up to 1 KiB and above)
 and `free-shared` (blocks evicted from the shared array, half of them freed
-by another thread than the one that allocated them).
+by another thread than the one that allocated them), itself split into
+`free-shared-own` and `free-shared-remote` by who allocated the block.
 
 A run of the latency workload at scale 0.5 takes about a second and its
 tails move by 20-30% from run to run on a 2-core VM: use 30 rounds or more,
@@ -28,7 +29,17 @@ import sys
 
 from interleave_workers import worker_result
 
-HISTOGRAMS = ["malloc", "malloc-small", "malloc-big", "free", "free-small", "free-big", "free-shared"]
+HISTOGRAMS = [
+    "malloc",
+    "malloc-small",
+    "malloc-big",
+    "free",
+    "free-small",
+    "free-big",
+    "free-shared",
+    "free-shared-own",
+    "free-shared-remote",
+]
 PERCENTILES = [("p50", "p50"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max")]
 
 

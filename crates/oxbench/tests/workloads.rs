@@ -32,11 +32,13 @@ fn every_workload_passes_its_checks_on_oxmalloc() {
                 "free-small",
                 "free-big",
                 "free-shared",
+                "free-shared-own",
+                "free-shared-remote",
             ] {
                 let p = &o.latency[op];
                 // At this scale the shared array (4,096 slots) may evict nothing,
                 // and a block above 1 KiB (about one request in 128) may not come up.
-                let may_be_empty = op == "free-shared" || op == "free-big" || op == "malloc-big";
+                let may_be_empty = op.starts_with("free-shared") || op == "free-big" || op == "malloc-big";
                 assert!(
                     (p.count > 0 || may_be_empty) && p.p50 <= p.p99 && p.p99 <= p.p999 && p.p999 <= p.max,
                     "{op}: {p:?}"
@@ -48,6 +50,11 @@ fn every_workload_passes_its_checks_on_oxmalloc() {
                 .map(|op| o.latency[*op].count)
                 .sum();
             assert_eq!(split, o.latency["free"].count, "free-small + free-big + free-shared");
+            assert_eq!(
+                o.latency["free-shared-own"].count + o.latency["free-shared-remote"].count,
+                o.latency["free-shared"].count,
+                "free-shared-own + free-shared-remote"
+            );
             assert_eq!(o.latency["malloc"].count, o.ops, "one malloc timed per operation");
             assert_eq!(
                 o.latency["malloc-small"].count + o.latency["malloc-big"].count,

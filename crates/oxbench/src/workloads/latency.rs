@@ -12,9 +12,11 @@
 //! to show where its tail comes from: `free-small` and `free-big` (the
 //! thread's own blocks, from its burst and ring, up to 1 KiB and above),
 //! and `free-shared` (blocks evicted from the shared array, often freed by
-//! another thread than the one that allocated them: remote frees). The
-//! `malloc` histogram is split by the same size: `malloc-small` and
-//! `malloc-big`.
+//! another thread than the one that allocated them: remote frees). That
+//! one is split again by who allocated the block: `free-shared-own` (the
+//! freeing thread) and `free-shared-remote` (another thread: the remote
+//! frees themselves). The `malloc` histogram is split by the same size:
+//! `malloc-small` and `malloc-big`.
 
 use super::{free_tagged, on_threads, take_tagged, Params};
 use crate::check::{self, Corruption, Coverage};
@@ -46,7 +48,11 @@ struct Hists {
     free: Histogram<u64>,
     free_small: Histogram<u64>,
     free_big: Histogram<u64>,
+    /// Frees of blocks evicted from the shared array; each is also in
+    /// exactly one of the two below, by who allocated the block.
     free_shared: Histogram<u64>,
+    free_shared_own: Histogram<u64>,
+    free_shared_remote: Histogram<u64>,
     request: Histogram<u64>,
 }
 
@@ -61,6 +67,8 @@ impl Hists {
             free_small: h(),
             free_big: h(),
             free_shared: h(),
+            free_shared_own: h(),
+            free_shared_remote: h(),
             request: h(),
         }
     }
@@ -73,6 +81,8 @@ impl Hists {
         self.free_small.add(&o.free_small).expect("same bounds");
         self.free_big.add(&o.free_big).expect("same bounds");
         self.free_shared.add(&o.free_shared).expect("same bounds");
+        self.free_shared_own.add(&o.free_shared_own).expect("same bounds");
+        self.free_shared_remote.add(&o.free_shared_remote).expect("same bounds");
         self.request.add(&o.request).expect("same bounds");
     }
 
@@ -95,7 +105,15 @@ impl Hists {
         let split = match kind {
             FreeKind::Own { size } if size <= SMALL_MAX => &mut self.free_small,
             FreeKind::Own { .. } => &mut self.free_big,
-            FreeKind::Shared => &mut self.free_shared,
+            FreeKind::Shared { remote } => {
+                let by_owner = if remote {
+                    &mut self.free_shared_remote
+                } else {
+                    &mut self.free_shared_own
+                };
+                by_owner.saturating_record(v);
+                &mut self.free_shared
+            }
         };
         split.saturating_record(v);
     }
@@ -108,8 +126,37 @@ fn ns(d: Duration) -> u64 {
 /// Which of the split free histograms a free goes to.
 #[derive(Clone, Copy)]
 enum FreeKind {
-    Own { size: usize },
-    Shared,
+    Own {
+        size: usize,
+    },
+    /// A block evicted from the shared array; `remote` when another thread
+    /// allocated it.
+    Shared {
+        remote: bool,
+    },
+}
+
+/// Bit position of the allocating thread's number in a shared-array slot.
+/// The slot holds the block's address with `tid + 1` in its top byte, so
+/// that the thread that evicts it knows, exactly, whose block it frees
+/// (user-space addresses on Linux stay below 2^56).
+const OWNER_SHIFT: u32 = 56;
+
+/// A shared-array slot for `block`, allocated by thread `tid`.
+fn with_owner(block: *mut u8, tid: usize) -> *mut u8 {
+    let addr = block as usize;
+    assert!(
+        addr >> OWNER_SHIFT == 0 && tid < 255,
+        "latency: block {addr:#x} or thread {tid} does not fit a shared slot"
+    );
+    block.wrapping_byte_add((tid + 1) << OWNER_SHIFT)
+}
+
+/// The block in a shared-array slot, and the thread that allocated it
+/// (`None` for an empty slot).
+fn split_owner(slot: *mut u8) -> (*mut u8, Option<usize>) {
+    let tag = slot as usize >> OWNER_SHIFT;
+    (slot.wrapping_byte_sub(tag << OWNER_SHIFT), tag.checked_sub(1))
 }
 
 fn timed_free(p: &Params, h: &mut Hists, (mut b, tag): (Block, u64)) -> Result<(), Corruption> {
@@ -155,11 +202,13 @@ fn worker(p: &Params, tid: usize, shared: &[AtomicPtr<u8>]) -> Result<(Hists, u6
             if dist::index(&mut rng, 20) == 0 {
                 check::fill_tagged(b.bytes_mut());
                 let k = dist::index(&mut rng, SHARED);
-                let evicted = shared[k].swap(b.into_raw(), Ordering::AcqRel);
+                let slot = shared[k].swap(with_owner(b.into_raw(), tid), Ordering::AcqRel);
+                let (evicted, owner) = split_owner(slot);
                 if let Some(old) = take_tagged(NAME, p, evicted, MAX_SIZE)? {
+                    let remote = owner != Some(tid);
                     let t = Instant::now();
                     old.free();
-                    h.record_free(FreeKind::Shared, t.elapsed());
+                    h.record_free(FreeKind::Shared { remote }, t.elapsed());
                 }
                 continue;
             }
@@ -193,7 +242,8 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     let results = on_threads(p.threads, |tid| worker(p, tid, &shared));
     let elapsed = start.elapsed().as_secs_f64();
     for slot in &shared {
-        free_tagged(NAME, p, slot.swap(ptr::null_mut(), Ordering::AcqRel), MAX_SIZE)?;
+        let (block, _) = split_owner(slot.swap(ptr::null_mut(), Ordering::AcqRel));
+        free_tagged(NAME, p, block, MAX_SIZE)?;
     }
     let mut total = Hists::new();
     let mut ops = 0;
@@ -210,6 +260,8 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
         ("free-small", &total.free_small),
         ("free-big", &total.free_big),
         ("free-shared", &total.free_shared),
+        ("free-shared-own", &total.free_shared_own),
+        ("free-shared-remote", &total.free_shared_remote),
         ("request", &total.request),
     ] {
         o.latency.insert(name.into(), Percentiles::of(h));
