@@ -268,3 +268,27 @@ pub fn run(p: &Params) -> Result<Outcome, Corruption> {
     }
     Ok(o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_slot_gives_back_its_block_and_the_thread_that_made_it() {
+        let mut word = 0u64;
+        let block = (&raw mut word).cast::<u8>();
+        for tid in [0, 1, 7, 8, 254] {
+            let (back, owner) = split_owner(with_owner(block, tid));
+            assert_eq!(back, block, "thread {tid}");
+            assert_eq!(owner, Some(tid), "thread {tid}");
+        }
+        assert_eq!(split_owner(ptr::null_mut()), (ptr::null_mut(), None), "an empty slot");
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit a shared slot")]
+    fn a_thread_number_that_does_not_fit_is_refused() {
+        let mut word = 0u64;
+        with_owner((&raw mut word).cast::<u8>(), 255);
+    }
+}
