@@ -510,14 +510,7 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
             sample.user_s = srv.user_s;
             sample.sys_s = srv.sys_s;
             sample.max_rss_kib = hwm.unwrap_or(srv.max_rss_kib);
-            let rps: Vec<(String, f64)> = b
-                .stdout
-                .lines()
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(',').map(|x| x.trim_matches('"')).collect();
-                    Some((f.first()?.to_string(), f.get(1)?.parse().ok()?))
-                })
-                .collect();
+            let rps = benchmark_rates(&b.stdout);
             if !b.success() || rps.len() < 3 {
                 sample.error = Some(format!("redis-benchmark: {} {}", b.failure(), b.stdout.trim()));
             } else if !roundtrip {
@@ -527,9 +520,7 @@ fn run_redis(a: &Allocator, s: &RealSettings, rep: usize) -> Sample {
             } else {
                 let total = requests as f64 * rps.len() as f64;
                 let mut o = Outcome::per_second(total as u64, b.wall_s, "requests/s");
-                for (test, r) in rps {
-                    o.extra.insert(format!("{test}_rps"), r);
-                }
+                record_rates(&mut o, rps);
                 o.bench = "redis".into();
                 o.worker = a.name.clone();
                 o.threads = 1;
@@ -561,9 +552,50 @@ pub fn eligible(allocs: &[Allocator]) -> Vec<Allocator> {
         .collect()
 }
 
+/// The requests per second of each test in `redis-benchmark --csv`'s
+/// output (`"SET","1007999.94",...`), as printed: `inf` included, which it
+/// prints for a test that ends within its clock's resolution (the tiny
+/// scales of the tests).
+fn benchmark_rates(stdout: &str) -> Vec<(String, f64)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').map(|x| x.trim_matches('"')).collect();
+            Some((f.first()?.to_string(), f.get(1)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Adds each test's rate to the outcome's extra figures as `<TEST>_rps`,
+/// leaving out the ones that are not finite: JSON has no infinity, and the
+/// null that serde_json writes in its place made the whole report
+/// unreadable (`Report::load`).
+fn record_rates(o: &mut Outcome, rates: Vec<(String, f64)>) {
+    for (test, r) in rates {
+        if r.is_finite() {
+            o.extra.insert(format!("{test}_rps"), r);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_infinite_redis_rate_is_left_out_and_the_outcome_reads_back() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"LPUSH\",\"inf\",\"0.1\"\n\"SET\",\"1007999.94\",\"0.2\"\n";
+        let rates = benchmark_rates(csv);
+        assert_eq!(rates.len(), 2, "{rates:?}");
+        assert!(rates[0].1.is_infinite());
+        let mut o = Outcome::per_second(2000, 0.01, "requests/s");
+        record_rates(&mut o, rates);
+        assert_eq!(o.extra.get("SET_rps"), Some(&1007999.94));
+        assert!(!o.extra.contains_key("LPUSH_rps"));
+        let json = serde_json::to_string(&o).unwrap();
+        let back: Outcome = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(back.extra, o.extra);
+    }
 
     #[test]
     fn sqlite_script_inserts_in_chunks() {
