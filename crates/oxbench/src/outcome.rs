@@ -108,8 +108,18 @@ impl Outcome {
 
     /// Adds an extra figure.
     pub fn with(mut self, key: &str, value: f64) -> Self {
-        self.extra.insert(key.to_string(), value);
+        self.set_extra(key, value);
         self
+    }
+
+    /// Sets an extra figure, unless it is not finite: JSON has no infinity
+    /// or NaN, and the null that serde_json writes in their place made the
+    /// whole report unreadable (`Report::load`; redis-benchmark prints a
+    /// rate of `inf` for a test that ends within its clock's resolution).
+    pub fn set_extra(&mut self, key: &str, value: f64) {
+        if value.is_finite() {
+            self.extra.insert(key.to_string(), value);
+        }
     }
 
     /// The result line a worker prints.
@@ -145,6 +155,17 @@ mod tests {
         assert!(rss >= 60 << 10, "VmRSS {rss} KiB with 64 MiB touched");
         assert!(peak >= rss, "VmHWM {peak} KiB below VmRSS {rss} KiB");
         assert_eq!(v[(64 << 20) - 1], 1);
+    }
+
+    #[test]
+    fn figures_json_cannot_hold_are_left_out_and_the_line_reads_back() {
+        let o = Outcome::per_second(1000, 0.5, "ops/s")
+            .with("inf", f64::INFINITY)
+            .with("nan", f64::NAN)
+            .with("x", 1.5);
+        assert_eq!(o.extra.keys().collect::<Vec<_>>(), ["x"]);
+        let back = Outcome::from_output(&o.to_line()).unwrap().unwrap();
+        assert_eq!(back, o);
     }
 
     #[test]
