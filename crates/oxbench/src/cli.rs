@@ -138,6 +138,13 @@ struct RunArgs {
     /// Directory holding the worker binaries (default: TARGET/oxbench-workers/release).
     #[arg(long)]
     worker_dir: Option<PathBuf>,
+    /// After the repetitions, rerun each synthetic row where another
+    /// allocator's median is more than 10% faster than the first
+    /// allocator's: N more rounds of those two alone, alternating which
+    /// runs first. The report shows those rounds' ratio under the row; the
+    /// table and the summary keep the interleaved repetitions' figures.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    confirm_gaps: usize,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -229,6 +236,7 @@ fn quick_suite() -> RunArgs {
         no_warm: false,
         no_build: false,
         worker_dir: None,
+        confirm_gaps: 0,
         quiet: false,
         env: Vec::new(),
     }
@@ -445,6 +453,19 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         }
     }
     pb.finish_and_clear();
+    let confirm = if a.confirm_gaps > 0 && allocs.len() > 1 {
+        let plan = GapReruns {
+            allocs: &allocs,
+            jobs: &jobs,
+            settings: &settings,
+            first_round: a.reps,
+            rounds: a.confirm_gaps,
+            quiet: a.quiet,
+        };
+        plan.run(&samples, &baseline, &mut warmer)
+    } else {
+        Vec::new()
+    };
     let mut notes = vec![match &a.pin {
         Some(c) => format!("workers pinned with taskset -c {c}"),
         None => "workers not pinned".to_string(),
@@ -483,6 +504,12 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
             runner::sh_quote(&user.line)
         ));
     }
+    if a.confirm_gaps > 0 {
+        notes.push(format!(
+            "--confirm-gaps {}: each synthetic row where another allocator was more than 10% faster than {} was rerun that many rounds, the two alone",
+            a.confirm_gaps, allocs[0].name
+        ));
+    }
     if programs.iter().any(|p| p.name == "redis") {
         notes.push("Debian's redis-server links libjemalloc: its glibc row runs jemalloc".into());
     }
@@ -502,14 +529,74 @@ fn run(a: RunArgs, command: &str) -> Result<i32, String> {
         skipped,
         samples,
         instructions: Vec::new(),
+        confirm,
     };
-    let failed = report.samples.iter().filter(|s| !s.ok).count();
+    let failed = report.samples.iter().chain(&report.confirm).filter(|s| !s.ok).count();
     write_outputs(&report, &baseline, &a.out, a.json.as_deref())?;
     if failed > 0 {
         eprintln!("oxbench: {failed} run(s) FAILED (listed in the report, with commands to reproduce)");
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The reruns of `--confirm-gaps`.
+struct GapReruns<'a> {
+    allocs: &'a [Allocator],
+    jobs: &'a [Job],
+    settings: &'a Settings,
+    /// Repetition number of the first round (after the table's).
+    first_round: usize,
+    rounds: usize,
+    quiet: bool,
+}
+
+impl GapReruns<'_> {
+    /// Finds the synthetic rows of `samples` where another allocator is
+    /// more than 10% faster than the first ([`report::gaps`]) and runs
+    /// each `rounds` more times, the first allocator and that one alone.
+    /// Real programs' rows are not rerun.
+    fn run(&self, samples: &[Sample], baseline: &str, warmer: &mut Warmer) -> Vec<Sample> {
+        let subject = &self.allocs[0];
+        let table = Report {
+            allocators: self.allocs.iter().map(Allocator::info).collect(),
+            samples: samples.to_vec(),
+            ..Report::default()
+        };
+        let rows = report::rows(&table, baseline);
+        let plan: Vec<(&Job, &Allocator)> = report::gaps(&table, &rows, &subject.name)
+            .iter()
+            .filter_map(|g| {
+                let job = self
+                    .jobs
+                    .iter()
+                    .find(|j| j.workload.name == g.bench && j.threads == g.threads)?;
+                Some((job, self.allocs.iter().find(|x| x.name == g.best)?))
+            })
+            .collect();
+        let pb = progress_bar(plan.len() * self.rounds * 2, self.quiet);
+        let mut out = Vec::new();
+        for (job, best) in plan {
+            let key = format!("{}@{}", job.workload.name, job.threads);
+            for round in 0..self.rounds {
+                let pair = if round % 2 == 0 {
+                    [subject, best]
+                } else {
+                    [best, subject]
+                };
+                for al in pair {
+                    pb.set_message(format!("rerun {} {key} {}", round + 1, al.name));
+                    let rep = self.first_round + round;
+                    let s = warmer.run(&key, || runner::run_one(al, job, self.settings, rep));
+                    pb.inc(1);
+                    note_failure(&pb, &s);
+                    out.push(s);
+                }
+            }
+        }
+        pb.finish_and_clear();
+        out
+    }
 }
 
 fn write_outputs(report: &Report, baseline: &str, out: &Path, json: Option<&Path>) -> Result<(), String> {

@@ -299,6 +299,12 @@ pub const GAP_RATIO: f64 = 1.10;
 pub struct Gap {
     /// Row label, such as `larson@2`.
     pub row: String,
+    /// The row's workload or program.
+    pub bench: String,
+    /// The row's thread count.
+    pub threads: usize,
+    /// The row's primary metric.
+    pub metric: Metric,
     /// The fastest other allocator on the row.
     pub best: String,
     /// The subject's relative cost (median).
@@ -315,6 +321,53 @@ impl Gap {
     pub fn subject_won(&self) -> usize {
         self.pairs.iter().filter(|&&x| x < 1.0).count()
     }
+
+    /// The subject's cost over the best one's in each confirmation round
+    /// (`Report::confirm`) that both completed, in round order; empty when
+    /// the gap was not rerun.
+    pub fn confirmation(&self, report: &Report, subject: &str) -> Vec<f64> {
+        let costs_of = |alloc: &str| -> BTreeMap<usize, f64> {
+            report
+                .confirm
+                .iter()
+                .filter(|s| s.ok && s.alloc == alloc && s.bench == self.bench && s.threads == self.threads)
+                .filter_map(|s| Some((s.rep, sample_cost(s, self.metric)?)))
+                .collect()
+        };
+        let theirs = costs_of(&self.best);
+        costs_of(subject)
+            .into_iter()
+            .filter_map(|(rep, ours)| Some(ours / theirs.get(&rep)?))
+            .collect()
+    }
+}
+
+/// One line on a gap's confirmation rounds: the median of the per-round
+/// ratios with their range, and whether the gap stands (the median still
+/// above [`GAP_RATIO`]), with the runs that failed; `None` when the gap
+/// was not rerun.
+pub fn confirmation_line(ratios: &[f64], failed: usize, subject: &str) -> Option<String> {
+    let failures = if failed > 0 {
+        format!(" ({failed} run(s) FAILED)")
+    } else {
+        String::new()
+    };
+    let Some(median) = stats::median(ratios) else {
+        return (failed > 0).then(|| format!("rerun: no round completed by both{failures}"));
+    };
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let won = ratios.iter().filter(|&&x| x < 1.0).count();
+    let verdict = if median > GAP_RATIO {
+        "the gap stands"
+    } else {
+        "not confirmed"
+    };
+    Some(format!(
+        "rerun {} rounds, the two alone: x{median:.2} [{lo:.2}-{hi:.2}]; {subject} faster in {won}/{}: {verdict}{failures}",
+        ratios.len(),
+        ratios.len()
+    ))
 }
 
 /// The cost of one successful sample on a row of `metric`: its time, or
@@ -365,6 +418,9 @@ pub fn gaps(report: &Report, rows: &[Row], subject: &str) -> Vec<Gap> {
             .collect();
         out.push(Gap {
             row: r.label(),
+            bench: r.bench.clone(),
+            threads: r.threads,
+            metric: r.metric,
             best: best.alloc.clone(),
             subject_cost,
             best_cost,
@@ -405,6 +461,15 @@ fn render_gaps(out: &mut String, report: &Report, rows: &[Row]) {
             g.subject_won(),
             g.pairs.len()
         );
+        let failed = report
+            .confirm
+            .iter()
+            .filter(|s| !s.ok && s.bench == g.bench && s.threads == g.threads)
+            .filter(|s| s.alloc == subject || s.alloc == g.best)
+            .count();
+        if let Some(line) = confirmation_line(&g.confirmation(report, subject), failed, subject) {
+            let _ = writeln!(out, "  {:<22} {line}", "");
+        }
     }
 }
 
@@ -971,6 +1036,79 @@ mod tests {
         alone.allocators.truncate(1);
         alone.samples.retain(|s| s.alloc == "subj");
         assert!(!render(&alone, "subj").contains("Rows where another allocator"));
+    }
+
+    #[test]
+    fn a_gap_rerun_shows_the_rounds_ratio_and_whether_it_stands() {
+        let info = |n: &str| AllocInfo {
+            name: n.into(),
+            route: Route::GlobalAllocator,
+            detail: String::new(),
+        };
+        // The table: "fast" 25% ahead of "subj" on larson@2.
+        let mut samples = larson_reps("subj", &[100.0, 100.0, 100.0]);
+        samples.extend(larson_reps("fast", &[125.0, 125.0, 125.0]));
+        let table = Report {
+            meta: Meta {
+                reps: 3,
+                ..Meta::default()
+            },
+            allocators: vec![info("subj"), info("fast")],
+            samples,
+            ..Report::default()
+        };
+        let rerun = |subj: &[f64], fast: &[f64]| -> Vec<Sample> {
+            // Rounds numbered after the table's repetitions.
+            let renumber = |v: Vec<Sample>| v.into_iter().map(|s| Sample { rep: s.rep + 3, ..s });
+            renumber(larson_reps("subj", subj))
+                .chain(renumber(larson_reps("fast", fast)))
+                .collect()
+        };
+        let section_of = |r: &Report| {
+            let text = render(r, "subj");
+            section(&text, "Rows where another allocator is more than 10% faster than subj").to_string()
+        };
+        // Not rerun: no second line.
+        assert!(!section_of(&table).contains("rerun"), "{}", section_of(&table));
+        // Rerun, and level: 1.0, 1.05 and 0.95 of the other's cost.
+        let level = Report {
+            confirm: rerun(&[100.0, 100.0, 100.0], &[100.0, 105.0, 95.0]),
+            ..table.clone()
+        };
+        let s = section_of(&level);
+        assert!(
+            s.contains("rerun 3 rounds, the two alone: x1.00 [0.95-1.05]; subj faster in 1/3: not confirmed"),
+            "{s}"
+        );
+        // Rerun, and still behind: the gap stands.
+        let behind = Report {
+            confirm: rerun(&[100.0, 100.0, 100.0], &[120.0, 130.0, 125.0]),
+            ..table.clone()
+        };
+        let s = section_of(&behind);
+        assert!(
+            s.contains("rerun 3 rounds, the two alone: x1.25 [1.20-1.30]; subj faster in 0/3: the gap stands"),
+            "{s}"
+        );
+        // A round that failed is counted, and left out of the ratio.
+        let mut failed = behind.clone();
+        let lost = failed
+            .confirm
+            .iter_mut()
+            .find(|s| s.alloc == "fast" && s.rep == 4)
+            .unwrap();
+        lost.ok = false;
+        let s = section_of(&failed);
+        assert!(s.contains("rerun 2 rounds") && s.contains("(1 run(s) FAILED)"), "{s}");
+        // Reruns of another row or another allocator do not count.
+        let elsewhere = Report {
+            confirm: rerun(&[100.0], &[200.0])
+                .into_iter()
+                .map(|s| Sample { threads: 8, ..s })
+                .collect(),
+            ..table.clone()
+        };
+        assert!(!section_of(&elsewhere).contains("rerun"), "{}", section_of(&elsewhere));
     }
 
     #[test]

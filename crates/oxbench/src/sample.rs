@@ -150,6 +150,13 @@ pub struct Report {
     /// Callgrind counts, when measured.
     #[serde(default)]
     pub instructions: Vec<InstrCount>,
+    /// Extra rounds of the rows where another allocator was more than 10%
+    /// faster than the first (`--confirm-gaps`): the first allocator and
+    /// that one only, numbered after the table's repetitions. Kept apart
+    /// from `samples`, so the table's figures are those of the interleaved
+    /// repetitions alone.
+    #[serde(default)]
+    pub confirm: Vec<Sample>,
 }
 
 impl Report {
@@ -216,6 +223,16 @@ mod tests {
                 via: "GlobalAlloc".into(),
                 per_pair: 153.0,
             }],
+            confirm: Vec::new(),
+        };
+        let rerun = Sample {
+            rep: 3,
+            wall_s: 1.5,
+            ..r.samples[0].clone()
+        };
+        let r = Report {
+            confirm: vec![rerun],
+            ..r
         };
         let dir = std::env::temp_dir().join(format!("oxbench-rt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -224,6 +241,15 @@ mod tests {
         let back = Report::load(&path).unwrap();
         assert_eq!(back, r);
         assert_eq!(back.route_of("glibc"), Some(Route::GlobalAllocator));
+        // A report written before `confirm` existed still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        old.as_object_mut()
+            .unwrap()
+            .remove("confirm")
+            .expect("the field was written");
+        let earlier: Report = serde_json::from_value(old).unwrap();
+        assert!(earlier.confirm.is_empty());
+        assert_eq!(earlier.samples, r.samples);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -337,6 +337,66 @@ fn a_second_setting_of_one_allocator_runs_with_its_own_variables() {
 }
 
 #[test]
+fn a_gap_is_rerun_with_the_two_allocators_alone() {
+    // `slow` is glibc made to map every block (a system call per malloc,
+    // about 170 times glibc's time on this row): glibc is far more than 10%
+    // faster, so glibc-simple@1 is a gap of `slow`'s, rerun twice with the
+    // two alone.
+    let out = tmp("confirm");
+    let args = |confirm: &'static str| {
+        [
+            "--bench",
+            "glibc-simple",
+            "--scale",
+            "0.002",
+            "--reps",
+            "2",
+            "--alloc",
+            "slow=glibc,glibc",
+            "--alloc-env",
+            "slow:GLIBC_TUNABLES=glibc.malloc.mmap_threshold=0",
+            "--baseline",
+            "glibc",
+            "--confirm-gaps",
+            confirm,
+        ]
+    };
+    let st = run_tiny(&out, &args("2"));
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let r = Report::load(&out.join("report.json")).unwrap();
+    assert_eq!(
+        r.samples.len(),
+        4,
+        "the table keeps its own repetitions: {:?}",
+        r.samples
+    );
+    let mut reruns: Vec<(&str, usize)> = r.confirm.iter().map(|s| (s.alloc.as_str(), s.rep)).collect();
+    reruns.sort();
+    assert_eq!(reruns, [("glibc", 2), ("glibc", 3), ("slow", 2), ("slow", 3)]);
+    assert!(
+        r.confirm
+            .iter()
+            .all(|s| s.ok && s.bench == "glibc-simple" && s.threads == 1),
+        "{:?}",
+        r.confirm
+    );
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(
+        text.contains("rerun 2 rounds, the two alone: x") && text.contains("slow faster in 0/2: the gap stands"),
+        "{text}"
+    );
+    assert!(text.contains("--confirm-gaps 2: each synthetic row"), "{text}");
+    // The default reruns nothing.
+    let st = run_tiny(&out, &args("0"));
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let r = Report::load(&out.join("report.json")).unwrap();
+    assert!(r.confirm.is_empty(), "{:?}", r.confirm);
+    let text = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(text.contains("slow faster in 0/2") && !text.contains("rerun"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn list_names_workloads_and_allocators() {
     let st = oxbench()
         .args(["list", "--no-build", "--worker-dir"])
