@@ -326,20 +326,31 @@ impl Gap {
     /// (`Report::confirm`) that both completed, in round order; empty when
     /// the gap was not rerun.
     pub fn confirmation(&self, report: &Report, subject: &str) -> Vec<f64> {
-        let costs_of = |alloc: &str| -> BTreeMap<usize, f64> {
-            report
-                .confirm
-                .iter()
-                .filter(|s| s.ok && s.alloc == alloc && s.bench == self.bench && s.threads == self.threads)
-                .filter_map(|s| Some((s.rep, sample_cost(s, self.metric)?)))
-                .collect()
-        };
-        let theirs = costs_of(&self.best);
-        costs_of(subject)
-            .into_iter()
-            .filter_map(|(rep, ours)| Some(ours / theirs.get(&rep)?))
-            .collect()
+        paired_ratios(
+            &report.confirm,
+            (&self.bench, self.threads, self.metric),
+            subject,
+            &self.best,
+        )
     }
+}
+
+/// `subject`'s cost over `other`'s on one row (workload, threads, metric),
+/// for each repetition number both completed among `samples`, in order.
+fn paired_ratios(samples: &[Sample], row: (&str, usize, Metric), subject: &str, other: &str) -> Vec<f64> {
+    let (bench, threads, metric) = row;
+    let costs_of = |alloc: &str| -> BTreeMap<usize, f64> {
+        samples
+            .iter()
+            .filter(|s| s.ok && s.alloc == alloc && s.bench == bench && s.threads == threads)
+            .filter_map(|s| Some((s.rep, sample_cost(s, metric)?)))
+            .collect()
+    };
+    let theirs = costs_of(other);
+    costs_of(subject)
+        .into_iter()
+        .filter_map(|(rep, ours)| Some(ours / theirs.get(&rep)?))
+        .collect()
 }
 
 /// One line on a gap's confirmation rounds: the median of the per-round
@@ -403,19 +414,7 @@ pub fn gaps(report: &Report, rows: &[Row], subject: &str) -> Vec<Gap> {
         if subject_cost <= best_cost * GAP_RATIO {
             continue;
         }
-        let costs_of = |alloc: &str| -> BTreeMap<usize, f64> {
-            report
-                .samples
-                .iter()
-                .filter(|s| s.ok && s.alloc == alloc && s.bench == r.bench && s.threads == r.threads)
-                .filter_map(|s| Some((s.rep, sample_cost(s, r.metric)?)))
-                .collect()
-        };
-        let theirs = costs_of(&best.alloc);
-        let pairs = costs_of(subject)
-            .into_iter()
-            .filter_map(|(rep, ours)| Some(ours / theirs.get(&rep)?))
-            .collect();
+        let pairs = paired_ratios(&report.samples, (&r.bench, r.threads, r.metric), subject, &best.alloc);
         out.push(Gap {
             row: r.label(),
             bench: r.bench.clone(),
@@ -829,11 +828,6 @@ mod tests {
     }
 
     fn report() -> Report {
-        let info = |n: &str| AllocInfo {
-            name: n.into(),
-            route: Route::GlobalAllocator,
-            detail: String::new(),
-        };
         let mut samples = Vec::new();
         for (w, t) in [(1.0, 100.0), (3.0, 300.0), (2.0, 200.0)] {
             samples.push(sample("base", "glibc-simple", w, 1.0, 1024));
@@ -958,6 +952,15 @@ mod tests {
     }
 
     /// Throughput samples of `alloc` on larson@2, one per repetition.
+    /// A `#[global_allocator]` allocator named `n`.
+    fn info(n: &str) -> AllocInfo {
+        AllocInfo {
+            name: n.into(),
+            route: Route::GlobalAllocator,
+            detail: String::new(),
+        }
+    }
+
     fn larson_reps(alloc: &str, throughputs: &[f64]) -> Vec<Sample> {
         throughputs
             .iter()
@@ -971,11 +974,6 @@ mod tests {
 
     #[test]
     fn gaps_list_rows_where_a_peer_is_more_than_ten_percent_faster_with_the_pairs() {
-        let info = |n: &str| AllocInfo {
-            name: n.into(),
-            route: Route::GlobalAllocator,
-            detail: String::new(),
-        };
         // larson: "fast" beats "subj" by 25% by the medians, though not in
         // repetition 1; "close" is within 5%. glibc-simple: "close" only
         // 5% faster: no gap. mstress: "subj" ahead of both.
@@ -1040,11 +1038,6 @@ mod tests {
 
     #[test]
     fn a_gap_rerun_shows_the_rounds_ratio_and_whether_it_stands() {
-        let info = |n: &str| AllocInfo {
-            name: n.into(),
-            route: Route::GlobalAllocator,
-            detail: String::new(),
-        };
         // The table: "fast" 25% ahead of "subj" on larson@2.
         let mut samples = larson_reps("subj", &[100.0, 100.0, 100.0]);
         samples.extend(larson_reps("fast", &[125.0, 125.0, 125.0]));
@@ -1070,26 +1063,29 @@ mod tests {
         };
         // Not rerun: no second line.
         assert!(!section_of(&table).contains("rerun"), "{}", section_of(&table));
-        // Rerun, and level: 1.0, 1.05 and 0.95 of the other's cost.
-        let level = Report {
-            confirm: rerun(&[100.0, 100.0, 100.0], &[100.0, 105.0, 95.0]),
-            ..table.clone()
-        };
-        let s = section_of(&level);
-        assert!(
-            s.contains("rerun 3 rounds, the two alone: x1.00 [0.95-1.05]; subj faster in 1/3: not confirmed"),
-            "{s}"
-        );
-        // Rerun, and still behind: the gap stands.
+        // Rerun, and level (1.0, 1.05 and 0.95 of the other's cost), or
+        // still behind (the gap stands).
+        for (fast, line) in [
+            (
+                [100.0, 105.0, 95.0],
+                "rerun 3 rounds, the two alone: x1.00 [0.95-1.05]; subj faster in 1/3: not confirmed",
+            ),
+            (
+                [120.0, 130.0, 125.0],
+                "rerun 3 rounds, the two alone: x1.25 [1.20-1.30]; subj faster in 0/3: the gap stands",
+            ),
+        ] {
+            let rerun_report = Report {
+                confirm: rerun(&[100.0, 100.0, 100.0], &fast),
+                ..table.clone()
+            };
+            let s = section_of(&rerun_report);
+            assert!(s.contains(line), "{s}");
+        }
         let behind = Report {
             confirm: rerun(&[100.0, 100.0, 100.0], &[120.0, 130.0, 125.0]),
             ..table.clone()
         };
-        let s = section_of(&behind);
-        assert!(
-            s.contains("rerun 3 rounds, the two alone: x1.25 [1.20-1.30]; subj faster in 0/3: the gap stands"),
-            "{s}"
-        );
         // A round that failed is counted, and left out of the ratio.
         let mut failed = behind.clone();
         let lost = failed
