@@ -297,8 +297,6 @@ pub const GAP_RATIO: f64 = 1.10;
 /// is the machine's noise, one that every pair shows is not.
 #[derive(Clone, Debug)]
 pub struct Gap {
-    /// Row label, such as `larson@2`.
-    pub row: String,
     /// The row's workload or program.
     pub bench: String,
     /// The row's thread count.
@@ -317,6 +315,11 @@ pub struct Gap {
 }
 
 impl Gap {
+    /// Row label, such as `larson@2`.
+    pub fn row(&self) -> String {
+        format!("{}@{}", self.bench, self.threads)
+    }
+
     /// Pairs in which the subject was the faster.
     pub fn subject_won(&self) -> usize {
         self.pairs.iter().filter(|&&x| x < 1.0).count()
@@ -363,11 +366,15 @@ pub fn confirmation_line(ratios: &[f64], failed: usize, subject: &str) -> Option
     } else {
         String::new()
     };
-    let Some(median) = stats::median(ratios) else {
+    let Some(stats::Summary {
+        median,
+        min: lo,
+        max: hi,
+        ..
+    }) = stats::summarize(ratios)
+    else {
         return (failed > 0).then(|| format!("rerun: no round completed by both{failures}"));
     };
-    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let won = ratios.iter().filter(|&&x| x < 1.0).count();
     let verdict = if median > GAP_RATIO {
         "the gap stands"
@@ -416,7 +423,6 @@ pub fn gaps(report: &Report, rows: &[Row], subject: &str) -> Vec<Gap> {
         }
         let pairs = paired_ratios(&report.samples, (&r.bench, r.threads, r.metric), subject, &best.alloc);
         out.push(Gap {
-            row: r.label(),
             bench: r.bench.clone(),
             threads: r.threads,
             metric: r.metric,
@@ -451,7 +457,7 @@ fn render_gaps(out: &mut String, report: &Report, rows: &[Row]) {
         let _ = writeln!(
             out,
             "  {:<22} {:<16} {:.2} against {:.2} (x{:.2}); pairs {}; {subject} faster in {}/{}",
-            g.row,
+            g.row(),
             g.best,
             g.best_cost,
             g.subject_cost,
@@ -951,7 +957,6 @@ mod tests {
         assert!(section(&text, "realloc-growth (threads").contains("in place 99.1%; odd thing 42.0"));
     }
 
-    /// Throughput samples of `alloc` on larson@2, one per repetition.
     /// A `#[global_allocator]` allocator named `n`.
     fn info(n: &str) -> AllocInfo {
         AllocInfo {
@@ -961,6 +966,7 @@ mod tests {
         }
     }
 
+    /// Throughput samples of `alloc` on larson@2, one per repetition.
     fn larson_reps(alloc: &str, throughputs: &[f64]) -> Vec<Sample> {
         throughputs
             .iter()
@@ -997,7 +1003,7 @@ mod tests {
         let found = gaps(&r, &rows, "subj");
         assert_eq!(found.len(), 1, "{found:?}");
         let g = &found[0];
-        assert_eq!((g.row.as_str(), g.best.as_str()), ("larson@2", "fast"));
+        assert_eq!((g.row().as_str(), g.best.as_str()), ("larson@2", "fast"));
         assert!((g.best_cost - 0.8).abs() < 1e-9 && g.subject_cost == 1.0, "{g:?}");
         let expected = [1.25, 0.9, 1.3];
         assert_eq!(g.pairs.len(), 3);
@@ -1024,7 +1030,10 @@ mod tests {
             s.wall_s = 1.0;
         }
         let rows2 = super::rows(&r2, "subj");
-        let found: Vec<(String, String)> = gaps(&r2, &rows2, "subj").into_iter().map(|g| (g.row, g.best)).collect();
+        let found: Vec<(String, String)> = gaps(&r2, &rows2, "subj")
+            .into_iter()
+            .map(|g| (g.row(), g.best))
+            .collect();
         assert!(
             found.contains(&("glibc-simple@2".to_string(), "close".to_string())),
             "{found:?}"
