@@ -9,8 +9,17 @@
 //! other threads' blocks) before taking a fresh page, and sweeps (on slow paths, and in the background purger)
 //! give back abandoned pages that remote frees have emptied.
 //!
-//! Freeing never reclaims: a thread that only frees never acquires pages,
-//! so frees from threads that never allocated cannot make memory grow.
+//! A free into an abandoned page takes the page too, when at least half of
+//! the page's carved blocks were live at abandonment and the freeing
+//! thread allocates blocks of its class (it has a page of that class): a
+//! thread that inherits a predecessor's blocks (larson: each thread hands
+//! its slots to the next one) then reuses the blocks it frees at once,
+//! still in its cache, instead of allocating from pages it has never
+//! touched (docs/PERFORMANCE.md E93). A thread that only frees never
+//! acquires pages, so frees from threads that do not allocate cannot make
+//! memory grow; nor do pages that were mostly empty at abandonment move
+//! (mstress's survivors of a round: its peak grew 4x when any free took
+//! its page).
 
 use crate::arena;
 use crate::heap::Heap;
@@ -21,11 +30,23 @@ use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use core::ptr;
 
-/// Abandoned pages of one class, linked through `Page::next`.
+/// `Page::abandoned`: the page is on no abandoned list.
+pub const NOT_LISTED: u8 = 0;
+/// `Page::abandoned`: on its class's list; frees do not take it.
+pub const LISTED: u8 = 1;
+/// `Page::abandoned`: on its class's list, and a free may take it
+/// ([`reclaim_on_free`]): at least half its carved blocks were live when it
+/// was abandoned.
+pub const LISTED_FREES_TAKE: u8 = 2;
+
+/// Abandoned pages of one class, doubly linked through `Page::next` and
+/// `Page::prev` (a free may take a page from the middle).
 ///
-/// Invariant: every page here has `owner == 0`, a null `heap`, and `used`
-/// equal to its allocated blocks plus whatever still waits on
-/// `thread_free`. Whoever holds the lock may act as the pages' owner.
+/// Invariant: every page here has `owner == 0`, a null `heap`, `abandoned`
+/// other than [`NOT_LISTED`] (and every page not here of this class has
+/// [`NOT_LISTED`]), and `used` equal to its allocated blocks plus whatever
+/// still waits on `thread_free`. Whoever holds the lock may act as the
+/// pages' owner.
 pub struct AbandonedList {
     head: *mut Page,
     tail: *mut Page,
@@ -70,22 +91,29 @@ pub unsafe fn abandon(page: *mut Page) {
         return;
     }
     let class = p.class();
+    let state = if p.used.get() * 2 >= p.capacity() {
+        LISTED_FREES_TAKE
+    } else {
+        LISTED
+    };
     let mut list = ABANDONED[class].lock();
     // SAFETY: we hold the list's lock; the page is on no list.
-    unsafe { list.push_back(page) };
-    COUNTS[class].fetch_add(1, Ordering::Relaxed);
-    TOTAL.fetch_add(1, Ordering::Relaxed);
+    unsafe { list.push_back(page, state) };
     drop(list);
     stats::page_abandoned();
 }
 
 impl AbandonedList {
+    /// Appends `page` in `state` ([`LISTED`] or [`LISTED_FREES_TAKE`]).
+    ///
     /// # Safety
     /// The caller holds the lock; `page` is on no list.
-    unsafe fn push_back(&mut self, page: *mut Page) {
+    unsafe fn push_back(&mut self, page: *mut Page, state: u8) {
         // SAFETY: caller's contract; list members are valid.
         unsafe {
             (*page).next.set(ptr::null_mut());
+            (*page).prev.set(self.tail);
+            (*page).abandoned.store(state, Ordering::Relaxed);
             if self.tail.is_null() {
                 self.head = page;
             } else {
@@ -93,21 +121,41 @@ impl AbandonedList {
             }
         }
         self.tail = page;
+        COUNTS[class_of(page)].fetch_add(1, Ordering::Relaxed);
+        TOTAL.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes `page` off the list.
+    ///
     /// # Safety
-    /// The caller holds the lock.
-    unsafe fn pop_front(&mut self) -> *mut Page {
-        let page = self.head;
-        if !page.is_null() {
-            // SAFETY: list members are valid.
-            self.head = unsafe { (*page).next.get() };
-            if self.head.is_null() {
-                self.tail = ptr::null_mut();
+    /// The caller holds the lock; `page` is on this list.
+    unsafe fn unlink(&mut self, page: *mut Page) {
+        // SAFETY: caller's contract; list members are valid.
+        unsafe {
+            let (prev, next) = ((*page).prev.get(), (*page).next.get());
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next.set(next);
             }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).prev.set(prev);
+            }
+            (*page).next.set(ptr::null_mut());
+            (*page).prev.set(ptr::null_mut());
+            (*page).abandoned.store(NOT_LISTED, Ordering::Relaxed);
         }
-        page
+        COUNTS[class_of(page)].fetch_sub(1, Ordering::Relaxed);
+        TOTAL.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The class of an abandoned page.
+fn class_of(page: *mut Page) -> Class {
+    // SAFETY: pages on the lists are valid class pages.
+    unsafe { (*page).class() }
 }
 
 /// Abandoned pages examined per reclaim before giving up (full ones are
@@ -122,8 +170,7 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
     }
     let mut list = ABANDONED[class].lock();
     for _ in 0..RECLAIM_TRIES {
-        // SAFETY: we hold the lock.
-        let page = unsafe { list.pop_front() };
+        let page = list.head;
         if page.is_null() {
             return None;
         }
@@ -131,6 +178,9 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         let p = unsafe { &*page };
         // SAFETY: as above.
         unsafe { p.collect_thread_free() };
+        let state = p.abandoned.load(Ordering::Relaxed);
+        // SAFETY: we hold the lock; the page is on the list.
+        unsafe { list.unlink(page) };
         let has_room = !p.free.get().is_null()
             || !p.local_free.get().is_null()
             || p.capacity() < u32::from(p.reserved.get())
@@ -139,19 +189,65 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         if !has_room {
             // Still full: keep it for later, look at the next one.
             // SAFETY: we hold the lock; the page was just unlinked.
-            unsafe { list.push_back(page) };
+            unsafe { list.push_back(page, state) };
             continue;
         }
-        COUNTS[class].fetch_sub(1, Ordering::Relaxed);
-        TOTAL.fetch_sub(1, Ordering::Relaxed);
         drop(list);
-        p.heap.store(heap as *const Heap as *mut Heap, Ordering::Relaxed);
-        p.in_full.set(false);
-        heap.restore_owner(p);
-        stats::page_reclaimed();
+        adopt(p, heap);
         return Some(page);
     }
     None
+}
+
+/// Makes a page just taken off its abandoned list `heap`'s.
+fn adopt(p: &Page, heap: &Heap) {
+    p.heap.store(heap as *const Heap as *mut Heap, Ordering::Relaxed);
+    p.in_full.set(false);
+    heap.restore_owner(p);
+    stats::page_reclaimed();
+}
+
+/// A free by the calling thread, whose default heap is `heap`, into `page`,
+/// which no thread owned when the free read its owner word: takes the page
+/// into `heap` (at the front of its bin, as the page to allocate from),
+/// if it is still abandoned and [`LISTED_FREES_TAKE`], and `heap` has a
+/// page of its class. Returns whether it did; the caller then frees the
+/// block as the page's owner. See the module's documentation for why.
+///
+/// # Safety
+/// `page` must be a class page in which the caller holds a live block (so
+/// that it stays a class page of the same class), and `heap` must be the
+/// calling thread's default heap.
+pub unsafe fn reclaim_on_free(page: *mut Page, heap: &Heap) -> bool {
+    // SAFETY: caller's contract.
+    let p = unsafe { &*page };
+    // A hint without the lock (see `Page::abandoned`); checked again below.
+    if p.abandoned.load(Ordering::Relaxed) != LISTED_FREES_TAKE {
+        return false;
+    }
+    let class = p.class();
+    let bin = &heap.bins[class];
+    if bin.first.get().is_null() {
+        // The thread allocates no block of this class.
+        return false;
+    }
+    let mut list = ABANDONED[class].lock();
+    if p.abandoned.load(Ordering::Relaxed) != LISTED_FREES_TAKE {
+        // Taken (or swept) since the hint.
+        return false;
+    }
+    // SAFETY: we hold the lock, and the page is on this list (its state
+    // says so, exactly under the lock).
+    unsafe { list.unlink(page) };
+    drop(list);
+    // SAFETY: off the list, the page is ours alone until `adopt` publishes
+    // the new owner.
+    unsafe { p.collect_thread_free() };
+    adopt(p, heap);
+    // SAFETY: the page is now ours and on no queue.
+    unsafe { bin.push_front(page) };
+    heap.refresh_current(class);
+    true
 }
 
 /// Gives back every abandoned page that remote frees have emptied.
@@ -167,7 +263,6 @@ pub fn sweep() {
         // take the arena lock; keep lock nesting to a minimum).
         let mut empty: *mut Page = ptr::null_mut();
         let mut list = ABANDONED[class].lock();
-        let mut prev: *mut Page = ptr::null_mut();
         let mut page = list.head;
         while !page.is_null() {
             // SAFETY: pages on the list are valid; the lock makes us their owner.
@@ -176,21 +271,10 @@ pub fn sweep() {
             // SAFETY: as above.
             unsafe { p.collect_thread_free() };
             if p.used.get() == 0 {
-                if prev.is_null() {
-                    list.head = next;
-                } else {
-                    // SAFETY: `prev` is on the list.
-                    unsafe { (*prev).next.set(next) };
-                }
-                if next.is_null() {
-                    list.tail = prev;
-                }
-                COUNTS[class].fetch_sub(1, Ordering::Relaxed);
-                TOTAL.fetch_sub(1, Ordering::Relaxed);
+                // SAFETY: we hold the lock; the page is on the list.
+                unsafe { list.unlink(page) };
                 p.next.set(empty);
                 empty = page;
-            } else {
-                prev = page;
             }
             page = next;
         }

@@ -19,7 +19,7 @@ use crate::heap::{dead_heap, empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_FLAGS, OWNER_INDEXED, OWNER_SLOW};
 use crate::sync::atomic::Ordering;
-use crate::{held_frees, profile, purge, secure, stats, thread, tls};
+use crate::{abandon, held_frees, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
@@ -418,7 +418,15 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             // its time there, see docs/PERFORMANCE.md E32).
             heap = thread::init_thread();
         }
-        let hold = if heap.is_null() || heap == dead_heap() {
+        let live_heap = !heap.is_null() && heap != dead_heap();
+        // SAFETY: `ptr` is a live block of the class page (caller); a live
+        // heap here is the thread's default heap.
+        if owner == 0 && live_heap && unsafe { abandon::reclaim_on_free(page, &*heap) } {
+            // The page is ours now: free the block as its owner.
+            // SAFETY: caller's contract.
+            return unsafe { free_class_block(p, page, ptr) };
+        }
+        let hold = if !live_heap {
             // Out of memory for a heap, or the thread is exiting.
             stats::unowned_free(class);
             false

@@ -317,7 +317,7 @@ pub struct Page {
     pub heap: AtomicPtr<Heap>,
     /// Queue links (owner), or abandoned-list links (list lock).
     pub next: Cell<*mut Page>,
-    /// Queue links (owner).
+    /// Queue links (owner), or abandoned-list links (list lock).
     pub prev: Cell<*mut Page>,
     /// Hardened mode: key mixed into free-list links and block trailers.
     pub key: Cell<usize>,
@@ -345,7 +345,11 @@ pub struct Page {
     /// Where the sweep of the page's uncarved end stands ([`TAIL_NEW`],
     /// [`TAIL_SEEN`], [`TAIL_DONE`]; see [`Page::sweep_tail`]). Owner only.
     tail: Cell<u8>,
-    _pad1: [u8; 1],
+    /// Whether the page is on an abandoned list, and whether a free into it
+    /// may take it (`abandon::NOT_LISTED`, `LISTED`, `LISTED_FREES_TAKE`).
+    /// Written only under that list's lock, which makes it exact there;
+    /// remote frees read it without the lock as a hint (`abandon.rs`).
+    pub abandoned: AtomicU8,
     /// The page's free index (indexed class pages; see [`FreeIndex`]).
     pub free_index: FreeIndex,
     /// Blocks that fit in the page (fewer than 2^15, see `alloc_mark`).
@@ -396,7 +400,7 @@ impl Page {
             in_full: Cell::new(false),
             in_first_class: AtomicBool::new(false),
             tail: Cell::new(TAIL_DONE),
-            _pad1: [0; 1],
+            abandoned: AtomicU8::new(crate::abandon::NOT_LISTED),
             free_index: FreeIndex::new(),
             reserved: Cell::new(0),
         }

@@ -3,6 +3,10 @@
 //! atomic array so that blocks die on other threads; every block carries a
 //! pattern derived from its address, checked when it is freed. Threads are
 //! joined and recreated each round; half of the shared array survives.
+//! And the larson shape: each lane's slots pass from a thread to the one it
+//! starts before exiting, which frees them into the exited thread's
+//! abandoned pages (and takes those pages, `abandon::reclaim_on_free`)
+//! while other lanes' threads exit, reclaim and sweep.
 
 use oxmalloc::OxMalloc;
 use std::alloc::{GlobalAlloc, Layout};
@@ -144,4 +148,50 @@ fn mstress_shape_six_threads() {
 #[test]
 fn mstress_shape_eight_threads_short_rounds() {
     run(8, 25, 3000);
+}
+
+/// How a larson thread ends: it started the next one, or was the last.
+enum LaneEnd {
+    Next(std::thread::JoinHandle<LaneEnd>),
+    Done(Vec<usize>),
+}
+
+/// One thread of a larson lane: replaces random slots `replacements`
+/// times, then starts the next thread with the slots (`generations` left)
+/// and exits without waiting for it.
+fn larson_lane(lane: usize, mut slots: Vec<usize>, generations: usize, replacements: usize) -> LaneEnd {
+    let mut rng = Rng((0x9e37_79b9 ^ ((lane as u64) << 40) ^ (generations as u64)) | 1);
+    for _ in 0..replacements {
+        let i = rng.below(slots.len());
+        let fresh = new_block(8 + rng.below(1000));
+        free_block(std::mem::replace(&mut slots[i], fresh));
+    }
+    if generations == 1 {
+        return LaneEnd::Done(slots);
+    }
+    LaneEnd::Next(std::thread::spawn(move || {
+        larson_lane(lane, slots, generations - 1, replacements)
+    }))
+}
+
+#[test]
+fn larson_shape_four_lanes() {
+    let lanes: Vec<_> = (0..4)
+        .map(|lane| {
+            let slots = (0..1000).map(|k| new_block(8 + k % 1000)).collect();
+            std::thread::spawn(move || larson_lane(lane, slots, 30, 3000))
+        })
+        .collect();
+    for mut lane in lanes {
+        let slots = loop {
+            match lane.join().expect("larson thread failed") {
+                LaneEnd::Next(next) => lane = next,
+                LaneEnd::Done(slots) => break slots,
+            }
+        };
+        for b in slots {
+            free_block(b);
+        }
+    }
+    assert_eq!(oxmalloc::stats().errors, 0, "heap errors were reported");
 }
