@@ -369,7 +369,9 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
 
 /// Frees a validated block of a class page that is not a plain local free
 /// into a non-full page: local frees into full or sampled pages (or
-/// reached through a forwarder), and remote frees.
+/// reached through a forwarder), and remote frees. A remote free into an
+/// abandoned page may take the page first (`abandon::reclaim_on_free`)
+/// and then frees as its owner.
 ///
 /// # Safety
 /// `ptr` must be a live block of the class page `p` (at `page`).
