@@ -109,18 +109,11 @@ impl AbandonedList {
     /// # Safety
     /// The caller holds the lock; `page` is on no list.
     unsafe fn push_back(&mut self, page: *mut Page, state: u8) {
-        // SAFETY: caller's contract; list members are valid.
+        // SAFETY: caller's contract.
         unsafe {
-            (*page).next.set(ptr::null_mut());
-            (*page).prev.set(self.tail);
+            self.link_back(page);
             (*page).abandoned.store(state, Ordering::Relaxed);
-            if self.tail.is_null() {
-                self.head = page;
-            } else {
-                (*self.tail).next.set(page);
-            }
         }
-        self.tail = page;
         COUNTS[class_of(page)].fetch_add(1, Ordering::Relaxed);
         TOTAL.fetch_add(1, Ordering::Relaxed);
     }
@@ -130,6 +123,50 @@ impl AbandonedList {
     /// # Safety
     /// The caller holds the lock; `page` is on this list.
     unsafe fn unlink(&mut self, page: *mut Page) {
+        // SAFETY: caller's contract.
+        unsafe {
+            self.link_out(page);
+            (*page).abandoned.store(NOT_LISTED, Ordering::Relaxed);
+        }
+        COUNTS[class_of(page)].fetch_sub(1, Ordering::Relaxed);
+        TOTAL.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Moves `page` to the back of the list (its state and the counts stay).
+    ///
+    /// # Safety
+    /// The caller holds the lock; `page` is on this list.
+    unsafe fn move_to_back(&mut self, page: *mut Page) {
+        // SAFETY: caller's contract.
+        unsafe {
+            self.link_out(page);
+            self.link_back(page);
+        }
+    }
+
+    /// The links of [`push_back`](Self::push_back): `page` becomes the tail.
+    ///
+    /// # Safety
+    /// The caller holds the lock; `page` is on no list.
+    unsafe fn link_back(&mut self, page: *mut Page) {
+        // SAFETY: caller's contract; list members are valid.
+        unsafe {
+            (*page).next.set(ptr::null_mut());
+            (*page).prev.set(self.tail);
+            if self.tail.is_null() {
+                self.head = page;
+            } else {
+                (*self.tail).next.set(page);
+            }
+        }
+        self.tail = page;
+    }
+
+    /// The links of [`unlink`](Self::unlink): `page`'s neighbours are joined.
+    ///
+    /// # Safety
+    /// The caller holds the lock; `page` is on this list.
+    unsafe fn link_out(&mut self, page: *mut Page) {
         // SAFETY: caller's contract; list members are valid.
         unsafe {
             let (prev, next) = ((*page).prev.get(), (*page).next.get());
@@ -145,10 +182,7 @@ impl AbandonedList {
             }
             (*page).next.set(ptr::null_mut());
             (*page).prev.set(ptr::null_mut());
-            (*page).abandoned.store(NOT_LISTED, Ordering::Relaxed);
         }
-        COUNTS[class_of(page)].fetch_sub(1, Ordering::Relaxed);
-        TOTAL.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -178,9 +212,6 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
         let p = unsafe { &*page };
         // SAFETY: as above.
         unsafe { p.collect_thread_free() };
-        let state = p.abandoned.load(Ordering::Relaxed);
-        // SAFETY: we hold the lock; the page is on the list.
-        unsafe { list.unlink(page) };
         let has_room = !p.free.get().is_null()
             || !p.local_free.get().is_null()
             || p.capacity() < u32::from(p.reserved.get())
@@ -188,10 +219,12 @@ pub fn reclaim(class: Class, heap: &Heap) -> Option<*mut Page> {
             || (is_indexed_class(class) && !p.free_index.is_empty());
         if !has_room {
             // Still full: keep it for later, look at the next one.
-            // SAFETY: we hold the lock; the page was just unlinked.
-            unsafe { list.push_back(page, state) };
+            // SAFETY: we hold the lock; the page is on the list.
+            unsafe { list.move_to_back(page) };
             continue;
         }
+        // SAFETY: as above.
+        unsafe { list.unlink(page) };
         drop(list);
         adopt(p, heap);
         return Some(page);
