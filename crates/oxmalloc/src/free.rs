@@ -18,8 +18,9 @@ use crate::fatal::{report, HeapError};
 use crate::heap::{dead_heap, empty_heap, free_big_block, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, OWNER_FLAGS, OWNER_INDEXED, OWNER_SLOW};
+use crate::size_class::{Class, CLASS_COUNT, CLASS_SIZE};
 use crate::sync::atomic::Ordering;
-use crate::{abandon, held_frees, profile, purge, secure, stats, thread, tls};
+use crate::{abandon, free_cache, held_frees, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
 /// Frees a block known to come from oxmalloc (Rust's `dealloc` contract).
@@ -209,6 +210,9 @@ unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
     unsafe {
         let p = &*page;
         let owner = p.owner.load(Ordering::Relaxed);
+        if free_cache::ENABLED && owner & !OWNER_FLAGS == tls::owner_key() && free_into_cache(p, ptr, owner) {
+            return;
+        }
         if owner != tls::owner_key() | OWNER_INDEXED {
             // (The sentinel heaps hold no chain.)
             if !secure::ENABLED && (*tls::heap()).held.page() == page {
@@ -379,36 +383,8 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
     let class = p.class();
     let owner = p.owner.load(Ordering::Relaxed);
     if owner & !OWNER_FLAGS == tls::owner_key() {
-        // SAFETY: we own the page, so the page's heap is one of ours.
-        unsafe {
-            let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
-            let indexed = is_indexed_class(class);
-            if owner & OWNER_SLOW != 0 {
-                profile::on_free(p, ptr);
-                if p.in_full.get() {
-                    // One of our full pages: it has room again.
-                    page_heap.unpark_full(page, true);
-                } else {
-                    if indexed {
-                        // Reuse first what was freed last (E40).
-                        page_heap.make_current(page);
-                    }
-                    page_heap.restore_owner(p);
-                }
-            }
-            // (With `OWNER_INDEXED` alone, the page is current already.)
-            let emptied = if indexed {
-                p.push_indexed(ptr.cast())
-            } else {
-                p.push_local(ptr.cast())
-            };
-            if emptied {
-                page_heap.page_emptied(page);
-            } else if indexed && p.used.get() == 1 && ptr::eq(page_heap.pinned[class].get(), page) {
-                // Nothing left but the pin, as in `free_indexed_or_slow`.
-                page_heap.note_emptied_current(class);
-            }
-        }
+        // SAFETY: we own the page (caller: a live block of it).
+        unsafe { free_owned(p, page, ptr, owner, true) };
     } else {
         let mut heap = tls::heap();
         if heap == empty_heap() {
@@ -448,6 +424,158 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             unsafe { free_remote(p, ptr.cast()) };
         }
     }
+}
+
+/// The owner's free of a block of one of its class pages (`owner`, the
+/// page's owner word as just read, carries the calling thread's key) that
+/// is not a plain push: onto a full page (which returns to its bin), onto
+/// a page the profiler watches, onto a page of an indexed class that is
+/// not current (which becomes current, E40, when `make_current`: not for
+/// the free cache's flushes, whose blocks were not freed last).
+///
+/// # Safety
+/// `ptr` must be a live block of the class page `p` (at `page`), owned by
+/// the calling thread.
+unsafe fn free_owned(p: &Page, page: *mut Page, ptr: *mut u8, owner: usize, make_current: bool) {
+    let class = p.class();
+    // SAFETY: we own the page, so the page's heap is one of ours.
+    unsafe {
+        let page_heap: &Heap = &*p.heap.load(Ordering::Relaxed);
+        let indexed = is_indexed_class(class);
+        if owner & OWNER_SLOW != 0 {
+            profile::on_free(p, ptr);
+            if p.in_full.get() {
+                // One of our full pages: it has room again.
+                page_heap.unpark_full(page, true);
+            } else {
+                if indexed && make_current {
+                    // Reuse first what was freed last (E40).
+                    page_heap.make_current(page);
+                }
+                page_heap.restore_owner(p);
+            }
+        }
+        // (With `OWNER_INDEXED` alone, the page is current already.)
+        let emptied = if indexed {
+            p.push_indexed(ptr.cast())
+        } else {
+            p.push_local(ptr.cast())
+        };
+        if emptied {
+            page_heap.page_emptied(page);
+        } else if indexed && p.used.get() == 1 && ptr::eq(page_heap.pinned[class].get(), page) {
+            // Nothing left but the pin, as in `free_indexed_or_slow`.
+            page_heap.note_emptied_current(class);
+        }
+    }
+}
+
+/// The owner's free of a block above 1 KiB onto its heap's free cache
+/// (`free_cache.rs`): `true` when the free is done (cached, or reported as
+/// invalid or double), `false` when it must go the usual way: the page is
+/// not one the cache takes from (small or request-sized blocks, a
+/// first-class heap's page, a page holding profiling samples, profiling
+/// on), or the block is the last its page holds.
+///
+/// # Safety
+/// `p` must be a valid descriptor whose owner word `owner` carries the
+/// calling thread's key.
+#[inline]
+unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
+    if p.kind() != PageKind::Class {
+        return false;
+    }
+    let class = p.class();
+    if !is_indexed_class(class) || p.block_size.get() != CLASS_SIZE[class] as usize || profile::active() {
+        return false;
+    }
+    let heap = tls::heap();
+    // Until a first-class heap is made, every page a thread owns is its
+    // default heap's (and `heap`, read only then, is on the line remote
+    // frees write, E81).
+    if crate::heap::first_class_heaps_made() && !ptr::eq(p.heap.load(Ordering::Relaxed), heap) {
+        return false;
+    }
+    // The page's last block (besides the pin of a current page) goes to
+    // it: the page empties, and another class may take its span (E75),
+    // rather than stay held by a block the cache keeps.
+    let last = if owner & OWNER_INDEXED != 0 { 2 } else { 1 };
+    if p.used.get() <= last {
+        return false;
+    }
+    if owner & OWNER_SLOW != 0 && p.samples.load(Ordering::Relaxed) != 0 {
+        // The profiler may have sampled this block: `free_slow` drops it.
+        return false;
+    }
+    if p.block_index_by_division(ptr as usize).is_none() {
+        report(HeapError::InvalidFree, ptr as usize, 0, 0);
+        return true;
+    }
+    // SAFETY: an owned page of the calling thread's default heap, so
+    // `heap` is that live heap (no sentinel owns pages).
+    let cache = unsafe { &(*heap).free_cache };
+    let block = ptr.cast::<Block>();
+    if cache.contains(class, block) {
+        report(HeapError::DoubleFree, ptr as usize, 0, 0);
+        return true;
+    }
+    if !cache.push(class, block) {
+        // SAFETY: the calling thread's own default heap.
+        unsafe { flush_older_half(&*heap, class) };
+        let pushed = cache.push(class, block);
+        debug_assert!(pushed, "a flushed stack has room");
+    }
+    true
+}
+
+/// Frees the older half of the free cache's blocks of `class` onto their
+/// pages.
+///
+/// # Safety
+/// `heap` must be the calling thread's default heap.
+#[cold]
+#[inline(never)]
+unsafe fn flush_older_half(heap: &Heap, class: Class) {
+    let mut blocks = [ptr::null_mut(); free_cache::SLOTS];
+    let n = heap.free_cache.take_older_half(class, &mut blocks);
+    // SAFETY: blocks of the cache (its invariants), now off it.
+    unsafe { free_cached(&blocks[..n]) };
+}
+
+/// Frees every block of `heap`'s free cache onto its page.
+///
+/// # Safety
+/// `heap` must be the calling thread's default heap, or hold no cached block.
+pub unsafe fn flush_free_cache(heap: &Heap) {
+    if !free_cache::ENABLED || heap.free_cache.is_empty() {
+        return;
+    }
+    let mut blocks = [ptr::null_mut(); free_cache::SLOTS];
+    for class in free_cache::FIRST_CACHED..CLASS_COUNT {
+        let n = heap.free_cache.take_all(class, &mut blocks);
+        // SAFETY: blocks of the cache (its invariants), now off it.
+        unsafe { free_cached(&blocks[..n]) };
+    }
+}
+
+/// Frees blocks taken off the calling thread's free cache onto their pages
+/// (which it still owns: a page holding a block the heap counts as
+/// allocated never leaves it).
+///
+/// # Safety
+/// Each block must have just been taken off the calling thread's cache.
+unsafe fn free_cached(blocks: &[*mut Block]) {
+    for &block in blocks {
+        let ptr = block.cast::<u8>();
+        let page = resolve_forward(chunk::page_of_trusted(ptr));
+        // SAFETY: the cache's invariants: a live (allocated) block of a
+        // class page this thread owns.
+        unsafe {
+            let p = &*page;
+            free_owned(p, page, ptr, p.owner.load(Ordering::Relaxed), false);
+        }
+    }
+    purge::start_if_wanted();
 }
 
 /// Frees a large or huge block claimed with `Page::claim_big`
@@ -505,7 +633,7 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "the engine's OS layer (getauxval, mmap) does not run under Miri")]
-    fn only_the_current_page_of_big_blocks_takes_the_indexed_path() {
+    fn big_blocks_go_through_the_free_cache_to_the_free_index() {
         const SIZE: usize = 2000;
         const MAX_BLOCKS: usize = 64;
         let key = tls::owner_key();
@@ -532,21 +660,35 @@ mod tests {
             key | OWNER_SLOW,
             "a full page's frees take the slow path"
         );
-        // SAFETY: live blocks of ours, each freed once.
+        // SAFETY: the page's descriptor stays valid while it holds blocks.
+        let index_len = || unsafe { (*page).free_index.len() };
+        let class = crate::size_class::class_of(SIZE);
+        let capacity = free_cache::capacity(class);
+        assert!(count > capacity + 2, "the test needs more blocks to a page");
+        // SAFETY: live blocks of ours, each freed once (or reallocated).
         unsafe {
-            let other = blocks[count - 1];
-            assert_eq!(owner_of(other), key | OWNER_INDEXED, "the new current page");
             raw::free(blocks[1]);
-            assert_eq!(owner_of(first), key | OWNER_INDEXED, "current again (E40)");
-            assert_eq!(owner_of(other), key | OWNER_SLOW, "no longer current");
-            assert_eq!((*page).free_index.len(), 1);
-            raw::free(first);
-            assert_eq!((*page).free_index.len(), 2, "the indexed path pushes the index");
+            assert_eq!(index_len(), 0, "the free cache takes the block");
+            assert_eq!(owner_of(first), key | OWNER_SLOW, "its page stays full");
+            assert_eq!(raw::malloc(SIZE), blocks[1], "what was freed last comes back first");
+            for &block in &blocks[1..=capacity] {
+                raw::free(block);
+            }
+            assert_eq!(index_len(), 0, "the cache holds {capacity} blocks");
+            raw::free(blocks[capacity + 1]);
+            assert_eq!(
+                index_len(),
+                capacity / 2,
+                "a full cache gives its older half to the free index"
+            );
+            assert_eq!(raw::malloc(SIZE), blocks[capacity + 1], "the newer half stays");
+            raw::free(blocks[capacity + 1]);
             // A pointer inside a block changes nothing (it is reported:
             // tests/bad_pointers.rs).
-            raw::free(blocks[2].wrapping_add(8));
-            assert_eq!((*page).free_index.len(), 2);
-            for &block in &blocks[2..count] {
+            raw::free(blocks[capacity + 2].wrapping_add(8));
+            assert_eq!(index_len(), capacity / 2);
+            raw::free(first);
+            for &block in &blocks[capacity + 2..count] {
                 raw::free(block);
             }
         }

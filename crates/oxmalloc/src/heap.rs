@@ -20,6 +20,7 @@
 
 use crate::arena;
 use crate::chunk::{self, slice_address, SLICE_SIZE};
+use crate::free_cache::FreeCache;
 use crate::held_frees::HeldFrees;
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, INDEX_SLOTS, OWNER_INDEXED, OWNER_SLOW};
@@ -118,6 +119,8 @@ pub struct Heap {
     pub spare: [Cell<*mut Page>; SPARE_SPANS],
     /// Remote frees by this (default) heap's thread not yet published.
     pub held: HeldFrees,
+    /// This (default) heap's thread's latest frees above 1 KiB (`free_cache.rs`).
+    pub free_cache: FreeCache,
     /// Per class, the current run of slow-path requests (see
     /// [`Heap::page_block_size`]): the larger of the (at most two) sizes
     /// it asked for, the smaller one (0: one size so far), and how many
@@ -217,6 +220,7 @@ impl Heap {
             prof_busy: Cell::new(false),
             spare: [const { Cell::new(ptr::null_mut()) }; SPARE_SPANS],
             held: HeldFrees::new(),
+            free_cache: FreeCache::new(),
             repeat_size: [const { Cell::new(0) }; CLASS_COUNT],
             repeat_other: [const { Cell::new(0) }; CLASS_COUNT],
             repeat_count: [const { Cell::new(0) }; CLASS_COUNT],
@@ -345,13 +349,19 @@ impl Heap {
     /// has lived a whole interval ([`Page::sweep_tail`]), when a sweep is
     /// due at `now`. Owner only (the index, the free blocks and the
     /// uncarved ends are the owner's); called every few slow paths, so a
-    /// thread that stops allocating keeps them resident.
+    /// thread that stops allocating keeps them resident. Empties the free
+    /// cache onto the pages first.
     pub fn sweep_free_blocks(&self, now: u64) {
         if now < self.free_blocks_sweep_due.get() {
             return;
         }
         self.free_blocks_sweep_due
             .set(now.saturating_add(purge::delay_ms().max(BLOCK_SWEEP_MIN_MS)));
+        // The free cache's blocks go back to their pages first, so that a
+        // class the thread stopped allocating does not keep them resident:
+        // they are purged a sweep later, as any block freed just before.
+        // SAFETY: the owner (caller); a first-class heap caches nothing.
+        unsafe { crate::free::flush_free_cache(self) };
         let mut purged = 0;
         // Blocks of classes below two OS pages hold at most one whole page
         // each: `Page::sweep_index` would purge nothing there.
@@ -938,6 +948,7 @@ impl Heap {
     pub unsafe fn collect(&self, force: bool) {
         // SAFETY: owner-only work on our own pages.
         unsafe {
+            crate::free::flush_free_cache(self);
             self.held.send();
             self.process_notifications();
         }
@@ -1017,6 +1028,9 @@ impl Heap {
     /// # Safety
     /// Only the owning thread may call this, once, at its exit.
     pub unsafe fn abandon_thread(&self) {
+        // Before any page leaves: the cached blocks are counted in theirs.
+        // SAFETY: our own default heap (caller).
+        unsafe { crate::free::flush_free_cache(self) };
         let mut heap = self.family.get();
         while !heap.is_null() {
             // SAFETY: the thread's first-class heaps are valid and ours.
@@ -1173,6 +1187,9 @@ impl Heap {
     /// Only the owning thread may call this; `visit` must not allocate from
     /// or free into this heap.
     pub unsafe fn walk(&self, visit: &mut dyn FnMut(*mut u8, usize) -> bool) -> bool {
+        // Cached blocks are free, though their pages count them.
+        // SAFETY: the owner (caller); a first-class heap caches nothing.
+        unsafe { crate::free::flush_free_cache(self) };
         for class in 0..CLASS_COUNT {
             for queue in [&self.bins[class], &self.full[class]] {
                 let mut page = queue.first.get();
