@@ -490,6 +490,11 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
         return false;
     }
     let heap = tls::heap();
+    // SAFETY: the thread's heap slot always holds a valid heap.
+    if unsafe { (*heap).owner_key.get() } != owner & !OWNER_FLAGS {
+        // A sentinel (no heap, or the thread is exiting): it caches nothing.
+        return false;
+    }
     // Until a first-class heap is made, every page a thread owns is its
     // default heap's (and `heap`, read only then, is on the line remote
     // frees write, E81).
@@ -511,8 +516,8 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
         report(HeapError::InvalidFree, ptr as usize, 0, 0);
         return true;
     }
-    // SAFETY: an owned page of the calling thread's default heap, so
-    // `heap` is that live heap (no sentinel owns pages).
+    // SAFETY: the calling thread's live default heap (its key, checked
+    // above; the sentinels have none).
     let cache = unsafe { &(*heap).free_cache };
     let block = ptr.cast::<Block>();
     if cache.contains(class, block) {
