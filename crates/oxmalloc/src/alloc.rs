@@ -166,7 +166,8 @@ unsafe fn big_owner<'a>(heap: *mut Heap) -> Option<&'a Heap> {
 #[inline]
 unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usize, zero: bool) -> *mut u8 {
     // SAFETY: the heap pointer is valid; its bins' first pages are ours;
-    // `class` < CLASS_COUNT.
+    // `class` < CLASS_COUNT; its free cache holds free blocks of the class
+    // size that no one else can hand out (the cache's invariants).
     unsafe {
         if free_cache::ENABLED && is_indexed_class(class) && !profile::active() {
             // The block of the class freed last (`free_cache.rs`): of the

@@ -185,7 +185,10 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
     }
 }
 
-/// The owner's free of a block of its current page of an indexed class
+/// Every free that the small blocks' fast path does not take. First, the
+/// owner's frees of blocks above 1 KiB go onto its free cache when it
+/// takes them (`free_into_cache`). Then the owner's free of a block of its
+/// current page of an indexed class
 /// (owner word `key | OWNER_INDEXED`: not full, pinned, no profiling
 /// samples), which rules out every case `free_slow` checks for but an
 /// invalid pointer: the block's number goes onto the page's free index;
@@ -202,7 +205,9 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
 #[cold]
 #[inline(never)]
 unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
-    // SAFETY: caller's contract. With that owner word, a class page we
+    // SAFETY: caller's contract. An owner word with our key (the free
+    // cache's test) is a page of ours, as `free_into_cache` requires.
+    // With `key | OWNER_INDEXED`, a class page we
     // own (the current page of its class), so its Cell fields and free
     // index are ours to touch, and its `heap` is one of this thread's
     // heaps. The thread's heap slot always holds a valid heap, and
