@@ -532,8 +532,14 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
     if !cache.push(class, block) {
         // SAFETY: the calling thread's own default heap.
         unsafe { flush_older_half(&*heap, class) };
-        let pushed = cache.push(class, block);
-        debug_assert!(pushed, "a flushed stack has room");
+        if !cache.push(class, block) {
+            // A free made while the flush ran (the flush may start the
+            // purger thread) filled the stack again: this one goes to its
+            // page rather than be lost.
+            // SAFETY: a live block of a class page of this thread's
+            // default heap, as every cached block is.
+            unsafe { free_cached(&[block]) };
+        }
     }
     true
 }
@@ -568,12 +574,14 @@ pub unsafe fn flush_free_cache(heap: &Heap) {
     }
 }
 
-/// Frees blocks taken off the calling thread's free cache onto their pages
-/// (which it still owns: a page holding a block the heap counts as
-/// allocated never leaves it).
+/// Frees blocks taken off the calling thread's free cache (or that it
+/// would have taken) onto their pages (which it still owns: a page holding
+/// a block the heap counts as allocated never leaves it).
 ///
 /// # Safety
-/// Each block must have just been taken off the calling thread's cache.
+/// Each block must be one the cache's invariants allow: a live block of a
+/// class-size page of the calling thread's default heap, freed by the
+/// program and on no list.
 unsafe fn free_cached(blocks: &[*mut Block]) {
     for &block in blocks {
         let ptr = block.cast::<u8>();
