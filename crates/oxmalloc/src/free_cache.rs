@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     fn block(n: usize) -> *mut Block {
-        (0x10000 + n * 4096) as *mut Block
+        ptr::without_provenance_mut(0x10000 + n * 4096)
     }
 
     #[test]
