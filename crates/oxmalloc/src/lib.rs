@@ -174,22 +174,11 @@ pub fn collect(force: bool) {
 /// other live threads' figures are as their pages last reported them (on
 /// slow paths), and exact again once those threads exit.
 pub fn stats() -> Stats {
-    flush_own_free_cache();
     stats::snapshot()
-}
-
-/// Frees the calling thread's cached blocks onto their pages, so that its
-/// figures count them as free (`free_cache.rs`).
-fn flush_own_free_cache() {
-    if tls::has_heap() {
-        // SAFETY: the calling thread's own default heap.
-        unsafe { free::flush_free_cache(&*tls::heap()) };
-    }
 }
 
 /// Prints the statistics as a table on stderr (without allocating).
 pub fn print_stats() {
-    flush_own_free_cache();
     stats::print()
 }
 
@@ -197,7 +186,6 @@ pub fn print_stats() {
 /// with its newline), without allocating: for callers that send it
 /// elsewhere than stderr (jemalloc's `malloc_stats_print` callback).
 pub fn print_stats_to(out: &mut dyn FnMut(&[u8])) {
-    flush_own_free_cache();
     stats::print_to(out)
 }
 

@@ -470,12 +470,15 @@ pub struct Stats {
 }
 
 /// Reads every counter (reporting the calling thread's own live counts
-/// first, so that its peaks are exact at the time of the call).
+/// first, so that its peaks are exact at the time of the call; its free
+/// cache goes back to its pages before, so that its cached blocks count as
+/// free: `free_cache.rs`).
 pub fn snapshot() -> Stats {
     if crate::tls::has_heap() {
         // SAFETY: the calling thread's own heap and its first-class heaps.
         unsafe {
             let heap = &*crate::tls::heap();
+            crate::free::flush_free_cache(heap);
             heap.take_all_counts();
             report_all(heap);
             let mut first_class = heap.family.get();
