@@ -124,28 +124,29 @@ impl FreeCache {
     /// Takes the older half of the stack of `class` off it, into `out`;
     /// returns how many.
     pub fn take_older_half(&self, class: Class, out: &mut [*mut Block; SLOTS]) -> usize {
-        let i = class - FIRST_CACHED;
-        let len = self.len[i].get() as usize;
-        let taken = len.div_ceil(2);
-        for (k, slot) in out.iter_mut().enumerate().take(taken) {
-            *slot = self.blocks[i][k].get();
-        }
-        for k in taken..len {
-            self.blocks[i][k - taken].set(self.blocks[i][k].get());
-        }
-        self.len[i].set((len - taken) as u8);
-        taken
+        let len = self.len[class - FIRST_CACHED].get() as usize;
+        self.take_oldest(class, len.div_ceil(2), out)
     }
 
     /// Takes every block of `class` off its stack, into `out`; returns how many.
     pub fn take_all(&self, class: Class, out: &mut [*mut Block; SLOTS]) -> usize {
+        let len = self.len[class - FIRST_CACHED].get() as usize;
+        self.take_oldest(class, len, out)
+    }
+
+    /// Takes the `count` oldest blocks (at most the stack's length) of the
+    /// stack of `class` off it, into `out`; the others move down, in order.
+    fn take_oldest(&self, class: Class, count: usize, out: &mut [*mut Block; SLOTS]) -> usize {
         let i = class - FIRST_CACHED;
         let len = self.len[i].get() as usize;
-        for (k, slot) in out.iter_mut().enumerate().take(len) {
+        for (k, slot) in out.iter_mut().enumerate().take(count) {
             *slot = self.blocks[i][k].get();
         }
-        self.len[i].set(0);
-        len
+        for k in count..len {
+            self.blocks[i][k - count].set(self.blocks[i][k].get());
+        }
+        self.len[i].set((len - count) as u8);
+        count
     }
 
     /// Whether any stack holds a block.
