@@ -525,10 +525,20 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
     // above; the sentinels have none).
     let cache = unsafe { &(*heap).free_cache };
     let block = ptr.cast::<Block>();
-    if cache.contains(class, block) {
+    let mark = free_cache::mark(block);
+    let first_word = block.cast::<usize>();
+    // Only a block with the mark can be on the stack (the cache's
+    // invariants): the others need no search.
+    // SAFETY: `block` starts a block of a live page (checked above): at
+    // least 1 KiB, word-aligned (page starts and class sizes are multiples
+    // of 8), mapped.
+    if unsafe { first_word.read() } == mark && cache.contains(class, block) {
         report(HeapError::DoubleFree, ptr as usize, 0, 0);
         return true;
     }
+    // SAFETY: as above; the program has freed the block, so its bytes are
+    // the allocator's until it hands the block out again.
+    unsafe { first_word.write(mark) };
     if !cache.push(class, block) {
         // SAFETY: the calling thread's own default heap.
         unsafe { flush_older_half(&*heap, class) };

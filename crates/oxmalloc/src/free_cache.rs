@@ -24,6 +24,12 @@
 //!   class size, owned by this heap, which counts the block as allocated
 //!   (`used`); the program has freed them. The most recent is last.
 //! - `len[i] <= capacity(FIRST_CACHED + i)`.
+//! - Each cached block's first word holds [`mark`] of the block (written by
+//!   the free that cached it), so that a free finds most blocks not cached
+//!   by reading that word, without looking through the stack. The word may
+//!   also hold the mark when the block is not cached (it stays there after
+//!   the block leaves the cache, and a program may write it): the mark
+//!   only says where to look.
 //! - A heap's cache is empty when its pages leave it (thread exit, and
 //!   first-class heaps, which never cache), and before `collect`, `walk`
 //!   and the calling thread's statistics read its pages.
@@ -64,6 +70,15 @@ pub fn capacity(class: Class) -> usize {
     (CLASS_BYTES / CLASS_SIZE[class] as usize).clamp(2, SLOTS)
 }
 
+/// What a cached block's first word holds (see the module invariants): its
+/// address mixed with a constant, which a program's data is unlikely to
+/// hold by chance (and if it does, the free looks through the stack, as it
+/// would for every block without the mark).
+#[inline(always)]
+pub fn mark(block: *mut Block) -> usize {
+    block as usize ^ 0x6f78_6d61_6c6c_6f63
+}
+
 /// One heap's stacks (see the module invariants).
 pub struct FreeCache {
     blocks: [[Cell<*mut Block>; SLOTS]; CACHED_CLASSES],
@@ -95,7 +110,8 @@ impl FreeCache {
     /// Whether `block` is on the stack of `class` (a double free). Looks
     /// at every slot, without a branch per slot (the compiler makes it a
     /// few vector compares): a loop that stopped at the first match cost
-    /// rptest 1.6% of its samples.
+    /// rptest 1.6% of its samples. The free calls it only for a block that
+    /// carries the [`mark`].
     #[inline(always)]
     pub fn contains(&self, class: Class, block: *mut Block) -> bool {
         let i = class - FIRST_CACHED;

@@ -1,8 +1,9 @@
 //! A thread's frees of blocks above 1 KiB go onto its free cache
 //! (`free_cache.rs`): the next allocation of the class takes the block freed
 //! last, whatever its page; a block freed twice is reported and handed out
-//! once; a zeroed allocation from the cache is zero; a thread's cached
-//! blocks go back to their pages when it exits.
+//! once, while a block that comes back from the cache with its first word
+//! untouched is freed as usual; a zeroed allocation from the cache is zero;
+//! a thread's cached blocks go back to their pages when it exits.
 //!
 //! Each case runs in a child process (`common::run_child_case`), so that no
 //! other test's thread moves the process-wide figures the cases read.
@@ -31,6 +32,7 @@ fn child() {
         &[
             ("lifo", last_freed_first_across_pages),
             ("double", double_free_of_a_cached_block),
+            ("refree", refree_of_a_block_from_the_cache),
             ("zeroed", zeroed_from_the_cache),
             ("exit", exit_gives_cached_blocks_back),
         ],
@@ -45,6 +47,11 @@ fn the_block_freed_last_comes_back_first_whatever_its_page() {
 #[test]
 fn a_cached_block_freed_twice_is_reported_and_handed_out_once() {
     common::run_child_case(CASE_VAR, "double", &[]);
+}
+
+#[test]
+fn a_block_handed_out_by_the_cache_and_freed_again_is_not_a_double_free() {
+    common::run_child_case(CASE_VAR, "refree", &[]);
 }
 
 #[test]
@@ -124,6 +131,26 @@ fn double_free_of_a_cached_block() {
     assert_eq!(live.len(), 5, "a block was handed out while live");
     for p in [all[0], all[2], all[3], x, y] {
         // SAFETY: live blocks, each freed once.
+        unsafe { raw::free(p) };
+    }
+}
+
+fn refree_of_a_block_from_the_cache() {
+    let all = blocks(4);
+    let before = oxmalloc::stats().errors;
+    // SAFETY: `all[1]` is live, freed once.
+    unsafe { raw::free(all[1]) };
+    // The cache hands it out again with whatever the free wrote in it (its
+    // first word is the program's now, left as it is), and it is freed
+    // again: a new free, not a double one.
+    let again = raw::malloc(SIZE);
+    assert_eq!(again, all[1], "the allocation did not come from the cache");
+    // SAFETY: `again` is live, freed once.
+    unsafe { raw::free(again) };
+    assert_eq!(oxmalloc::stats().errors, before, "a free of a live block was reported");
+    assert_eq!(raw::malloc(SIZE), all[1], "the block's second free was not cached");
+    for p in all {
+        // SAFETY: live blocks (`all[1]` allocated again just above), each freed once.
         unsafe { raw::free(p) };
     }
 }
