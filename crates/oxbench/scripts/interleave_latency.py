@@ -7,8 +7,11 @@ build of `oxbench-worker-oxmalloc` aside before the second). Each round runs
 every worker once (`WORKER run latency THREADS SCALE`), in the given order on
 even rounds and reversed on odd ones, so that the machine's drift hits all of
 them alike. Prints, per worker and histogram, the median over the rounds of
-p50, p99, p99.9 and max (ns), with the min-max of each, then the median peak
-RSS. The histograms are `malloc` and its two parts by size, `malloc-small`
+p50, p99, p99.9 and max (ns), with the min-max of each; then, per
+histogram, the median count of calls slower than 200, 300, 500 and 1,000
+ns (which of the split histograms holds the calls above another
+allocator's p99.9, docs/PERFORMANCE.md E95); then the median peak RSS.
+The histograms are `malloc` and its two parts by size, `malloc-small`
 (up to 1 KiB) and `malloc-big`; `free`, and the three parts of `free`:
 `free-small` and `free-big` (the thread's own blocks up to 1 KiB and above)
 and `free-shared` (blocks evicted from the shared array, half of them freed
@@ -66,6 +69,14 @@ def main():
                     continue
                 cells.append(f"{label} {statistics.median(values):.0f} [{min(values)}-{max(values)}]")
             print(f"  {h:<12} " + " | ".join(cells))
+        print("  calls above 200 / 300 / 500 / 1000 ns, median:")
+        for h in HISTOGRAMS:
+            cells = []
+            for ns in ("200", "300", "500", "1000"):
+                values = [res["latency"][h].get("slower_than", {}).get(ns) for res in results[w] if h in res.get("latency", {})]
+                values = [v for v in values if v is not None]
+                cells.append(f"{statistics.median(values):.0f}" if values else "-")
+            print(f"    {h:<18} " + " / ".join(cells))
         rss = statistics.median(res["peak_rss_kib"] for res in results[w])
         print(f"  peak RSS {rss / 1024:.1f} MiB")
 

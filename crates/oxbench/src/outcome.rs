@@ -20,7 +20,16 @@ pub struct Percentiles {
     pub p999: u64,
     /// Largest recorded value.
     pub max: u64,
+    /// For each of [`SLOWER_THAN_NS`], how many values were above it: which
+    /// of the split histograms holds the calls that make a tail (how many
+    /// of each lie above another allocator's p99.9, docs/PERFORMANCE.md
+    /// E95). Empty in results written before it was recorded.
+    #[serde(default)]
+    pub slower_than: BTreeMap<u64, u64>,
 }
+
+/// The thresholds of [`Percentiles::slower_than`], in nanoseconds.
+pub const SLOWER_THAN_NS: [u64; 4] = [200, 300, 500, 1_000];
 
 impl Percentiles {
     /// Reads the percentiles of a histogram of nanoseconds.
@@ -31,6 +40,12 @@ impl Percentiles {
             p99: h.value_at_quantile(0.99),
             p999: h.value_at_quantile(0.999),
             max: h.max(),
+            // (Values equivalent to the threshold, at the histogram's
+            // precision, count as not above it.)
+            slower_than: SLOWER_THAN_NS
+                .iter()
+                .map(|&ns| (ns, h.count_between(h.highest_equivalent(ns) + 1, u64::MAX)))
+                .collect(),
         }
     }
 }
@@ -169,6 +184,26 @@ mod tests {
     }
 
     #[test]
+    fn slower_than_counts_the_values_above_each_threshold() {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        for (value, times) in [(20, 1_000), (200, 7), (250, 5), (400, 3), (900, 2), (5_000, 1)] {
+            h.record_n(value, times).unwrap();
+        }
+        let p = Percentiles::of(&h);
+        assert_eq!(p.count, 1_018);
+        let expected: BTreeMap<u64, u64> = [(200, 11), (300, 6), (500, 3), (1_000, 1)].into();
+        assert_eq!(p.slower_than, expected);
+    }
+
+    #[test]
+    fn a_result_without_slower_than_still_reads() {
+        let line = r#"{"count":3,"p50":1,"p99":2,"p999":2,"max":2}"#;
+        let p: Percentiles = serde_json::from_str(line).unwrap();
+        assert_eq!((p.count, p.max), (3, 2));
+        assert!(p.slower_than.is_empty());
+    }
+
+    #[test]
     fn line_round_trip() {
         let mut o = Outcome::per_second(1000, 0.5, "ops/s").with("x", 1.5);
         o.bench = "larson".into();
@@ -180,6 +215,7 @@ mod tests {
                 p99: 2,
                 p999: 3,
                 max: 4,
+                slower_than: [(200, 1)].into(),
             },
         );
         let out = format!("noise\n{}\nmore noise\n", o.to_line());

@@ -117,12 +117,24 @@ fn latency_medians(ok: &[&Sample]) -> BTreeMap<String, Percentiles> {
             let med = |f: fn(&Percentiles) -> u64| {
                 stats::median(&ps.iter().map(|p| f(p) as f64).collect::<Vec<_>>()).unwrap_or(0.0) as u64
             };
+            let slower_than = crate::outcome::SLOWER_THAN_NS
+                .iter()
+                .filter_map(|ns| {
+                    let counts: Vec<f64> = ps
+                        .iter()
+                        .filter_map(|p| p.slower_than.get(ns))
+                        .map(|&n| n as f64)
+                        .collect();
+                    Some((*ns, stats::median(&counts)? as u64))
+                })
+                .collect();
             let p = Percentiles {
                 count: med(|p| p.count),
                 p50: med(|p| p.p50),
                 p99: med(|p| p.p99),
                 p999: med(|p| p.p999),
                 max: med(|p| p.max),
+                slower_than,
             };
             (op, p)
         })
@@ -854,6 +866,7 @@ mod tests {
                     p99,
                     p999: p99,
                     max: p99,
+                    slower_than: BTreeMap::new(),
                 },
             );
             samples.push(s);
