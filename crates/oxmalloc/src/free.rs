@@ -513,7 +513,7 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
     if p.used.get() <= last {
         return false;
     }
-    if owner & OWNER_SLOW != 0 && p.samples.load(Ordering::Relaxed) != 0 {
+    if owner & OWNER_SLOW != 0 && profile::page_has_samples(p) {
         // The profiler may have sampled this block: `free_slow` drops it.
         return false;
     }

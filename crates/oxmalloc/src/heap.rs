@@ -730,7 +730,7 @@ impl Heap {
     /// straight to the free index (`OWNER_INDEXED`) on the current page
     /// and slow ones elsewhere (which make their page current, E40).
     pub fn restore_owner(&self, page: &Page) {
-        let flags = if page.in_full.get() || page.samples.load(Ordering::Relaxed) != 0 || crate::profile::active() {
+        let flags = if page.in_full.get() || crate::profile::page_has_samples(page) || crate::profile::active() {
             OWNER_SLOW
         } else if is_indexed_class(page.class()) {
             if ptr::eq(self.pinned[page.class()].get(), page) {

@@ -269,12 +269,21 @@ fn mark_sampled(page: &Page, block: *mut u8) {
     page.sample_bits.fetch_or(sample_bit(page, block), Ordering::Relaxed);
 }
 
+/// Whether `page` may hold samples. Until the process has taken one, the
+/// answer needs no read of `Page::samples` (see [`SAMPLED`]): a free into a
+/// full page of a process that never profiled would otherwise miss on that
+/// line (rptest, docs/PERFORMANCE.md E96).
+#[inline(always)]
+pub fn page_has_samples(page: &Page) -> bool {
+    SAMPLED.load(Ordering::Relaxed) && page.samples.load(Ordering::Relaxed) != 0
+}
+
 /// A block of a page with samples is freed: forget its sample, if any.
 /// Every remote free asks, so the common answer (no samples in the page)
 /// is inline: as a call, it was 2% of xmalloc's time (docs/PERFORMANCE.md E35).
 #[inline(always)]
 pub fn on_free(page: &Page, block: *mut u8) {
-    if SAMPLED.load(Ordering::Relaxed) && page.samples.load(Ordering::Relaxed) != 0 {
+    if page_has_samples(page) {
         forget_sample(page, block);
     }
 }
