@@ -136,8 +136,9 @@ extern "C" fn personality_called() -> ! {
 }
 
 /// Library constructor: process-wide set-up (options from the environment,
-/// the thread-exit key, `fork` handlers) at load time, so that `fork`
-/// handlers are in place even if the program forks before it allocates.
+/// the thread-exit key) at load time, and the `fork` handlers if the process
+/// already has threads (a late `dlopen`); otherwise the engine registers
+/// them once it has (`fork.rs` in the engine).
 extern "C" fn on_load() {
     // One allocation first: the engine runs its "after the first thread"
     // work (the OXMALLOC_VERBOSE banner, OXMALLOC_RESERVE) only when the

@@ -3,6 +3,9 @@
 //! held them do not exist). The child also gets fresh secrets and no
 //! background purger.
 //!
+//! The handlers are registered once the process has had a second thread,
+//! not at start-up (see [`register_if_needed`]).
+//!
 //! The lock order. Locks nest in oxmalloc only as follows, and `prepare`
 //! takes them in this order, so it cannot deadlock against a running thread:
 //!
@@ -27,18 +30,89 @@ use crate::abandon::ABANDONED;
 use crate::arena::{ARENA, PURGE_LOCK};
 use crate::heap::POOL;
 use crate::huge::CACHE;
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::os::{Os, Platform};
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::{heap, options, profile, purge, secure};
 
-static REGISTERED: AtomicBool = AtomicBool::new(false);
+/// The handlers are not registered.
+const UNREGISTERED: u32 = 0;
+/// A thread is registering them (others wait for it: see [`register`]).
+const REGISTERING: u32 = 1;
+/// The handlers are registered (for good).
+const REGISTERED: u32 = 2;
 
-/// Registers the handlers (once per process).
+/// Where the handlers stand: [`UNREGISTERED`], [`REGISTERING`] or
+/// [`REGISTERED`], in that order only.
+static HANDLERS: AtomicU32 = AtomicU32::new(UNREGISTERED);
+
+/// Registers the handlers (once per process), and returns once they are.
+///
+/// A thread that finds another one registering waits for it: otherwise it
+/// could take a lock before the handlers exist, and a `fork` at that
+/// moment would leave the lock held in the child. It waits 100 ms at most.
+/// glibc holds its handler-list lock from a `fork`'s prepare handlers to
+/// its parent handlers, so `pthread_atfork` blocks while another thread
+/// forks; if another library's prepare handler allocates and needs one of
+/// our locks meanwhile, the forking thread is the one waiting here, and an
+/// unbounded wait would never end. That `fork` runs without our handlers
+/// in any case.
 pub fn register() {
-    if REGISTERED.swap(true, Ordering::AcqRel) {
-        return;
+    match HANDLERS.compare_exchange(UNREGISTERED, REGISTERING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: the handlers have the C ABI and stay valid for the process lifetime.
+            unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+            HANDLERS.store(REGISTERED, Ordering::Release);
+            Os::wake(&HANDLERS, u32::MAX);
+        }
+        Err(_) => {
+            for _ in 0..100 {
+                if HANDLERS.load(Ordering::Acquire) == REGISTERED {
+                    break;
+                }
+                Os::wait_timeout(&HANDLERS, REGISTERING, 1);
+            }
+        }
     }
-    // SAFETY: the handlers have the C ABI and stay valid for the process lifetime.
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
+/// Whether the handlers are registered.
+pub fn registered() -> bool {
+    HANDLERS.load(Ordering::Acquire) == REGISTERED
+}
+
+/// Registers the handlers unless this process has never had a second
+/// thread (nor is the hardened build, whose child needs fresh secrets).
+///
+/// Why wait: `pthread_atfork` sits in a part of libc's text that nothing
+/// else a small program runs touches, and calling it keeps 64 KiB of
+/// libc resident (docs/PERFORMANCE.md E96). The handlers matter only when
+/// a thread other than the one calling `fork` may hold one of our locks,
+/// and with one thread there is no other. So every lock is taken through
+/// [`before_lock`], which registers the handlers first once the process
+/// has (ever) had a second thread. A thread that holds one of our locks
+/// cannot create a thread meanwhile (no lock is held across a call out of
+/// the allocator, `pthread_create` of the purger included), so once a
+/// second thread exists, every lock taken from then on was taken after
+/// the handlers were registered.
+pub fn register_if_needed() {
+    if secure::ENABLED || !Os::single_threaded() {
+        register();
+    }
+}
+
+/// Called before taking any of the allocator's locks (see
+/// [`register_if_needed`]).
+#[inline(always)]
+pub fn before_lock() {
+    if HANDLERS.load(Ordering::Relaxed) != REGISTERED {
+        register_if_needed_cold();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn register_if_needed_cold() {
+    register_if_needed();
 }
 
 extern "C" fn prepare() {

@@ -1187,6 +1187,9 @@ impl Heap {
     /// Only the owning thread may call this; `visit` must not allocate from
     /// or free into this heap.
     pub unsafe fn walk(&self, visit: &mut dyn FnMut(*mut u8, usize) -> bool) -> bool {
+        // `visit` may create a thread while the `large` lock is held, which
+        // `fork::before_lock` cannot foresee: the handlers go in first.
+        crate::fork::register();
         // Cached blocks are free, though their pages count them.
         // SAFETY: the owner (caller); a first-class heap caches nothing.
         unsafe { crate::free::flush_free_cache(self) };

@@ -58,7 +58,7 @@ pub fn after_first_thread() {
     if AFTER_FIRST.swap(true, Ordering::AcqRel) {
         return;
     }
-    fork::register();
+    fork::register_if_needed();
     let reserve = options::get(options::Opt::Reserve);
     if reserve > 0 {
         arena::reserve(reserve as usize);

@@ -210,6 +210,13 @@ pub const TLS_MODEL: &str = tls::MODEL;
 /// Whether this is the hardened build (feature `secure`).
 pub const HARDENED: bool = secure::ENABLED;
 
+/// Whether the allocator's `fork` handlers are registered. They are
+/// registered once the process has had a second thread, or at start-up in
+/// the hardened build, or by `raw::process_init`; for tests and diagnostics.
+pub fn fork_handlers_registered() -> bool {
+    fork::registered()
+}
+
 /// A one-way fingerprint of the hardened build's process secret (drawn from
 /// `getrandom` at start-up and again in a `fork` child); for tests.
 pub fn secret_fingerprint() -> u64 {

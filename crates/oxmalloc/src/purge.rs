@@ -158,6 +158,9 @@ pub fn start_if_wanted() {
 
 #[cold]
 fn start_slow() {
+    // Before the thread exists: a child forked between its creation and
+    // its first lock would otherwise believe a purger runs (`fork.rs`).
+    crate::fork::register();
     if PURGER
         .compare_exchange(WANTED, RUNNING, Ordering::AcqRel, Ordering::Relaxed)
         .is_ok()

@@ -207,11 +207,13 @@ pub fn is_ours(ptr: *const u8) -> bool {
 }
 
 /// Initialises the process now (options, thread key, `fork` handlers)
-/// instead of lazily at the first allocation. For library constructors:
-/// `fork` handlers should be registered at start-up. Idempotent.
+/// instead of lazily at the first allocation. For library constructors.
+/// Idempotent. The `fork` handlers are registered now if the process
+/// already has more than one thread (or in the hardened build); otherwise
+/// before the first lock taken once it has (`fork.rs`).
 pub fn process_init() {
     crate::init::ensure();
-    crate::fork::register();
+    crate::fork::register_if_needed();
 }
 
 // ---------------------------------------------------------------------------

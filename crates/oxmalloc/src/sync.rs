@@ -39,6 +39,7 @@ impl<T> Mutex<T> {
     /// Takes the lock, blocking while another thread holds it.
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        crate::fork::before_lock();
         if self
             .state
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -52,6 +53,7 @@ impl<T> Mutex<T> {
     /// Takes the lock if it is free.
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        crate::fork::before_lock();
         self.state
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
             .ok()

@@ -17,6 +17,37 @@ extern "C" {
 /// Cached `AT_PAGESZ` (0 until first asked).
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
+/// The vDSO's `clock_gettime` (`os/vdso.rs`): 0 until looked up, 1 when
+/// there is none (libc's is called instead).
+#[cfg(all(target_pointer_width = "64", not(miri)))]
+static VDSO_CLOCK: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads `CLOCK_MONOTONIC_COARSE` into `ts`: through the vDSO directly
+/// where it can be found, which keeps libc's `clock_gettime` wrapper (and
+/// the 64 KiB of libc around it) out of the process's resident set.
+fn coarse_clock(ts: &mut libc::timespec) {
+    #[cfg(all(target_pointer_width = "64", not(miri)))]
+    {
+        let mut clock = VDSO_CLOCK.load(Ordering::Relaxed);
+        if clock == 0 {
+            clock = super::vdso::clock_gettime().map_or(1, |f| f as usize);
+            VDSO_CLOCK.store(clock, Ordering::Relaxed);
+        }
+        if clock != 1 {
+            // SAFETY: a non-sentinel value is the address of the vDSO's
+            // `clock_gettime` (stored just above, or by another thread the
+            // same way); `ts` is a valid out-parameter.
+            unsafe {
+                let clock = core::mem::transmute::<usize, super::vdso::ClockGettime>(clock);
+                clock(libc::CLOCK_MONOTONIC_COARSE, ts);
+            }
+            return;
+        }
+    }
+    // SAFETY: `ts` is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, ts) };
+}
+
 /// Runs `f` and restores `errno` afterwards, so that a failing system call on
 /// a `free` path never leaks an error code into the caller (C requires `free`
 /// to preserve `errno`).
@@ -40,6 +71,32 @@ fn checked_call(f: impl FnOnce() -> libc::c_int) -> Result<(), i32> {
 #[cold]
 fn syscall_failed(call: &str, addr: *mut u8, size: usize, err: i32) -> ! {
     crate::fatal::fatal_syscall(call, addr as usize, size, err)
+}
+
+// glibc's `__libc_single_threaded` (since 2.32: true until the process
+// first creates a thread; `pthread_create` clears it before the thread
+// starts), referenced weakly, so that the library still loads where libc
+// lacks it. Its address is read from a pointer that the loader fills in
+// (null when there is no such symbol). Hidden: every copy of oxmalloc in a
+// process has its own.
+#[cfg(all(target_arch = "x86_64", target_env = "gnu", not(miri)))]
+core::arch::global_asm!(
+    ".weak __libc_single_threaded",
+    ".pushsection .data.rel.ro.oxmalloc_libc_single_threaded,\"aw\",@progbits",
+    ".p2align 3",
+    ".globl oxmalloc_libc_single_threaded_v0",
+    ".hidden oxmalloc_libc_single_threaded_v0",
+    ".type oxmalloc_libc_single_threaded_v0,@object",
+    ".size oxmalloc_libc_single_threaded_v0,8",
+    "oxmalloc_libc_single_threaded_v0:",
+    ".quad __libc_single_threaded",
+    ".popsection",
+);
+
+#[cfg(all(target_arch = "x86_64", target_env = "gnu", not(miri)))]
+extern "C" {
+    /// The address of glibc's `__libc_single_threaded`, or null.
+    static oxmalloc_libc_single_threaded_v0: *const u8;
 }
 
 impl Platform for Linux {
@@ -208,8 +265,7 @@ impl Platform for Linux {
 
     fn now_millis() -> u64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid out-parameter; the coarse clock is served by the vDSO.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        coarse_clock(&mut ts);
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
     }
 
@@ -291,5 +347,21 @@ impl Platform for Linux {
         let _size = fields.next();
         let resident = fields.next().map(crate::util::parse_decimal).unwrap_or(0);
         resident as usize * Self::page_size()
+    }
+
+    fn single_threaded() -> bool {
+        #[cfg(all(target_arch = "x86_64", target_env = "gnu", not(miri)))]
+        {
+            // SAFETY: a pointer-sized object that the loader filled in
+            // before any code ran and that nothing writes afterwards.
+            let flag = unsafe { oxmalloc_libc_single_threaded_v0 };
+            if !flag.is_null() {
+                // SAFETY: glibc's one-byte flag, alive for the process's
+                // life; read atomically, since `pthread_create` on another
+                // thread may write it meanwhile.
+                return unsafe { core::sync::atomic::AtomicU8::from_ptr(flag.cast_mut()) }.load(Ordering::Relaxed) != 0;
+            }
+        }
+        false
     }
 }

@@ -7,6 +7,8 @@
 
 #[cfg(target_os = "linux")]
 mod linux;
+#[cfg(all(target_os = "linux", target_pointer_width = "64", not(miri)))]
+mod vdso;
 #[cfg(target_os = "linux")]
 pub use linux::Linux as Os;
 
@@ -117,4 +119,8 @@ pub trait Platform {
     /// Resident set size of this process in bytes, from `/proc/self/statm`
     /// (0 when unavailable). Reads into a stack buffer; never allocates.
     fn resident_bytes() -> usize;
+
+    /// Whether the process is known to have had only one thread so far:
+    /// no thread was ever created. False when the system cannot tell.
+    fn single_threaded() -> bool;
 }
