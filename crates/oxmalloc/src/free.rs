@@ -517,7 +517,7 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
         // The profiler may have sampled this block: `free_slow` drops it.
         return false;
     }
-    if p.block_index_by_division(ptr as usize).is_none() {
+    if p.block_index_in_class(ptr as usize, class).is_none() {
         report(HeapError::InvalidFree, ptr as usize, 0, 0);
         return true;
     }
