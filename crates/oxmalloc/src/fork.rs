@@ -90,10 +90,11 @@ pub fn registered() -> bool {
 /// and with one thread there is no other. So every lock is taken through
 /// [`before_lock`], which registers the handlers first once the process
 /// has (ever) had a second thread. A thread that holds one of our locks
-/// cannot create a thread meanwhile (no lock is held across a call out of
-/// the allocator, `pthread_create` of the purger included), so once a
-/// second thread exists, every lock taken from then on was taken after
-/// the handlers were registered.
+/// cannot create a thread meanwhile: no lock is held across a call out of
+/// the allocator, except `Heap::walk`'s visitor, and `walk` registers the
+/// handlers first, as starting the purger thread does. So once a second
+/// thread exists, every lock taken from then on was taken after the
+/// handlers were registered.
 pub fn register_if_needed() {
     if secure::ENABLED || !Os::single_threaded() {
         register();

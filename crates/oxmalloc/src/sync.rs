@@ -16,6 +16,8 @@ use core::ops::{Deref, DerefMut};
 ///
 /// Held only on slow paths (arena, abandoned pages, metadata pools). It
 /// spins briefly before sleeping, since the critical sections are short.
+/// Taking it first registers the `fork` handlers when the process needs
+/// them and they are not yet (`fork::before_lock`).
 pub struct Mutex<T> {
     state: AtomicU32,
     value: UnsafeCell<T>,
