@@ -14,6 +14,8 @@
 use oxmalloc::raw;
 use std::ptr;
 
+mod common;
+
 #[global_allocator]
 static GLOBAL: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
 
@@ -59,33 +61,24 @@ extern "C" fn idle(_: *mut libc::c_void) -> *mut libc::c_void {
 const CASE_VAR: &str = "OX_FORK_HANDLERS_CASE";
 
 fn main() {
-    match std::env::var(CASE_VAR).as_deref() {
-        Ok("one-thread") => one_thread_then_two(),
-        Ok("purger") => the_purger_registers_them(),
-        Ok(other) => panic!("unknown case {other}"),
-        Err(_) => {
-            run_case("one-thread", &[("OXMALLOC_BACKGROUND_PURGE", "0")]);
-            run_case("purger", &[("OXMALLOC_BACKGROUND_PURGE", "1")]);
-        }
+    if std::env::var_os(CASE_VAR).is_some() {
+        common::serve_child_case(
+            CASE_VAR,
+            &[
+                ("one-thread", one_thread_then_two),
+                ("purger", the_purger_registers_them),
+            ],
+        );
+        return;
     }
-}
-
-/// Runs this binary with `case` and `env`; panics unless it succeeds and
-/// says so.
-fn run_case(case: &str, env: &[(&str, &str)]) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(CASE_VAR, case)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the case");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(&format!("case {case}: ok")),
-        "case {case} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    // (`run_child_case` turns the background purger off.)
+    common::run_child_case(CASE_VAR, "one-thread", &[]);
+    common::run_child_case(
+        CASE_VAR,
+        "purger",
+        &[("OXMALLOC_BACKGROUND_PURGE", "1"), ("OXMALLOC_PURGE_DELAY", "10")],
     );
-    print!("{stdout}");
+    println!("fork_handlers: both cases ok");
 }
 
 fn one_thread_then_two() {
@@ -94,7 +87,7 @@ fn one_thread_then_two() {
         // The hardened child needs fresh secrets: registered from the start.
         assert!(oxmalloc::fork_handlers_registered(), "hardened: registered at start-up");
         fork_and_allocate_in_the_child();
-        println!("case one-thread: ok (hardened build: registered at start-up)");
+        println!("hardened build: registered at start-up");
         return;
     }
     assert!(!oxmalloc::fork_handlers_registered(), "one thread: no handlers yet");
@@ -118,7 +111,6 @@ fn one_thread_then_two() {
     allocate_every_kind();
     assert!(oxmalloc::fork_handlers_registered(), "registered after a second thread");
     fork_and_allocate_in_the_child();
-    println!("case one-thread: ok");
 }
 
 fn the_purger_registers_them() {
@@ -129,5 +121,4 @@ fn the_purger_registers_them() {
         "the purger thread registered them"
     );
     fork_and_allocate_in_the_child();
-    println!("case purger: ok");
 }
