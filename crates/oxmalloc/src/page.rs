@@ -229,6 +229,13 @@ const fn recip_of(block_size: usize) -> u64 {
     (1u64 << RECIP_SHIFT).div_ceil(size)
 }
 
+/// `offset / block_size` by the block size's reciprocal `recip` (exact
+/// for offsets inside a page's carved blocks).
+#[inline(always)]
+fn number_by_recip(offset: usize, recip: u64) -> usize {
+    ((offset as u64 * recip) >> RECIP_SHIFT) as usize
+}
+
 const fn build_class_recip() -> [u64; CLASS_COUNT] {
     let mut table = [0u64; CLASS_COUNT];
     let mut class = 0;
@@ -510,7 +517,7 @@ impl Page {
     pub fn block_index_in_class(&self, addr: usize, class: Class) -> Option<usize> {
         debug_assert_eq!(self.block_size.get(), class_size(class));
         let recip = CLASS_RECIP[class];
-        self.carved_block_index(addr, |offset| ((offset as u64 * recip) >> RECIP_SHIFT) as usize)
+        self.carved_block_index(addr, |offset| number_by_recip(offset, recip))
     }
 
     /// The checks of both `block_index` versions around `number`, which
@@ -529,7 +536,7 @@ impl Page {
     /// reciprocal (exact there; `block_index_agrees_with_division_for_every_class`).
     #[inline(always)]
     fn number_at(&self, offset: usize) -> usize {
-        ((offset as u64 * self.recip.get()) >> RECIP_SHIFT) as usize
+        number_by_recip(offset, self.recip.get())
     }
 
     /// Bytes in the page's span.
