@@ -95,6 +95,8 @@ pub fn registered() -> bool {
 /// handlers first, as starting the purger thread does. So once a second
 /// thread exists, every lock taken from then on was taken after the
 /// handlers were registered.
+#[cold]
+#[inline(never)]
 pub fn register_if_needed() {
     if secure::ENABLED || !Os::single_threaded() {
         register();
@@ -106,14 +108,8 @@ pub fn register_if_needed() {
 #[inline(always)]
 pub fn before_lock() {
     if HANDLERS.load(Ordering::Relaxed) != REGISTERED {
-        register_if_needed_cold();
+        register_if_needed();
     }
-}
-
-#[cold]
-#[inline(never)]
-fn register_if_needed_cold() {
-    register_if_needed();
 }
 
 extern "C" fn prepare() {
