@@ -39,9 +39,7 @@ pub struct Span {
 impl Span {
     /// The span's page descriptor (that of its first slice).
     pub fn page(&self) -> *mut Page {
-        // SAFETY: `first` < SLICES_PER_CHUNK, so the field projection stays
-        // inside the chunk header.
-        unsafe { (&raw mut (*self.chunk).pages).cast::<Page>().add(self.first) }
+        Chunk::page(self.chunk, self.first)
     }
 }
 
@@ -240,9 +238,9 @@ pub fn alloc_span(slices: usize, align_slices: usize) -> Option<Span> {
     let fresh = unsafe {
         let c = &mut *chunk;
         let fresh = c.nonzero_mask & mask == 0;
-        if c.dirty_mask & (1 << first) == 0 && c.freed_at[first] != 0 {
+        if c.dirty_mask & (1 << first) == 0 && c.slice_page(first).freed_at.get() != 0 {
             // A span purged on the timer, in use again (see `purge::note_reuse`).
-            purge::note_reuse(c.freed_at[first], Os::now_millis());
+            purge::note_reuse(c.slice_page(first).freed_at.get(), Os::now_millis());
         }
         let warm = (c.dirty_mask & mask).count_ones() as usize;
         DIRTY_FREE_SLICES.fetch_sub(warm, Ordering::Relaxed);
@@ -293,7 +291,7 @@ pub unsafe fn free_page_span(page: *mut Page) {
 unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
     for i in first..first + count {
         // SAFETY: descriptors of our own slices.
-        unsafe { (*chunk).pages[i].clear() };
+        unsafe { (*Chunk::page(chunk, i)).clear() };
     }
     #[cfg(feature = "page-map")]
     crate::page_map::set(
@@ -329,7 +327,7 @@ unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
         } else {
             c.dirty_mask |= mask;
             for i in first..first + count {
-                c.freed_at[i] = now;
+                c.slice_page(i).freed_at.set(now);
             }
         }
         arena.avail_push(chunk);
@@ -470,7 +468,7 @@ pub fn purge(force: bool) -> usize {
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let due = c.freed_at[i].saturating_add(delay);
+            let due = c.slice_page(i).freed_at.get().saturating_add(delay);
             if force || due <= now {
                 ready |= 1 << i;
             } else {
@@ -504,7 +502,9 @@ pub fn purge(force: bool) -> usize {
         // (0: a forced purge, whose reuse says nothing about the delay).
         let mut bits = ready;
         while bits != 0 {
-            c.freed_at[bits.trailing_zeros() as usize] = if force { 0 } else { now };
+            c.slice_page(bits.trailing_zeros() as usize)
+                .freed_at
+                .set(if force { 0 } else { now });
             bits &= bits - 1;
         }
         if options::purge_zeroes() {
@@ -605,5 +605,48 @@ mod tests {
         assert_eq!(run_mask(1, 1), 2);
         assert_eq!(run_mask(1, 63), ALL_SLICES);
         assert_eq!(run_mask(4, 3), 0b111_0000);
+    }
+
+    /// The header is the descriptors alone (`Chunk`): once every slice of a
+    /// chunk has been handed out, its descriptor written as a heap writes
+    /// it, and given back (which sets `freed_at`), nothing of slice 0 past
+    /// the descriptors is resident. The bookkeeping used to follow the
+    /// descriptors into a fifth OS page (docs/PERFORMANCE.md E97).
+    #[test]
+    #[cfg_attr(miri, ignore = "mincore")]
+    fn a_used_chunk_touches_no_header_page_past_the_descriptors() {
+        use crate::chunk::{HEADER_SIZE, MAX_SPAN_SLICES};
+        use crate::page::PageKind;
+        // Other tests take slices too: keep taking until one chunk has
+        // handed all of its slices to this test.
+        let mut spans: std::vec::Vec<Span> = std::vec::Vec::new();
+        let chunk = loop {
+            let span = alloc_span(1, 1).expect("a span");
+            let start = slice_address(span.chunk, span.first);
+            // SAFETY: the arena handed the span to us alone.
+            unsafe { (*span.page()).init(PageKind::Class, start, 1, 64, 7, span.fresh) };
+            let chunk = span.chunk;
+            spans.push(span);
+            if spans.iter().filter(|s| s.chunk == chunk).count() == MAX_SPAN_SLICES {
+                break chunk;
+            }
+            assert!(spans.len() < 16 * MAX_SPAN_SLICES, "no chunk was handed out whole");
+        };
+        for span in &spans {
+            // SAFETY: our spans, holding no block.
+            unsafe { free_page_span(span.page()) };
+        }
+        let descriptors_end = SLICES_PER_CHUNK * core::mem::size_of::<Page>();
+        let page = Os::page_size();
+        let mut answer = std::vec![0u8; (SLICE_SIZE - descriptors_end) / page];
+        let beyond = Os::resident_pages(chunk as usize + descriptors_end, &mut answer).expect("mincore");
+        assert_eq!(
+            beyond, 0,
+            "{beyond} OS pages of slice 0 past the descriptors are resident"
+        );
+        assert_eq!(HEADER_SIZE, descriptors_end);
+        let mut answer = std::vec![0u8; descriptors_end.div_ceil(page)];
+        let descriptors = Os::resident_pages(chunk as usize, &mut answer).expect("mincore");
+        assert_eq!(descriptors, answer.len(), "every descriptor was written");
     }
 }

@@ -41,18 +41,31 @@ pub enum ChunkKind {
     Huge = 2,
 }
 
-/// The header at the start of every chunk.
+/// The header at the start of every chunk: the arena's bookkeeping, then
+/// one [`Page`] descriptor for each slice but slice 0.
 ///
-/// Invariants: `pages[i]` describes slice `i`; for a span starting at slice
-/// `s`, `pages[s]` is its descriptor and `pages[s+1..]` are forwarders to it.
-/// The arena fields are only touched with the arena lock held.
+/// Slice 0 is the header itself and never holds blocks, so its descriptor
+/// slot holds the bookkeeping instead, and every other per-slice field the
+/// arena keeps (`Page::freed_at`) sits in the slice's own descriptor. The
+/// header is then exactly the descriptors' 16 KiB, four OS pages: with the
+/// bookkeeping after the descriptors it reached into a fifth, resident in
+/// every chunk (docs/PERFORMANCE.md E97). The descriptor of slice `i` stays
+/// at `chunk + i * size_of::<Page>()`, so a free finds it by the same
+/// arithmetic.
+///
+/// Invariants: the descriptor of slice `i` (`1 <= i < SLICES_PER_CHUNK`,
+/// [`Chunk::page`]) describes slice `i`; for a span starting at slice `s`,
+/// the descriptor of `s` is the span's and those of `s+1..` are forwarders
+/// to it. The arena fields are only touched with the arena lock held.
 #[repr(C)]
 pub struct Chunk {
-    /// One descriptor per slice (first, so that the address of a descriptor
-    /// is `chunk + slice * size_of::<Page>()`).
-    pub pages: [Page; SLICES_PER_CHUNK],
     /// What the chunk holds.
     pub kind: ChunkKind,
+    /// Whether the chunk is on the list of chunks with free slices. Arena lock.
+    pub in_avail: bool,
+    /// Huge chunks: the mapping spans several kernel mappings, joined from
+    /// cached ones (`huge.rs` states how they are laid out).
+    pub joined: bool,
     /// Bit `i` set: slice `i` is free (never slice 0). Arena lock.
     pub free_mask: u64,
     /// Bit `i` set: free slice `i` holds physical memory that a purge would
@@ -63,32 +76,53 @@ pub struct Chunk {
     pub nonzero_mask: u64,
     /// Bit `i` set: slice `i` is being purged outside the lock. Arena lock.
     pub purging_mask: u64,
-    /// When each free dirty slice was freed, and when each clean one was
-    /// last purged on the timer (0: never, or by a forced purge; the
-    /// adaptive delay of `purge::note_reuse`); milliseconds,
-    /// `Os::now_millis`. Arena lock.
-    pub freed_at: [u64; SLICES_PER_CHUNK],
     /// Next chunk in the arena's list of all chunks. Arena lock.
     pub next: *mut Chunk,
     /// Links in the arena's list of chunks with free slices. Arena lock.
     pub avail_next: *mut Chunk,
     /// See `avail_next`.
     pub avail_prev: *mut Chunk,
-    /// Whether the chunk is on the list of chunks with free slices. Arena lock.
-    pub in_avail: bool,
     /// Huge chunks: start and length of the whole mapping.
     pub mapping: *mut u8,
     /// Huge chunks: length of the whole mapping in bytes.
     pub mapping_size: usize,
-    /// Huge chunks: the mapping spans several kernel mappings, joined from
-    /// cached ones (`huge.rs` states how they are laid out).
-    pub joined: bool,
+    /// The rest of slice 0's descriptor slot (`repr(C)` then puts `pages`,
+    /// aligned to 128, at the next multiple of 128: the assertions below
+    /// check that this is the slot's end).
+    _slot_rest: [u8; 128],
+    /// The descriptors of slices 1.. (`pages[i - 1]` describes slice `i`).
+    pages: [Page; SLICES_PER_CHUNK - 1],
 }
 
 /// Bytes of the header that are touched (the rest of slice 0 is never used).
 pub const HEADER_SIZE: usize = core::mem::size_of::<Chunk>();
 const _: () = assert!(HEADER_SIZE <= SLICE_SIZE);
 const _: () = assert!(core::mem::size_of::<Page>().is_power_of_two());
+// The bookkeeping fills slice 0's descriptor slot, and nothing follows the
+// descriptors: the header is as large as the descriptors of all slices.
+const _: () = assert!(core::mem::offset_of!(Chunk, pages) == core::mem::size_of::<Page>());
+const _: () = assert!(HEADER_SIZE == SLICES_PER_CHUNK * core::mem::size_of::<Page>());
+
+impl Chunk {
+    /// The descriptor of slice `slice` (`1 <= slice < SLICES_PER_CHUNK`)
+    /// of the chunk whose header is at `chunk`: `chunk + slice *
+    /// size_of::<Page>()`. Reads nothing.
+    #[inline(always)]
+    pub fn page(chunk: *mut Chunk, slice: usize) -> *mut Page {
+        debug_assert!((1..SLICES_PER_CHUNK).contains(&slice), "slice 0 has no descriptor");
+        chunk
+            .cast::<u8>()
+            .wrapping_add(slice * core::mem::size_of::<Page>())
+            .cast()
+    }
+
+    /// The descriptor of slice `slice` (`1 <= slice < SLICES_PER_CHUNK`),
+    /// through a reference to the header.
+    #[inline]
+    pub fn slice_page(&self, slice: usize) -> &Page {
+        &self.pages[slice - 1]
+    }
+}
 
 /// The chunk-size-aligned base of the chunk containing `addr`.
 #[inline(always)]
@@ -195,12 +229,23 @@ fn page_of_checked_by_map(ptr: *mut u8) -> Option<*mut Page> {
         MAP_HEADER_BELOW => {
             let header = chunk_base(addr) - CHUNK_SIZE;
             Some(
-                ptr.map_addr(|_| header + slice_index(addr) * core::mem::size_of::<Page>())
+                ptr.map_addr(|_| header + huge_descriptor_slice(addr) * core::mem::size_of::<Page>())
                     .cast(),
             )
         }
         _ => None,
     }
+}
+
+/// The slice whose descriptor, in the header of a huge mapping, describes
+/// the huge block at `block` (and what [`page_of_checked`] finds for an
+/// address `addr` of the mapping): the slice `block` lies in, but slice 1
+/// for a block aligned to the chunk size. Such a block starts one chunk
+/// above its header, at slice 0 of its own chunk-sized region, and slice
+/// 0's descriptor slot holds the header's bookkeeping ([`Chunk`]).
+#[inline]
+pub fn huge_descriptor_slice(block: usize) -> usize {
+    slice_index(block).max(1)
 }
 
 /// The chunk header owning a page descriptor.

@@ -32,8 +32,8 @@
 //! [`grow_in_place`] and [`move_pages`], which rely on that.
 
 use crate::chunk::{
-    self, slice_index, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_BELOW, MAP_HEADER_HERE, MAP_INTERIOR, MAP_NONE,
-    SLICE_SIZE,
+    self, huge_descriptor_slice, Chunk, ChunkKind, CHUNK_SIZE, MAP_HEADER_BELOW, MAP_HEADER_HERE, MAP_INTERIOR,
+    MAP_NONE, SLICE_SIZE,
 };
 use crate::os::{Os, Platform};
 use crate::page::{Page, PageKind};
@@ -180,8 +180,7 @@ fn map_mapping(header: usize, size: usize, block: usize, present: bool) {
     #[cfg(feature = "page-map")]
     {
         let page = if present {
-            // SAFETY: the header of a live huge mapping of ours.
-            unsafe { &raw mut (*(header as *mut Chunk)).pages[slice_index(block)] }
+            Chunk::page(header as *mut Chunk, huge_descriptor_slice(block))
         } else {
             ptr::null_mut()
         };
@@ -258,7 +257,7 @@ pub fn alloc_huge(size: usize, align: usize) -> (*mut u8, usize) {
         c.mapping = header;
         c.mapping_size = total;
         c.joined = joined;
-        let page = &c.pages[slice_index(block as usize)];
+        let page = c.slice_page(huge_descriptor_slice(block as usize));
         page.init(PageKind::Huge, block, 0, block_bytes, 0, dirty == 0);
         page.used.set(1);
     }
@@ -912,7 +911,7 @@ pub unsafe fn realloc_huge(page: *mut Page, new_size: usize, may_move: bool) -> 
         unsafe {
             (*chunk).mapping = header;
             (*chunk).mapping_size = new_total;
-            let page = &(*chunk).pages[slice_index(header as usize + offset)];
+            let page = (*chunk).slice_page(huge_descriptor_slice(header as usize + offset));
             page.block_size.set(new_block);
             page.start.set(header.wrapping_add(offset));
         }

@@ -275,8 +275,9 @@ pub enum PageKind {
 /// line, the fields other threads write (`thread_free`, `heap`) the second
 /// (128-byte aligned; a remote free that only joins or starts a held chain
 /// reads the first line alone, E81), the free index the
-/// third; the fourth is padding, so that descriptors stay a power of two
-/// apart and the page of an address stays a shift and a mask away.
+/// third; the fourth holds two cold fields (`reserved`, and the arena's
+/// `freed_at`) and padding, so that descriptors stay a power of two apart
+/// and the page of an address stays a shift and a mask away.
 ///
 /// Invariants: `owner` is the owning heap's key (possibly with
 /// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned,
@@ -384,6 +385,14 @@ pub struct Page {
     /// In the descriptor's fourth line: only `extend` and the slow paths
     /// read it (the fast path reads `carve_end`).
     pub reserved: Cell<u16>,
+    /// The arena's clock for the slice this descriptor belongs to, while
+    /// the slice is free: when it was freed (dirty), or when the timer last
+    /// purged it (clean; 0: never, or a forced purge), in milliseconds of
+    /// `Os::now_millis` (`purge::note_reuse` reads it). Arena lock only;
+    /// none of the descriptor's other users reads it, and `init`, `clear`
+    /// and `init_forward` leave it alone. Here rather than in the chunk's
+    /// bookkeeping, which then fits in slice 0's descriptor slot (`Chunk`).
+    pub freed_at: Cell<u64>,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 256);
@@ -431,6 +440,7 @@ impl Page {
             abandoned: AtomicU8::new(crate::abandon::NOT_LISTED),
             free_index: FreeIndex::new(),
             reserved: Cell::new(0),
+            freed_at: Cell::new(0),
         }
     }
 
