@@ -513,7 +513,10 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
     if p.used.get() <= last {
         return false;
     }
-    if owner & OWNER_SLOW != 0 && profile::page_has_samples(p) {
+    // The process-wide flag first: settled in a process that never took a
+    // sample, whereas `OWNER_SLOW` changes with the page (whether it is
+    // current), a branch mispredicted at random frees (E97).
+    if profile::any_sampled() && owner & OWNER_SLOW != 0 && profile::page_has_samples(p) {
         // The profiler may have sampled this block: `free_slow` drops it.
         return false;
     }
