@@ -290,7 +290,8 @@ pub unsafe fn free_page_span(page: *mut Page) {
 /// The slices must be a span (or the tail of one) owned by the caller, unused.
 unsafe fn free_slices(chunk: *mut Chunk, first: usize, count: usize) {
     for i in first..first + count {
-        // SAFETY: descriptors of our own slices.
+        // SAFETY: the caller's span lies in slices 1.. of `chunk`, so
+        // `Chunk::page` gives each slice's valid descriptor, ours to clear.
         unsafe { (*Chunk::page(chunk, i)).clear() };
     }
     #[cfg(feature = "page-map")]

@@ -238,9 +238,9 @@ fn page_of_checked_by_map(ptr: *mut u8) -> Option<*mut Page> {
 }
 
 /// The slice whose descriptor, in the header of a huge mapping, describes
-/// the huge block at `block` (and what [`page_of_checked`] finds for an
-/// address `addr` of the mapping): the slice `block` lies in, but slice 1
-/// for a block aligned to the chunk size. Such a block starts one chunk
+/// the huge block at `block` (the chunk map's lookup, [`page_of_checked`],
+/// asks the same of any address in the mapping): the slice `block` lies
+/// in, but slice 1 for a block aligned to the chunk size. Such a block starts one chunk
 /// above its header, at slice 0 of its own chunk-sized region, and slice
 /// 0's descriptor slot holds the header's bookkeeping ([`Chunk`]).
 #[inline]

@@ -269,14 +269,14 @@ fn mark_sampled(page: &Page, block: *mut u8) {
     page.sample_bits.fetch_or(sample_bit(page, block), Ordering::Relaxed);
 }
 
-/// Whether the process has taken a sample (see [`SAMPLED`]).
+/// Whether the process has taken a sample (`SAMPLED`).
 #[inline(always)]
 pub fn any_sampled() -> bool {
     SAMPLED.load(Ordering::Relaxed)
 }
 
 /// Whether `page` may hold samples. Until the process has taken one, the
-/// answer needs no read of `Page::samples` (see [`SAMPLED`]): a free into a
+/// answer needs no read of `Page::samples` (see `SAMPLED`): a free into a
 /// full page of a process that never profiled would otherwise miss on that
 /// line (rptest, docs/PERFORMANCE.md E96).
 #[inline(always)]
