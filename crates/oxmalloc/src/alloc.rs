@@ -307,7 +307,7 @@ pub fn alloc_slow(mut heap: *mut Heap, class: Class, requested: usize, fit: usiz
     }
     // SAFETY: owner-only operations on our own heap.
     let block = unsafe {
-        heap.held.send();
+        heap.held.send(heap);
         heap.process_notifications();
         let (page, block) = heap.take_block(class, fit);
         if page.is_null() {

@@ -4,7 +4,7 @@
 //! (chunk header + slice index), checks that the calling thread owns the
 //! page, and pushes back onto `free` (last in, first out: see `page.rs`).
 //! The owner's frees of blocks above 1 KiB into the current page of their
-//! class take a short path of their own ([`free_indexed_or_slow`]), and so
+//! class take a short path of their own ([`free_owned_not_plain`]), and so
 //! do remote frees into the page of the thread's held chain
 //! ([`free_into_held_chain`]). Everything else — other remote frees, full
 //! pages, large and huge blocks, later slices of multi-slice pages,
@@ -181,48 +181,70 @@ unsafe fn free_local_or_slow(ptr: *mut u8, page: *mut Page) {
             }
             return;
         }
-        free_indexed_or_slow(ptr, page);
+        free_by_owner(ptr, page);
     }
 }
 
-/// Every free that the small blocks' fast path does not take. First, the
-/// owner's frees of blocks above 1 KiB go onto its free cache when it
-/// takes them (`free_into_cache`). Then the owner's free of a block of its
-/// current page of an indexed class
-/// (owner word `key | OWNER_INDEXED`: not full, pinned, no profiling
-/// samples), which rules out every case `free_slow` checks for but an
-/// invalid pointer: the block's number goes onto the page's free index;
+/// Every free that the small blocks' fast path does not take, sorted by
+/// its owner word: the owner's own frees go to [`free_owned_not_plain`];
 /// a remote free into the page of the thread's held chain joins the chain
-/// (`free_into_held_chain`); every other free goes on to `free_slow`. A
-/// path of its own because these frees went through `free_slow` before, which read three more
-/// cache lines, each a miss in the latency workload's slowest frees
-/// (docs/PERFORMANCE.md E47). (Not in `free_local_or_slow`: the second
-/// owner check there cost the small blocks' fast path an instruction;
-/// `#[cold]` keeps the page address out of that path too.)
+/// ([`free_into_held_chain`]); every other free goes on to `free_slow`.
+/// (Not in `free_local_or_slow`: the second owner check there cost the
+/// small blocks' fast path an instruction; `#[cold]` keeps the page
+/// address out of that path too.) A dispatcher that needs no register of
+/// its own, so that a remote free into the chain's page, most frees of a
+/// producer/consumer pair, pays no prologue: with the owner's paths in
+/// this function, it saved and restored six registers (docs/PERFORMANCE.md
+/// E98).
 ///
 /// # Safety
 /// `page` must be a valid descriptor inside a live chunk header.
 #[cold]
 #[inline(never)]
-unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
-    // SAFETY: caller's contract. An owner word with our key (the free
-    // cache's test) is a page of ours, as `free_into_cache` requires.
-    // With `key | OWNER_INDEXED`, a class page we
-    // own (the current page of its class), so its Cell fields and free
-    // index are ours to touch, and its `heap` is one of this thread's
-    // heaps. The thread's heap slot always holds a valid heap, and
-    // `free_into_held_chain` gets a page its chain is on.
+unsafe fn free_by_owner(ptr: *mut u8, page: *mut Page) {
+    // SAFETY: caller's contract. An owner word with our key is a page of
+    // ours. The thread's heap slot always holds a valid heap, and
+    // `free_into_held_chain` gets a page its chain is on, owned by another
+    // thread or none.
+    unsafe {
+        let owner = (*page).owner.load(Ordering::Relaxed);
+        if owner & !OWNER_FLAGS == tls::owner_key() {
+            return free_owned_not_plain(ptr, page, owner);
+        }
+        // (The sentinel heaps hold no chain.)
+        if !secure::ENABLED && (*tls::heap()).held.page() == page {
+            return free_into_held_chain(ptr, page);
+        }
+        free_slow(ptr, page)
+    }
+}
+
+/// The owner's frees that are not a plain push onto `free`. First, blocks
+/// above 1 KiB go onto the free cache when it takes them
+/// (`free_into_cache`). Then a block of the current page of an indexed
+/// class (owner word `key | OWNER_INDEXED`: not full, pinned, no profiling
+/// samples), which rules out every case `free_slow` checks for but an
+/// invalid pointer: the block's number goes onto the page's free index.
+/// Every other free goes on to `free_slow`. A path of its own because
+/// these frees went through `free_slow` before, which read three more
+/// cache lines, each a miss in the latency workload's slowest frees
+/// (docs/PERFORMANCE.md E47).
+///
+/// # Safety
+/// `page` must be a valid descriptor inside a live chunk header, and
+/// `owner`, its owner word as just read, must carry the calling thread's key.
+#[inline(never)]
+unsafe fn free_owned_not_plain(ptr: *mut u8, page: *mut Page, owner: usize) {
+    // SAFETY: caller's contract: a page of ours, as `free_into_cache`
+    // requires. With `key | OWNER_INDEXED`, a class page we own (the
+    // current page of its class), so its Cell fields and free index are
+    // ours to touch, and its `heap` is one of this thread's heaps.
     unsafe {
         let p = &*page;
-        let owner = p.owner.load(Ordering::Relaxed);
-        if free_cache::ENABLED && owner & !OWNER_FLAGS == tls::owner_key() && free_into_cache(p, ptr, owner) {
+        if free_cache::ENABLED && free_into_cache(p, ptr, owner) {
             return;
         }
         if owner != tls::owner_key() | OWNER_INDEXED {
-            // (The sentinel heaps hold no chain.)
-            if !secure::ENABLED && (*tls::heap()).held.page() == page {
-                return free_into_held_chain(ptr, page, owner);
-            }
             return free_slow(ptr, page);
         }
         let Some(number) = p.block_index_by_division(ptr as usize) else {
@@ -261,33 +283,74 @@ unsafe fn free_indexed_or_slow(ptr: *mut u8, page: *mut Page) {
 /// a class page (a forwarder is never a chain's page), alive (the held
 /// blocks keep it), not a first-class heap's (`may_hold` was true), and
 /// the calling thread has a heap (the sentinels hold no chain). What is
-/// left: the owner (the thread may have taken the page since; its own
-/// frees go the usual way), the block (an invalid pointer is reported by
-/// `free_slow`), the profiling sample and the statistics. (Not inlined
-/// into `free_indexed_or_slow`: the registers it needs would cost the
-/// indexed path a prologue.)
+/// left: the block (an invalid pointer is reported by `free_slow`), the
+/// profiling sample and the statistics; the caller has checked the owner
+/// (the thread may have taken the page since; its own frees go the usual
+/// way). (Not inlined into `free_by_owner`: the registers it needs
+/// would cost that dispatcher a prologue.)
 ///
 /// # Safety
-/// `page` must be a valid descriptor inside a live chunk header, `owner`
-/// its owner word as just read, and the calling thread's held chain must
-/// be on `page` (the default build only).
+/// `page` must be a valid descriptor inside a live chunk header whose
+/// owner word, as just read, does not carry the calling thread's key, and
+/// the calling thread's held chain must be on `page` (the default build
+/// only).
 #[inline(never)]
-unsafe fn free_into_held_chain(ptr: *mut u8, page: *mut Page, owner: usize) {
+unsafe fn free_into_held_chain(ptr: *mut u8, page: *mut Page) {
     // SAFETY: the chain's page is alive while the chain holds its blocks.
     let p = unsafe { &*page };
-    if owner & !OWNER_FLAGS == tls::owner_key() || p.block_index(ptr as usize).is_none() {
+    if p.block_index(ptr as usize).is_none() {
         // SAFETY: caller's contract.
         return unsafe { free_slow(ptr, page) };
     }
+    if profile::page_has_samples(p) {
+        // SAFETY: forwarded contract; the block is validated.
+        return unsafe { free_sampled_into_held_chain(ptr, page) };
+    }
     // SAFETY: the thread's heap slot always holds a valid heap.
     let heap = unsafe { &*tls::heap() };
-    stats::remote_free(heap, p.class());
-    profile::on_free(p, ptr);
     // SAFETY: our default heap's chain, on `ptr`'s page (caller); `ptr`
     // is a live block (validated above) of that page, which another
     // thread (or none) owns and no first-class heap does (see above); the
-    // caller gives it up.
-    unsafe { heap.held.append(ptr.cast()) };
+    // caller gives it up. (The free is counted when the chain goes out.)
+    if unsafe { heap.held.append(ptr.cast()) } {
+        // SAFETY: our own chain, full.
+        unsafe { send_held_chain(heap) };
+    }
+}
+
+/// [`free_into_held_chain`] for a validated block of a page that holds
+/// profiling samples: the profiler forgets the block's sample first. (Out
+/// of line, as is the send: with both calls in it, the usual remote free
+/// saved and restored registers around them.)
+///
+/// # Safety
+/// As for [`free_into_held_chain`], and `ptr` a validated block of `page`.
+#[cold]
+#[inline(never)]
+unsafe fn free_sampled_into_held_chain(ptr: *mut u8, page: *mut Page) {
+    // SAFETY: caller's contract.
+    let p = unsafe { &*page };
+    profile::on_free(p, ptr);
+    // SAFETY: the thread's heap slot always holds a valid heap.
+    let heap = unsafe { &*tls::heap() };
+    // SAFETY: as in `free_into_held_chain`.
+    if unsafe { heap.held.append(ptr.cast()) } {
+        // SAFETY: our own chain, full.
+        unsafe { send_held_chain(heap) };
+    }
+}
+
+/// Sends out the calling thread's full held chain, then starts the purger
+/// if it was asked for: a thread that only frees (a consumer) reaches the
+/// end of an entry point here, once a chain, rather than at each free.
+///
+/// # Safety
+/// `heap` must be the calling thread's default heap.
+#[cold]
+#[inline(never)]
+unsafe fn send_held_chain(heap: &Heap) {
+    // SAFETY: caller's contract: our own chain.
+    unsafe { heap.held.send(heap) };
     purge::start_if_wanted();
 }
 
@@ -414,16 +477,20 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
             stats::unowned_free(class);
             false
         } else {
-            // SAFETY: the calling thread's own default heap.
-            stats::remote_free(unsafe { &*heap }, class);
-            !secure::ENABLED && held_frees::may_hold(p)
+            let hold = !secure::ENABLED && held_frees::may_hold(p);
+            if !hold {
+                // (A held free is counted when its chain goes out.)
+                // SAFETY: the calling thread's own default heap.
+                stats::remote_free(unsafe { &*heap }, class);
+            }
+            hold
         };
         profile::on_free(p, ptr);
         if hold {
             // SAFETY: our default heap's chain (`hold` implies a heap); a
             // live block of a class page owned by another thread (or none),
             // not by a first-class heap; the caller frees it.
-            unsafe { (*heap).held.hold(page, ptr.cast()) };
+            unsafe { (*heap).held.hold(&*heap, page, ptr.cast()) };
         } else {
             // SAFETY: a valid block of a class page owned by another thread, or by none.
             unsafe { free_remote(p, ptr.cast()) };
@@ -469,7 +536,7 @@ unsafe fn free_owned(p: &Page, page: *mut Page, ptr: *mut u8, owner: usize, make
         if emptied {
             page_heap.page_emptied(page);
         } else if indexed && p.used.get() == 1 && ptr::eq(page_heap.pinned[class].get(), page) {
-            // Nothing left but the pin, as in `free_indexed_or_slow`.
+            // Nothing left but the pin, as in `free_owned_not_plain`.
             page_heap.note_emptied_current(class);
         }
     }

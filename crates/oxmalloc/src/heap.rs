@@ -949,7 +949,7 @@ impl Heap {
         // SAFETY: owner-only work on our own pages.
         unsafe {
             crate::free::flush_free_cache(self);
-            self.held.send();
+            self.held.send(self);
             self.process_notifications();
         }
         for class in 0..CLASS_COUNT {
@@ -1382,7 +1382,7 @@ pub unsafe fn heap_release(heap: *mut Heap) {
     // SAFETY: the heap is ours; resetting it keeps the notify words valid
     // for any racing remote free, which then just sets a stale bit.
     unsafe {
-        (*heap).held.send();
+        (*heap).held.send(&*heap);
         (*heap).notify[0].store(0, Ordering::Relaxed);
         (*heap).notify[1].store(0, Ordering::Relaxed);
         (*heap).slow_calls.set(0);

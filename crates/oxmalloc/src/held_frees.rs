@@ -21,7 +21,9 @@
 //! a thread that frees and then sleeps holds at most one chain, of at most
 //! `HOLD_BYTES`, that its page's owner cannot reuse until then.
 
+use crate::heap::Heap;
 use crate::page::{Block, Page};
+use crate::stats;
 use crate::sync::atomic::Ordering;
 use core::cell::Cell;
 use core::ptr;
@@ -67,19 +69,22 @@ impl HeldFrees {
     /// another page), and sends the chain out when it is full.
     ///
     /// # Safety
-    /// Only the thread owning these held frees may call this. `block` must
-    /// be a live block of the class page `page` that the calling thread
-    /// does not own and that no first-class heap owns, and the caller gives
-    /// it up (a free).
+    /// Only the thread owning these held frees may call this, with `heap`
+    /// the heap that holds them. `block` must be a live block of the class
+    /// page `page` that the calling thread does not own and that no
+    /// first-class heap owns, and the caller gives it up (a free).
     #[inline]
-    pub unsafe fn hold(&self, page: *mut Page, block: *mut Block) {
+    pub unsafe fn hold(&self, heap: &Heap, page: *mut Page, block: *mut Block) {
         if self.page.get() == page {
             // SAFETY: forwarded contract, on the chain's page.
-            unsafe { self.append(block) };
+            if unsafe { self.append(block) } {
+                // SAFETY: as above.
+                unsafe { self.send(heap) };
+            }
             return;
         }
         // SAFETY: forwarded contract (our chain).
-        unsafe { self.send() };
+        unsafe { self.send(heap) };
         self.page.set(page);
         self.tail.set(block);
         // SAFETY: a class page (caller), alive while it has live blocks.
@@ -89,37 +94,41 @@ impl HeldFrees {
         self.count.set(1);
         if self.limit.get() == 1 {
             // SAFETY: as above.
-            unsafe { self.send() };
+            unsafe { self.send(heap) };
         }
     }
 
-    /// Adds `block` to the chain, which is on `block`'s page, and sends the
-    /// chain out when it is full: [`hold`](Self::hold) when the caller
-    /// already knows the chain's page is `block`'s.
+    /// Adds `block` to the chain, which is on `block`'s page: the first
+    /// half of [`hold`](Self::hold) when the caller already knows the
+    /// chain's page is `block`'s. Returns whether the chain is full; the
+    /// caller must then [`send`](Self::send) it before the next `append`.
     ///
     /// # Safety
-    /// As for `hold`, with `page` the chain's page (`self.page()`).
+    /// As for `hold`, with `page` the chain's page (`self.page()`), and the
+    /// chain not full.
     #[inline(always)]
-    pub unsafe fn append(&self, block: *mut Block) {
+    pub unsafe fn append(&self, block: *mut Block) -> bool {
         // SAFETY: the chain's page is alive while the chain holds its
         // blocks; the caller gives the block up; the chain is ours.
         unsafe { (*self.page.get()).set_next(block, self.head.get()) };
         self.head.set(block);
         let count = self.count.get() + 1;
         self.count.set(count);
-        if count >= self.limit.get() {
-            // SAFETY: as above.
-            unsafe { self.send() };
-        }
+        count >= self.limit.get()
     }
 
     /// Publishes the chain on its page's `thread_free` (nothing when empty),
-    /// telling the page's owner if it waits for a free.
+    /// telling the page's owner if it waits for a free, and counts its
+    /// blocks as `heap`'s remote frees. (Counted here, once a chain, rather
+    /// than at each free: a per-free count read the page's class and moved
+    /// a counter at every free of a producer/consumer pair, docs/PERFORMANCE.md
+    /// E98. A held block is not the owner's to reuse before this anyway.)
     ///
     /// # Safety
-    /// Only the thread owning these held frees may call this.
+    /// Only the thread owning these held frees may call this, with `heap`
+    /// the heap that holds them.
     #[inline(never)]
-    pub unsafe fn send(&self) {
+    pub unsafe fn send(&self, heap: &Heap) {
         let page = self.page.replace(ptr::null_mut());
         if page.is_null() {
             return;
@@ -128,6 +137,7 @@ impl HeldFrees {
         let tail = self.tail.get();
         // SAFETY: the held blocks keep their page alive (see the module notes).
         let p = unsafe { &*page };
+        stats::remote_frees(heap, p.class(), count);
         let link_tail = |next: *mut u8| {
             // SAFETY: the tail is a held block, ours until the push publishes it.
             unsafe { p.set_next(tail, next.cast()) }

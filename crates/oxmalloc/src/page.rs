@@ -209,7 +209,7 @@ pub const OWNER_SLOW: usize = 1;
 /// Second bit of `owner`: an indexed page (see [`is_indexed_class`]) that
 /// is its heap's current page of the class (first on its bin, pinned) and
 /// not watched by the profiler. Its owner's frees go straight to the free
-/// index (`free::free_indexed_or_slow`), reading nothing but the first
+/// index (`free::free_owned_not_plain`), reading nothing but the first
 /// line of the descriptor and the index: such a free cannot empty the
 /// page, nor has it a page to make current. With [`OWNER_SLOW`] also set,
 /// the slow path takes them again.

@@ -9,7 +9,9 @@
 //!   the change of `used` (`Page::alloc_mark`); the heap takes both into
 //!   its counters on slow paths (refills, collection, retiring, thread
 //!   exit) and before each report. Remote frees are counted by the freeing
-//!   heap at once (a thread's first free gives it a heap, as its first
+//!   heap at once, or when its held chain goes out for those it holds back
+//!   (`held_frees.rs`; at most one chain of 64 blocks waits, and a snapshot
+//!   sends the reader's) (a thread's first free gives it a heap, as its first
 //!   allocation would); frees by threads without one (exiting) go to shared
 //!   atomic counters. A block allocated on one thread and freed on another is
 //!   counted once on each side, so sums over all heaps are exact.
@@ -212,6 +214,18 @@ pub fn unowned_free(class: Class) {
 #[inline]
 pub fn remote_free(heap: &Heap, class: Class) {
     if bump(&heap.counters.frees[class]) % REMOTE_REPORT_EVERY == 0 {
+        report_class(heap, class, false);
+    }
+}
+
+/// [`remote_free`] for `count` blocks at once (a held chain going out,
+/// `held_frees.rs`): reports when the count passes a multiple of
+/// [`REMOTE_REPORT_EVERY`].
+pub fn remote_frees(heap: &Heap, class: Class, count: usize) {
+    let counter = &heap.counters.frees[class];
+    let before = counter.load(Ordering::Relaxed);
+    let after = add(counter, count as u64);
+    if before / REMOTE_REPORT_EVERY != after / REMOTE_REPORT_EVERY {
         report_class(heap, class, false);
     }
 }
@@ -479,6 +493,8 @@ pub fn snapshot() -> Stats {
         unsafe {
             let heap = &*crate::tls::heap();
             crate::free::flush_free_cache(heap);
+            // Its held remote frees are counted when they go out.
+            heap.held.send(heap);
             heap.take_all_counts();
             report_all(heap);
             let mut first_class = heap.family.get();

@@ -1,7 +1,7 @@
 //! Remote frees held back in chains (`held_frees.rs`): a thread's last
-//! chain goes out when the thread exits, and blocks of first-class heaps
-//! are never held (a heap's `destroy` would free their page under the
-//! chain).
+//! chain goes out when the thread exits, the freeing thread's statistics
+//! count the blocks it holds, and blocks of first-class heaps are never
+//! held (a heap's `destroy` would free their page under the chain).
 //!
 //! Each case runs in a child process (`common::run_child_case`), so that
 //! the span gauge and page reuse depend only on what the case does. The
@@ -11,6 +11,7 @@
 
 use oxmalloc::{Heap, OxMalloc};
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -36,6 +37,11 @@ fn child() {
                 thread::spawn(last_chain_goes_out_at_thread_exit).join().unwrap()
             }),
             ("destroy", frees_into_a_first_class_heap_are_not_held),
+            ("stats", || {
+                thread::spawn(a_freeing_thread_counts_the_frees_it_holds)
+                    .join()
+                    .unwrap()
+            }),
             ("interior", interior_pointer_into_the_chains_page_is_reported),
         ],
     );
@@ -44,6 +50,11 @@ fn child() {
 #[test]
 fn a_thread_that_exits_publishes_its_held_frees() {
     common::run_child_case(CASE_VAR, "exit", &[]);
+}
+
+#[test]
+fn the_freeing_thread_counts_the_frees_it_holds() {
+    common::run_child_case(CASE_VAR, "stats", &[]);
 }
 
 #[test]
@@ -101,6 +112,38 @@ fn last_chain_goes_out_at_thread_exit() {
         "the page did not empty: {before} -> {} bytes in spans",
         spans()
     );
+}
+
+/// The live blocks of the cases' class, as a snapshot on this thread sees them.
+fn live_blocks_of_the_class() -> u64 {
+    oxmalloc::stats().classes[oxmalloc::size_class::class_of(SIZE)]
+        .blocks
+        .current
+}
+
+/// What the freeing thread saw, before it exited.
+static SEEN_BY_THE_FREEING_THREAD: AtomicU64 = AtomicU64::new(0);
+
+/// Runs on a new thread, whose heap holds nothing else.
+fn a_freeing_thread_counts_the_frees_it_holds() {
+    let blocks = blocks_of_one_page(100);
+    // Exact: the snapshot takes this thread's own counts first.
+    let before = live_blocks_of_the_class();
+    // 99 remote frees of 64 B blocks, all on one page: a chain of 64 goes
+    // out, and 35 blocks are still held when the thread reads its
+    // statistics. They count as freed (the snapshot sends the chain; held
+    // frees are counted when their chain goes out).
+    bare_thread::free_on_bare_thread_then(&blocks[1..], layout(), || {
+        SEEN_BY_THE_FREEING_THREAD.store(live_blocks_of_the_class(), Ordering::Relaxed);
+    });
+    let seen = SEEN_BY_THE_FREEING_THREAD.load(Ordering::Relaxed);
+    assert_eq!(
+        before - seen,
+        99,
+        "live blocks {before} -> {seen} after 99 remote frees"
+    );
+    // SAFETY: a live block of `layout()`, freed once.
+    unsafe { GLOBAL.dealloc(blocks[0] as *mut u8, layout()) };
 }
 
 fn frees_into_a_first_class_heap_are_not_held() {

@@ -50,11 +50,17 @@ fn main() {
 
     // Free 100 from another thread (remote frees, counted by that thread).
     let remote: Vec<usize> = ptrs.drain(..100).collect();
+    let b0_current = b0.current;
     std::thread::spawn(move || {
         for p in remote {
             // SAFETY: live blocks with this layout, handed over.
             unsafe { OxMalloc.dealloc(p as *mut u8, layout) };
         }
+        // The freeing thread, still alive, sees its own frees: those it
+        // holds back in a chain (`held_frees.rs`) are counted when the
+        // chain goes out, which the snapshot makes happen.
+        let seen = class_blocks(&oxmalloc::stats(), class).current;
+        assert_eq!(seen - b0_current, 500, "remote frees seen by the freeing thread");
     })
     .join()
     .unwrap();

@@ -7,11 +7,19 @@ use std::alloc::{GlobalAlloc, Layout};
 
 /// Frees `blocks` (live blocks of `layout`, handed over) on a new POSIX
 /// thread and waits for it.
+#[allow(dead_code)] // Not every test that includes this module calls both.
 pub fn free_on_bare_thread(blocks: &[usize], layout: Layout) {
+    free_on_bare_thread_then(blocks, layout, || {});
+}
+
+/// [`free_on_bare_thread`], then `then` on that thread, before it exits.
+#[allow(dead_code)]
+pub fn free_on_bare_thread_then(blocks: &[usize], layout: Layout, then: fn()) {
     struct Job {
         blocks: *const usize,
         count: usize,
         layout: Layout,
+        then: fn(),
     }
     extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
         // SAFETY: `arg` points at the `Job` below, alive until the join.
@@ -21,12 +29,14 @@ pub fn free_on_bare_thread(blocks: &[usize], layout: Layout) {
             // handed over; the slice outlives the thread.
             unsafe { OxMalloc.dealloc(*job.blocks.add(i) as *mut u8, job.layout) };
         }
+        (job.then)();
         std::ptr::null_mut()
     }
     let job = Job {
         blocks: blocks.as_ptr(),
         count: blocks.len(),
         layout,
+        then,
     };
     let mut thread: libc::pthread_t = 0;
     // SAFETY: `run` only reads `job`, which lives until the join below.
