@@ -10,6 +10,8 @@
 //!
 //! Held blocks stay counted in their page's `used` (they are on no list
 //! the owner can see), so the page is neither retired nor freed meanwhile.
+//! The freeing heap counts them as its remote frees when their chain goes
+//! out (`send`), not one by one.
 //! The one exception is a first-class heap's `destroy`, which frees its
 //! pages whatever they hold: blocks of first-class heaps are never held
 //! (`may_hold`), and a page of a default heap never comes under a first-class

@@ -9,11 +9,11 @@
 //!   the change of `used` (`Page::alloc_mark`); the heap takes both into
 //!   its counters on slow paths (refills, collection, retiring, thread
 //!   exit) and before each report. Remote frees are counted by the freeing
-//!   heap at once, or when its held chain goes out for those it holds back
-//!   (`held_frees.rs`; at most one chain of 64 blocks waits, and a snapshot
-//!   sends the reader's) (a thread's first free gives it a heap, as its first
-//!   allocation would); frees by threads without one (exiting) go to shared
-//!   atomic counters. A block allocated on one thread and freed on another is
+//!   heap (a thread's first free gives it a heap, as its first allocation
+//!   would): at once, or, for those it holds back in a chain
+//!   (`held_frees.rs`), when the chain goes out (at most one chain of 64
+//!   blocks waits so; a snapshot sends the reader's first). Frees by
+//!   threads without a heap (exiting) go to shared atomic counters. A block allocated on one thread and freed on another is
 //!   counted once on each side, so sums over all heaps are exact.
 //! * Reading (`snapshot`) sums every heap ever made (they are never
 //!   unmapped) plus the counters of exited threads: exact for what the
