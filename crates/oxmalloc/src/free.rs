@@ -306,16 +306,8 @@ unsafe fn free_into_held_chain(ptr: *mut u8, page: *mut Page) {
         // SAFETY: forwarded contract; the block is validated.
         return unsafe { free_sampled_into_held_chain(ptr, page) };
     }
-    // SAFETY: the thread's heap slot always holds a valid heap.
-    let heap = unsafe { &*tls::heap() };
-    // SAFETY: our default heap's chain, on `ptr`'s page (caller); `ptr`
-    // is a live block (validated above) of that page, which another
-    // thread (or none) owns and no first-class heap does (see above); the
-    // caller gives it up. (The free is counted when the chain goes out.)
-    if unsafe { heap.held.append(ptr.cast()) } {
-        // SAFETY: our own chain, full.
-        unsafe { send_held_chain(heap) };
-    }
+    // SAFETY: forwarded contract; the block is validated.
+    unsafe { append_to_held_chain(ptr) }
 }
 
 /// [`free_into_held_chain`] for a validated block of a page that holds
@@ -329,11 +321,25 @@ unsafe fn free_into_held_chain(ptr: *mut u8, page: *mut Page) {
 #[inline(never)]
 unsafe fn free_sampled_into_held_chain(ptr: *mut u8, page: *mut Page) {
     // SAFETY: caller's contract.
-    let p = unsafe { &*page };
-    profile::on_free(p, ptr);
+    profile::on_free(unsafe { &*page }, ptr);
+    // SAFETY: forwarded contract.
+    unsafe { append_to_held_chain(ptr) }
+}
+
+/// The end of [`free_into_held_chain`] and of its sampled twin: `ptr` joins
+/// the thread's chain, which goes out when full. (The free is counted then.)
+///
+/// # Safety
+/// As for [`free_into_held_chain`], and `ptr` a validated block of the
+/// chain's page.
+#[inline(always)]
+unsafe fn append_to_held_chain(ptr: *mut u8) {
     // SAFETY: the thread's heap slot always holds a valid heap.
     let heap = unsafe { &*tls::heap() };
-    // SAFETY: as in `free_into_held_chain`.
+    // SAFETY: our default heap's chain, on `ptr`'s page (caller); `ptr` is
+    // a live block of that page (caller), which another thread (or none)
+    // owns and no first-class heap does (the chain vouches for that); the
+    // caller gives it up.
     if unsafe { heap.held.append(ptr.cast()) } {
         // SAFETY: our own chain, full.
         unsafe { send_held_chain(heap) };

@@ -213,18 +213,16 @@ pub fn unowned_free(class: Class) {
 /// 888 MiB against a true peak near 30 MiB).
 #[inline]
 pub fn remote_free(heap: &Heap, class: Class) {
-    if bump(&heap.counters.frees[class]) % REMOTE_REPORT_EVERY == 0 {
-        report_class(heap, class, false);
-    }
+    remote_frees(heap, class, 1);
 }
 
 /// [`remote_free`] for `count` blocks at once (a held chain going out,
 /// `held_frees.rs`): reports when the count passes a multiple of
 /// [`REMOTE_REPORT_EVERY`].
+#[inline]
 pub fn remote_frees(heap: &Heap, class: Class, count: usize) {
-    let counter = &heap.counters.frees[class];
-    let before = counter.load(Ordering::Relaxed);
-    let after = add(counter, count as u64);
+    let after = add(&heap.counters.frees[class], count as u64);
+    let before = after.wrapping_sub(count as u64);
     if before / REMOTE_REPORT_EVERY != after / REMOTE_REPORT_EVERY {
         report_class(heap, class, false);
     }
