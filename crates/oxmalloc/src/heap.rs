@@ -414,9 +414,9 @@ impl Heap {
         let lo = if class == 0 {
             0
         } else {
-            class_size(class - 1) / WORD + 1
+            CLASS_SIZE[class - 1] as usize / WORD + 1
         };
-        let hi = class_size(class) / WORD;
+        let hi = CLASS_SIZE[class] as usize / WORD;
         for entry in &self.direct[lo..=hi] {
             entry.set(page);
         }
