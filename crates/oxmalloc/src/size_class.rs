@@ -9,9 +9,9 @@
 //! Why finer steps there: a program that touches the ends of its blocks
 //! (a header at the start, a trailer or the last field at the end) touches
 //! two lines of each block, unless a block's end shares a line with its
-//! neighbour's start. Eight steps per doubling make every class from 512 B
-//! to 1 KiB a multiple of 64, so no two blocks there ever share a line, and
-//! round a request up by 32 bytes on average. larson, which checks the ends
+//! neighbour's start. With eight steps per doubling, every class from 512 B
+//! to 1 KiB was a multiple of 64, so no two blocks there ever shared a
+//! line, and a request was rounded up by 32 bytes on average. larson, which checks the ends
 //! of 8-1,000 B blocks, touched 13% more distinct lines with those classes
 //! than rpmalloc's 16-byte steps (docs/PERFORMANCE.md E99). 16-byte steps
 //! all the way to 1 KiB would make 72 classes up to 1 KiB, more than the
