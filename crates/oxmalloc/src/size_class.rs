@@ -11,12 +11,13 @@
 //! two lines of each block, unless a block's end shares a line with its
 //! neighbour's start. With eight steps per doubling, every class from 512 B
 //! to 1 KiB was a multiple of 64, so no two blocks there ever shared a
-//! line, and a request was rounded up by 32 bytes on average. larson, which checks the ends
-//! of 8-1,000 B blocks, touched 13% more distinct lines with those classes
-//! than rpmalloc's 16-byte steps (docs/PERFORMANCE.md E99). 16-byte steps
-//! all the way to 1 KiB would make 72 classes up to 1 KiB, more than the
-//! small-class bitmask word holds (`Heap::pinned_classes`), and each class
-//! keeps pages of its own: that build peaked 15% higher on larson@8.
+//! line, and a request was rounded up by 32 bytes on average. larson,
+//! which checks the ends of 8-1,000 B blocks, touched 13% more distinct
+//! lines with those classes than rpmalloc's 16-byte steps
+//! (docs/PERFORMANCE.md E99). 16-byte steps all the way to 1 KiB would
+//! make 72 classes up to 1 KiB, more than the small-class bitmask word
+//! holds (`Heap::pinned_classes`), and each class keeps pages of its own:
+//! that build peaked 15% higher on larson@8.
 //!
 //! The largest class is [`MAX_CLASS_SIZE`] (64 KiB); bigger requests are
 //! *large* (a run of whole slices) or *huge* (their own mapping).
@@ -35,10 +36,10 @@ pub const DIRECT_ENTRIES: usize = DIRECT_MAX / WORD + 1;
 pub const LAST_DIRECT_CLASS: Class = class_of(DIRECT_MAX);
 /// The largest block size that has a size class.
 pub const MAX_CLASS_SIZE: usize = 64 * 1024;
-/// Number of size classes: 8 up to 64 B, then 8 for each of the 10
+/// Number of size classes (104): 8 up to 64 B, then 8 for each of the 10
 /// doublings up to 64 KiB, and 8 more for each of the two doublings split
 /// in sixteen.
-pub const CLASS_COUNT: usize = 8 + 8 * 10 + 8 * 2;
+pub const CLASS_COUNT: usize = class_of(MAX_CLASS_SIZE) + 1;
 /// Blocks up to this size live in one-slice (64 KiB) pages; larger class
 /// blocks live in [`MEDIUM_PAGE_SLICES`]-slice pages.
 pub const SMALL_PAGE_MAX_BLOCK: usize = 8 * 1024;
@@ -219,6 +220,9 @@ mod tests {
         }
         assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS_SIZE);
         assert_eq!(class_of(MAX_CLASS_SIZE), CLASS_COUNT - 1);
+        // As described: 8 up to 64 B, 8 per doubling to 64 KiB, 8 more in
+        // each of the two doublings split in sixteen.
+        assert_eq!(CLASS_COUNT, 8 + 8 * 10 + 8 * 2);
     }
 
     #[test]

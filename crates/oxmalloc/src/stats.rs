@@ -13,8 +13,9 @@
 //!   would): at once, or, for those it holds back in a chain
 //!   (`held_frees.rs`), when the chain goes out (at most one chain of 64
 //!   blocks waits so; a snapshot sends the reader's first). Frees by
-//!   threads without a heap (exiting) go to shared atomic counters. A block allocated on one thread and freed on another is
-//!   counted once on each side, so sums over all heaps are exact.
+//!   threads without a heap (exiting) go to shared atomic counters. A
+//!   block allocated on one thread and freed on another is counted once
+//!   on each side, so sums over all heaps are exact.
 //! * Reading (`snapshot`) sums every heap ever made (they are never
 //!   unmapped) plus the counters of exited threads: exact for what the
 //!   reader's thread did (its heaps take the counts of all their pages
