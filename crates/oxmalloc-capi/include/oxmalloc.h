@@ -72,9 +72,9 @@ OX_ALLOC_SIZE(2) void *ox_realloc_aligned(void *ptr, size_t size, size_t alignme
  * mi_expand, jemalloc's xallocx). */
 void *ox_expand(void *ptr, size_t size);
 
-/* The usable size that ox_malloc(size) or ox_aligned_alloc(alignment, size)
- * gives, without allocating (at least size; 0 when nothing that large can
- * be allocated): round a buffer up to it to waste nothing (mimalloc's
+/* The largest usable size that ox_malloc(size) or ox_aligned_alloc(alignment,
+ * size) gives, without allocating (at least size; 0 when nothing that large
+ * can be allocated): round a buffer up to it to waste nothing (mimalloc's
  * mi_good_size, jemalloc's nallocx). Asking for exactly that many bytes
  * gives a block of exactly that usable size; malloc(size) itself may give
  * less, never more. */

@@ -113,9 +113,9 @@ pub unsafe extern "C" fn ox_expand(ptr: *mut c_void, size: usize) -> *mut c_void
     unsafe { engine::raw::expand(ptr.cast(), size) }.cast()
 }
 
-/// `ox_good_size`: the usable size of a block of `size` bytes, without
-/// allocating (`engine::good_size`); 0 when nothing that large can be
-/// allocated.
+/// `ox_good_size`: the largest usable size a block of `size` bytes gets,
+/// without allocating (`engine::good_size`); 0 when nothing that large can
+/// be allocated.
 #[no_mangle]
 pub extern "C" fn ox_good_size(size: usize) -> usize {
     engine::good_size(size, engine::raw::MALLOC_ALIGN).unwrap_or(0)

@@ -13,7 +13,9 @@ use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
 use crate::heap::{dead_heap, empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Page, PageKind};
-use crate::size_class::{class_for_aligned, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD};
+use crate::size_class::{
+    class_for_aligned, is_half_step, largest_serving_class, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD,
+};
 use crate::{arena, chunk, free_cache, huge, init, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
@@ -123,9 +125,11 @@ pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -
 }
 
 /// The usable size that an allocation of `size` bytes aligned to `align`
-/// (a power of two) gets from [`alloc_in`], computed without allocating:
-/// the class size, whole slices for a large block, whole OS pages for a
-/// huge one; `None` when no block can be that large. Allocating exactly
+/// (a power of two) gets from [`alloc_in`] at most, computed without
+/// allocating: the class size (for a half-step class, its parent's, whose
+/// page may serve it: `size_class::is_half_step`), whole slices for a
+/// large block, whole OS pages for a huge one; `None` when no block can be
+/// that large. Allocating exactly
 /// this many bytes gives a block of exactly this usable size (a class-sized
 /// block, never a request-sized one: `alloc_in` asks for a block of at
 /// least the request). The hardened build reports requested sizes as
@@ -139,7 +143,7 @@ pub fn good_size(size: usize, align: usize) -> Option<usize> {
         return Some(size);
     }
     if let Some(class) = class_for_aligned(size, align) {
-        return Some(CLASS_SIZE[class] as usize);
+        return Some(CLASS_SIZE[largest_serving_class(class)] as usize);
     }
     if let Some((slices, _)) = large_span(size, align) {
         return Some(slices * SLICE_SIZE);
@@ -180,7 +184,12 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usiz
                 return block.cast();
             }
         }
-        let page = (*heap).bins.get_unchecked(class).first.get();
+        let mut page = (*heap).bins.get_unchecked(class).first.get();
+        if page.is_null() && is_half_step(class) && (*heap).borrows_from_parent(class) {
+            // Its parent's current page serves it, as through the direct
+            // table (the heap's invariants).
+            page = (*heap).bins.get_unchecked(class + 1).first.get();
+        }
         // A page of request-sized blocks may hold blocks too small for this
         // request (`Heap::page_block_size`); the slow path finds another.
         if !page.is_null() && fit <= (*page).block_size.get() {

@@ -19,6 +19,17 @@
 //! holds (`Heap::pinned_classes`), and each class keeps pages of its own:
 //! that build peaked 15% higher on larson@8.
 //!
+//! But a class that holds a few blocks at a time pays for the finer steps
+//! too: its page sits cold between two uses, and twice as many classes
+//! share the same allocations, so more of them miss the cache (the latency
+//! workload's small `malloc`s: docs/PERFORMANCE.md E100). So the classes
+//! the sixteen steps add, the *half-step classes* ([`is_half_step`]: 272,
+//! 304, ..., 992 B), borrow: a heap serves them from the current page of
+//! their *parent*, the eight-step class just above, until a slow path
+//! finds a page of the parent more than half used (`Heap::take_block`).
+//! Classes busy enough to crowd a page get pages of their own; one that
+//! holds a few blocks shares its parent's.
+//!
 //! The largest class is [`MAX_CLASS_SIZE`] (64 KiB); bigger requests are
 //! *large* (a run of whole slices) or *huge* (their own mapping).
 //!
@@ -105,6 +116,32 @@ pub const fn class_size(class: Class) -> usize {
         (10 + i / 8, i % 8 + 1)
     };
     (1 << k) + (j << (k - steps_log2(k)))
+}
+
+/// Whether `class` is a half-step class (see the module notes): one that
+/// the sixteen-step doublings add between two eight-step sizes, of an odd
+/// number of steps above the doubling's start. Its parent is `class + 1`,
+/// which is never a half-step class, and whose blocks are aligned to at
+/// least what the half-step class's are (a size of an even number of
+/// steps), so they serve every request of the half-step class.
+#[inline(always)]
+pub const fn is_half_step(class: Class) -> bool {
+    class >= first_class_of_doubling(8)
+        && class < first_class_of_doubling(10)
+        && (class - first_class_of_doubling(8)) % 2 == 0
+}
+
+/// The class whose block size an allocation of class `class` gets at most:
+/// the parent of a half-step class, else the class itself. A block of that
+/// class's size always gets exactly that size (it is never a half-step
+/// class), which is what `alloc::good_size` reports.
+#[inline]
+pub const fn largest_serving_class(class: Class) -> Class {
+    if is_half_step(class) {
+        class + 1
+    } else {
+        class
+    }
 }
 
 /// The last class whose pages are one slice.
@@ -268,6 +305,34 @@ mod tests {
         assert_eq!(class_size(class_of(513)), 544);
         assert_eq!(class_of(1024) - class_of(256), 32);
         assert_eq!(class_size(class_of(1025)), 1152);
+    }
+
+    #[test]
+    fn half_step_classes_are_the_odd_sixteenth_steps_and_their_parents_hold_their_blocks() {
+        let mut half_steps = 0;
+        for class in 0..CLASS_COUNT {
+            let size = class_size(class);
+            // The doubling `(2^k, 2^(k+1)]` the class's size lies in, and its step.
+            let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+            let step = (1usize << k) >> steps_log2(k.max(6));
+            let odd_sixteenth = size > 64 && steps_log2(k) == 4 && ((size - (1 << k)) / step) % 2 == 1;
+            assert_eq!(is_half_step(class), odd_sixteenth, "class {class} ({size} B)");
+            if is_half_step(class) {
+                half_steps += 1;
+                let parent = largest_serving_class(class);
+                let parent_size = class_size(parent);
+                assert!(!is_half_step(parent), "class {class}'s parent {parent}");
+                assert_eq!(parent_size, size + step, "class {class}'s parent is a step above");
+                assert!(
+                    parent_size.trailing_zeros() > size.trailing_zeros(),
+                    "class {class} ({size} B): blocks of {parent_size} B are less aligned"
+                );
+                assert!(parent <= LAST_DIRECT_CLASS, "class {class}'s parent is a direct class");
+            } else {
+                assert_eq!(largest_serving_class(class), class);
+            }
+        }
+        assert_eq!(half_steps, 16, "eight in each of the two doublings split in sixteen");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! what the allocator really does: for sizes in every regime (classes,
 //! large blocks in slices, huge blocks in mappings of their own) and
 //! several alignments, a block of exactly `good_size(size, align)` bytes
-//! has exactly that usable size, which is at least `size`; at alignments
-//! above 16 a block of `size` bytes has it too; and the answer is a fixed
-//! point (asking again for it gives it back).
+//! has exactly that usable size, which is at least `size`; at the
+//! alignments above 16 tested here (64 and up) a block of `size` bytes has
+//! it too; and the answer is a fixed point (asking again for it gives it
+//! back).
 
 use oxmalloc::raw;
 
@@ -39,8 +40,11 @@ fn a_block_of_the_good_size_has_exactly_that_usable_size() {
                 "good_size({size}, {align}) = {good} is not a fixed point"
             );
             if align > 16 && !oxmalloc::HARDENED {
-                // Aligned requests never get request-sized blocks: asking
-                // for `size` itself gives the good size.
+                // Aligned requests never get request-sized blocks, and at
+                // 64 and up never a half-step class (whose sizes are odd
+                // multiples of 16 or 32), which may have a block of its
+                // parent's size or of its own: asking for `size` itself
+                // gives the good size.
                 let p = raw::aligned_alloc(size, align);
                 let usable = raw::usable_size(p);
                 // SAFETY: a block just allocated here.
@@ -74,8 +78,9 @@ fn a_block_of_the_good_size_has_exactly_that_usable_size() {
 #[test]
 fn plain_malloc_sizes_get_at_least_the_good_size() {
     // `malloc` may place a size a class sees over and over in request-sized
-    // blocks (smaller than the class), so only "at most" holds for it; the
-    // good size is what asking for the good size gives.
+    // blocks (smaller than the class), and a half-step class's size in
+    // blocks of its own (smaller than its parent's), so only "at most"
+    // holds for it; the good size is what asking for the good size gives.
     for size in sizes().into_iter().filter(|&s| s < 1 << 20) {
         let good = oxmalloc::good_size(size, 16).unwrap();
         let p = raw::malloc(size);
