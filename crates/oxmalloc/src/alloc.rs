@@ -13,9 +13,7 @@ use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
 use crate::heap::{dead_heap, empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Page, PageKind};
-use crate::size_class::{
-    class_for_aligned, is_half_step, largest_serving_class, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD,
-};
+use crate::size_class::{class_for_aligned, largest_serving_class, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD};
 use crate::{arena, chunk, free_cache, huge, init, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
@@ -185,7 +183,7 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usiz
             }
         }
         let mut page = (*heap).bins.get_unchecked(class).first.get();
-        if page.is_null() && is_half_step(class) && (*heap).borrows_from_parent(class) {
+        if page.is_null() && (*heap).borrows_from_parent(class) {
             // Its parent's current page serves it, as through the direct
             // table (the heap's invariants).
             page = (*heap).bins.get_unchecked(class + 1).first.get();

@@ -448,7 +448,7 @@ impl Heap {
 
     /// Whether `class` is a half-step class served from its parent's
     /// (`class + 1`) current page: it has no page of its own, and has not
-    /// had one since this heap was set up (`half_steps_split`).
+    /// split since this heap was set up (`half_steps_split`).
     #[inline]
     pub fn borrows_from_parent(&self, class: Class) -> bool {
         is_half_step(class) && self.half_steps_split.get() & (1 << class) == 0 && self.bins[class].first.get().is_null()
