@@ -132,9 +132,10 @@ pub const fn is_half_step(class: Class) -> bool {
 }
 
 /// The class whose block size an allocation of class `class` gets at most:
-/// the parent of a half-step class, else the class itself. A block of that
-/// class's size always gets exactly that size (it is never a half-step
-/// class), which is what `alloc::good_size` reports.
+/// the parent of a half-step class, else the class itself. An allocation
+/// of exactly that class's size always gets a block of exactly that size
+/// (the class is never a half-step class, so it never borrows), which is
+/// what `alloc::good_size` reports.
 #[inline]
 pub const fn largest_serving_class(class: Class) -> Class {
     if is_half_step(class) {
