@@ -25,6 +25,7 @@
 
 use crate::heap::Heap;
 use crate::page::{Block, Page};
+use crate::size_class::Class;
 use crate::stats;
 use crate::sync::atomic::Ordering;
 use core::cell::Cell;
@@ -47,6 +48,11 @@ pub struct HeldFrees {
     tail: Cell<*mut Block>,
     count: Cell<usize>,
     limit: Cell<usize>,
+    /// The class of `page`, read from its descriptor when the chain
+    /// starts: `send` counts the blocks under it without reading the
+    /// descriptor's first line again, which the page's owner may have
+    /// written since (E101).
+    class: Cell<Class>,
 }
 
 impl HeldFrees {
@@ -58,6 +64,7 @@ impl HeldFrees {
             tail: Cell::new(ptr::null_mut()),
             count: Cell::new(0),
             limit: Cell::new(0),
+            class: Cell::new(0),
         }
     }
 
@@ -67,16 +74,17 @@ impl HeldFrees {
         self.page.get()
     }
 
-    /// Adds `block` of `page` to the chain (first sending out a chain of
-    /// another page), and sends the chain out when it is full.
+    /// Adds `block` of `page`, a page of `class`, to the chain (first
+    /// sending out a chain of another page), and sends the chain out when
+    /// it is full.
     ///
     /// # Safety
     /// Only the thread owning these held frees may call this, with `heap`
     /// the heap that holds them. `block` must be a live block of the class
-    /// page `page` that the calling thread does not own and that no
-    /// first-class heap owns, and the caller gives it up (a free).
+    /// page `page` (of `class`) that the calling thread does not own and
+    /// that no first-class heap owns, and the caller gives it up (a free).
     #[inline]
-    pub unsafe fn hold(&self, heap: &Heap, page: *mut Page, block: *mut Block) {
+    pub unsafe fn hold(&self, heap: &Heap, page: *mut Page, class: Class, block: *mut Block) {
         if self.page.get() == page {
             // SAFETY: forwarded contract, on the chain's page.
             if unsafe { self.append(block) } {
@@ -88,10 +96,13 @@ impl HeldFrees {
         // SAFETY: forwarded contract (our chain).
         unsafe { self.send(heap) };
         self.page.set(page);
+        self.class.set(class);
         self.tail.set(block);
         // SAFETY: a class page (caller), alive while it has live blocks.
         let size = unsafe { (*page).block_size.get() };
-        self.limit.set((HOLD_BYTES / size).clamp(1, HOLD_BLOCKS));
+        // (A 32-bit division: class blocks are below 4 GiB.)
+        self.limit
+            .set(((HOLD_BYTES as u32 / size as u32) as usize).clamp(1, HOLD_BLOCKS));
         self.head.set(block);
         self.count.set(1);
         if self.limit.get() == 1 {
@@ -139,7 +150,7 @@ impl HeldFrees {
         let tail = self.tail.get();
         // SAFETY: the held blocks keep their page alive (see the module notes).
         let p = unsafe { &*page };
-        stats::remote_frees(heap, p.class(), count);
+        stats::remote_frees(heap, self.class.get(), count);
         let link_tail = |next: *mut u8| {
             // SAFETY: the tail is a held block, ours until the push publishes it.
             unsafe { p.set_next(tail, next.cast()) }
