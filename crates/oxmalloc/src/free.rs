@@ -258,7 +258,7 @@ unsafe fn free_owned_not_plain(ptr: *mut u8, page: *mut Page, owner: usize) {
             // Nothing left but the pin: another class may take the page.
             // The page is its heap's current page (`OWNER_INDEXED`): that
             // of the thread's default heap, as a rule, which spares a read
-            // of `heap`, on the line remote frees write; otherwise that of
+            // of `heap`, on the descriptor's second line; otherwise that of
             // one of its first-class heaps.
             let class = p.class();
             let default = &*tls::heap();
@@ -410,7 +410,7 @@ pub unsafe fn free_slow(ptr: *mut u8, page: *mut Page) {
             // (Not `block_usable_size`, which would load the kind again.)
             // By division: `recip` is on the descriptor's second line, which
             // a remote free, most of this path's calls, has no other reason
-            // to read before its chain goes out (E81).
+            // to read (E81, E102).
             if p.block_index_by_division(ptr as usize).is_none() {
                 report(HeapError::InvalidFree, ptr as usize, 0, 0);
                 return;
@@ -574,8 +574,8 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
         return false;
     }
     // Until a first-class heap is made, every page a thread owns is its
-    // default heap's (and `heap`, read only then, is on the line remote
-    // frees write, E81).
+    // default heap's (and `heap`, read only then, is on the descriptor's
+    // second line, which this path does not read otherwise).
     if crate::heap::first_class_heaps_made() && !ptr::eq(p.heap.load(Ordering::Relaxed), heap) {
         return false;
     }

@@ -1418,8 +1418,9 @@ unsafe impl Send for HeapPool {}
 
 /// Set once the process has made a first-class heap (never cleared):
 /// until then no page is a first-class heap's, and a remote free need not
-/// read `Page::in_first_class`, on the descriptor's second line
-/// (`held_frees::may_hold`, docs/PERFORMANCE.md E81). Set before the heap
+/// read `Page::in_first_class`, on the descriptor's second line, which a
+/// remote free otherwise does not read (`held_frees::may_hold`,
+/// docs/PERFORMANCE.md E81, E102). Set before the heap
 /// makes its first page, so before any of its blocks can reach another
 /// thread.
 static FIRST_CLASS_SEEN: AtomicBool = AtomicBool::new(false);

@@ -177,7 +177,8 @@ impl Default for HeldFrees {
 /// set to clear (`Heap::delete` handing them to the default heap, or
 /// abandoning them), and either answer is then safe. In a process that
 /// never made a first-class heap the flag is not read: it is on the
-/// descriptor's second line, which other threads write (E81).
+/// descriptor's second line, which a remote free otherwise does not read
+/// (E81, E102).
 #[inline]
 pub fn may_hold(page: &Page) -> bool {
     !crate::heap::first_class_heaps_made() || !page.in_first_class.load(Ordering::Relaxed)

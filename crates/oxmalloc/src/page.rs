@@ -248,7 +248,7 @@ const fn build_class_recip() -> [u64; CLASS_COUNT] {
 
 /// The reciprocal of every class size: a page of class-sized blocks finds
 /// a block's number without reading `recip`, which is on the descriptor's
-/// second line ([`Page::block_index_in_class`]).
+/// second line, which a free otherwise does not read ([`Page::block_index_in_class`]).
 static CLASS_RECIP: [u64; CLASS_COUNT] = build_class_recip();
 
 /// What a page descriptor describes.
@@ -271,10 +271,13 @@ pub enum PageKind {
     Freeing = 5,
 }
 
-/// A page descriptor. 256 bytes: the owner's hot fields fill the first cache
-/// line, the fields other threads write (`thread_free`, `heap`) the second
-/// (128-byte aligned; a remote free that only joins or starts a held chain
-/// reads the first line alone, E81), the free index the
+/// A page descriptor. 256 bytes: the first cache line holds the owner's
+/// hot fields, what a free checks and `thread_free`, so that a remote free
+/// reads and writes that line alone (E81, E102); the second holds the
+/// owner's colder fields (`local_free`, `heap`, the queue links, `recip`,
+/// the profiling counts), which a remote free reads only when the process
+/// has made a first-class heap or taken a profiling sample (128-byte
+/// aligned); the free index the
 /// third; the fourth holds two cold fields (`reserved`, and the arena's
 /// `freed_at`) and padding, so that descriptors stay a power of two apart
 /// and the page of an address stays a shift and a mask away.
@@ -289,8 +292,11 @@ pub enum PageKind {
 pub struct Page {
     /// Blocks ready for allocation.
     pub free: Cell<*mut Block>,
-    /// Blocks freed by the owner since `free` was last refilled.
-    pub local_free: Cell<*mut Block>,
+    /// Blocks freed by other threads (an atomic stack, see `thread_free.rs`).
+    /// On the first line, with the fields a remote free checks: a remote
+    /// free that pushed onto the second line waited for two lines that
+    /// the owner's core held (docs/PERFORMANCE.md E102).
+    pub thread_free: ThreadFree,
     /// The owning heap's key and flags, see [`OWNER_FLAGS`]; read by every free.
     pub owner: AtomicUsize,
     /// Carved blocks on neither `free` nor `local_free`: allocated, or
@@ -340,8 +346,8 @@ pub struct Page {
     /// 64 bits so that it never wraps back to 0 (`free_is_zero` relies on it).
     pub pending_frees: AtomicU64,
 
-    /// Blocks freed by other threads (an atomic stack, see `thread_free.rs`).
-    pub thread_free: ThreadFree,
+    /// Blocks freed by the owner since `free` was last refilled.
+    pub local_free: Cell<*mut Block>,
     /// The owning heap (null when abandoned), for remote-free notifications.
     pub heap: AtomicPtr<Heap>,
     /// Queue links (owner), or abandoned-list links (list lock).

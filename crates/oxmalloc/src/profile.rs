@@ -46,9 +46,9 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Set once some page has taken a sample (never cleared). Until then a
 /// free need not read `Page::samples`, which sits on the descriptor's
-/// second line: the line other threads' remote frees and the owner's
-/// collects write, so a remote free that reads it waits for a line
-/// another core holds (docs/PERFORMANCE.md E81).
+/// second line: a remote free reads the first line alone otherwise, and
+/// each more line the owner's core holds is one more wait
+/// (docs/PERFORMANCE.md E81, E102).
 static SAMPLED: AtomicBool = AtomicBool::new(false);
 static RATE: AtomicU64 = AtomicU64::new(512 * 1024);
 static TAKEN: AtomicU64 = AtomicU64::new(0);
