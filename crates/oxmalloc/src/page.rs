@@ -271,16 +271,19 @@ pub enum PageKind {
     Freeing = 5,
 }
 
-/// A page descriptor. 256 bytes: the first cache line holds the owner's
-/// hot fields, what a free checks and `thread_free`, so that a remote free
-/// reads and writes that line alone (E81, E102); the second holds the
-/// owner's colder fields (`local_free`, `heap`, the queue links, `recip`,
-/// the profiling counts), which a remote free reads only when the process
-/// has made a first-class heap or taken a profiling sample (128-byte
-/// aligned); the free index the
-/// third; the fourth holds two cold fields (`reserved`, and the arena's
-/// `freed_at`) and padding, so that descriptors stay a power of two apart
-/// and the page of an address stays a shift and a mask away.
+/// A page descriptor. 256 bytes, 128-byte aligned, in four cache lines:
+/// - the first holds the owner's hot fields, what a free checks, and
+///   `thread_free`, so that a remote free reads and writes that line
+///   alone (E81, E102);
+/// - the second, the owner's colder fields (`local_free`, `heap`, the
+///   queue links, `recip`, the profiling counts), which the usual remote
+///   free does not read (it does for a page parked full, an abandoned
+///   page, or once the process has made a first-class heap or taken a
+///   profiling sample);
+/// - the third, the free index;
+/// - the fourth, two cold fields (`reserved`, and the arena's `freed_at`)
+///   and padding, so that descriptors stay a power of two apart
+///   and the page of an address stays a shift and a mask away.
 ///
 /// Invariants: `owner` is the owning heap's key (possibly with
 /// [`OWNER_FLAGS`] bits), or 0 when no heap owns the page (abandoned,
