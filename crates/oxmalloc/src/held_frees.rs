@@ -39,19 +39,20 @@ const HOLD_BLOCKS: usize = 64;
 /// One thread's held remote frees. Invariant: `page` is null and `count`
 /// 0, or `count` (1..=`limit`) blocks of `page`, freed while another
 /// thread (or none) owned it, are linked from `head` to `tail` through
-/// their links (the tail's link unset), no other list holds them, and
-/// `page.used` still counts them. (The page may since have been reclaimed
-/// by this very thread: the chain then goes to its own `thread_free`.)
+/// their links (the tail's link unset), no other list holds them,
+/// `page.used` still counts them, and `class` is `page`'s class (fixed
+/// while the page holds live blocks). (The page may since have been
+/// reclaimed by this very thread: the chain then goes to its own
+/// `thread_free`.)
 pub struct HeldFrees {
     page: Cell<*mut Page>,
     head: Cell<*mut Block>,
     tail: Cell<*mut Block>,
     count: Cell<usize>,
     limit: Cell<usize>,
-    /// The class of `page`, read from its descriptor when the chain
-    /// starts: `send` counts the blocks under it without reading the
-    /// descriptor's first line again, which the page's owner may have
-    /// written since (E101).
+    /// The class of `page`, given when the chain starts: `send` counts the
+    /// blocks under it without reading the descriptor's first line again,
+    /// which the page's owner may have written since (E101).
     class: Cell<Class>,
 }
 

@@ -247,8 +247,9 @@ const fn build_class_recip() -> [u64; CLASS_COUNT] {
 }
 
 /// The reciprocal of every class size: a page of class-sized blocks finds
-/// a block's number without reading `recip`, which is on the descriptor's
-/// second line, which a free otherwise does not read ([`Page::block_index_in_class`]).
+/// a block's number without reading `recip`, on the descriptor's second
+/// line, which a free otherwise does not read
+/// ([`Page::block_index_in_class`]).
 static CLASS_RECIP: [u64; CLASS_COUNT] = build_class_recip();
 
 /// What a page descriptor describes.
