@@ -494,8 +494,9 @@ unsafe fn free_class_block(p: &Page, page: *mut Page, ptr: *mut u8) {
         profile::on_free(p, ptr);
         if hold {
             // SAFETY: our default heap's chain (`hold` implies a heap); a
-            // live block of a class page owned by another thread (or none),
-            // not by a first-class heap; the caller frees it.
+            // live block of a class page of `class` (read from the page
+            // above) owned by another thread (or none), not by a
+            // first-class heap; the caller frees it.
             unsafe { (*heap).held.hold(&*heap, page, class, ptr.cast()) };
         } else {
             // SAFETY: a valid block of a class page owned by another thread, or by none.
