@@ -636,7 +636,7 @@ impl Heap {
     /// than blocks of the class size, the page gets *request-sized*
     /// blocks: the largest multiple of 16 that keeps that count. Programs
     /// that allocate one odd size over and over (a database's page cache: 4
-    /// KiB pages plus a header, 4,368 B, in the 4,608 B class) then pay
+    /// KiB pages plus a header, 4,368 B, in the 5,120 B class) then pay
     /// neither the class's rounding nor the page's tail (docs/PERFORMANCE.md
     /// E52). Two sizes, because sqlite also asks for 4,104 B in that class
     /// between its page-cache entries, and a run of one exact size broke at

@@ -2,9 +2,10 @@
 //!
 //! Classes 0..8 are the exact 8-byte steps 8, 16, ..., 64. Above 64 bytes
 //! every power-of-two interval `(2^k, 2^(k+1)]` is split into equal steps:
-//! sixteen for `(256, 1024]` (steps of 16 and 32 bytes), eight for every
-//! other, so a request never wastes more than 1/8 (12.5%) of its size, and
-//! at most 1/16 between 256 B and 1 KiB.
+//! eight for `(64, 256]`, sixteen for `(256, 1024]` (steps of 16 and 32
+//! bytes), four above 1 KiB. So a request up to 1 KiB never wastes more
+//! than 1/8 (12.5%) of its size, at most 1/16 between 256 B and 1 KiB, and
+//! a larger one less than 1/4.
 //!
 //! Why finer steps there: a program that touches the ends of its blocks
 //! (a header at the start, a trailer or the last field at the end) touches
@@ -30,6 +31,18 @@
 //! Classes busy enough to crowd a page get pages of their own; one that
 //! holds a few blocks shares its parent's.
 //!
+//! Why coarser steps above 1 KiB: those classes serve few allocations each
+//! (in most programs, and in the latency workload about one in 128), so a
+//! class's current page often empties between two of its uses, another
+//! class takes its span (`Heap::retire_empty_current`), and the next use
+//! makes a page again on lines gone cold: the allocations above 1 KiB set
+//! `malloc`'s p99.9 at 2 threads (docs/PERFORMANCE.md E76, E107). With
+//! four steps per doubling (mimalloc's and jemalloc's count) each class
+//! gets twice the traffic: the latency workload's allocations above 1 KiB
+//! took over 1 µs half as often (E108), and no peak grew. A program that
+//! asks for one odd size over and over still gets blocks of that size
+//! (`Heap::page_block_size`), so the coarser rounding does not reach it.
+//!
 //! The largest class is [`MAX_CLASS_SIZE`] (64 KiB); bigger requests are
 //! *large* (a run of whole slices) or *huge* (their own mapping).
 //!
@@ -47,9 +60,9 @@ pub const DIRECT_ENTRIES: usize = DIRECT_MAX / WORD + 1;
 pub const LAST_DIRECT_CLASS: Class = class_of(DIRECT_MAX);
 /// The largest block size that has a size class.
 pub const MAX_CLASS_SIZE: usize = 64 * 1024;
-/// Number of size classes (104): 8 up to 64 B, then 8 for each of the 10
-/// doublings up to 64 KiB, and 8 more for each of the two doublings split
-/// in sixteen.
+/// Number of size classes (80): 8 up to 64 B, 8 for each of the two
+/// doublings up to 256 B, 16 for each of the two up to 1 KiB, and 4 for
+/// each of the six up to 64 KiB.
 pub const CLASS_COUNT: usize = class_of(MAX_CLASS_SIZE) + 1;
 /// Blocks up to this size live in one-slice (64 KiB) pages; larger class
 /// blocks live in [`MEDIUM_PAGE_SLICES`]-slice pages.
@@ -61,23 +74,29 @@ pub const MEDIUM_PAGE_SLICES: usize = 8;
 pub type Class = usize;
 
 /// Log2 of the steps that the doubling `(2^k, 2^(k+1)]` is split into
-/// (`k >= 6`): sixteen from 256 B to 1 KiB, eight elsewhere.
+/// (`k >= 6`): eight up to 256 B, sixteen from 256 B to 1 KiB, four above.
 #[inline(always)]
 const fn steps_log2(k: usize) -> usize {
-    if k == 8 || k == 9 {
+    if k < 8 {
+        3
+    } else if k < 10 {
         4
     } else {
-        3
+        2
     }
 }
 
-/// The first class of the doubling `(2^k, 2^(k+1)]` (`k >= 6`): eight
-/// classes per doubling from 64 B on, and eight more for each doubling
-/// below `k` that is split in sixteen.
+/// The first class of the doubling `(2^k, 2^(k+1)]` (`k >= 6`): the 8
+/// exact classes, then as many as each doubling below `k` has.
 #[inline(always)]
 const fn first_class_of_doubling(k: usize) -> Class {
-    let sixteens_below = if k > 9 { 2 } else { k.saturating_sub(8) };
-    8 + 8 * (k - 6) + 8 * sixteens_below
+    if k <= 8 {
+        8 + 8 * (k - 6)
+    } else if k <= 10 {
+        24 + 16 * (k - 8)
+    } else {
+        56 + 4 * (k - 10)
+    }
 }
 
 /// The class serving `size` bytes (`size <= MAX_CLASS_SIZE`; 0 counts as 8).
@@ -105,7 +124,7 @@ pub const fn class_size(class: Class) -> usize {
         return (class + 1) * 8;
     }
     // The doublings from 64 B: two of eight steps, two of sixteen, then
-    // eight steps each.
+    // four steps each.
     let (k, j) = if class < first_class_of_doubling(8) {
         (6 + (class - 8) / 8, (class - 8) % 8 + 1)
     } else if class < first_class_of_doubling(10) {
@@ -113,7 +132,7 @@ pub const fn class_size(class: Class) -> usize {
         (8 + i / 16, i % 16 + 1)
     } else {
         let i = class - first_class_of_doubling(10);
-        (10 + i / 8, i % 8 + 1)
+        (10 + i / 4, i % 4 + 1)
     };
     (1 << k) + (j << (k - steps_log2(k)))
 }
@@ -235,9 +254,15 @@ mod tests {
             } else if size > 256 && size <= 1024 {
                 // waste / size <= 6.25%
                 assert!((block - size) * 16 <= size, "size {size} -> {block}: waste over 6.25%");
-            } else {
+            } else if size <= 1024 {
                 // waste / size <= 12.5%
                 assert!((block - size) * 8 <= size, "size {size} -> {block}: waste over 12.5%");
+            } else {
+                // waste / size < 25%
+                assert!(
+                    (block - size) * 4 < size,
+                    "size {size} -> {block}: waste of 25% or more"
+                );
             }
             // Tightest: the class below does not fit.
             if class > 0 {
@@ -258,9 +283,10 @@ mod tests {
         }
         assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS_SIZE);
         assert_eq!(class_of(MAX_CLASS_SIZE), CLASS_COUNT - 1);
-        // As described: 8 up to 64 B, 8 per doubling to 64 KiB, 8 more in
-        // each of the two doublings split in sixteen.
-        assert_eq!(CLASS_COUNT, 8 + 8 * 10 + 8 * 2);
+        // As described: 8 up to 64 B, 8 in each of the two doublings to
+        // 256 B, 16 in each of the two to 1 KiB, 4 in each of the six to
+        // 64 KiB.
+        assert_eq!(CLASS_COUNT, 8 + 8 * 2 + 16 * 2 + 4 * 6);
     }
 
     #[test]
@@ -305,7 +331,22 @@ mod tests {
         assert_eq!(class_size(class_of(257)), 272);
         assert_eq!(class_size(class_of(513)), 544);
         assert_eq!(class_of(1024) - class_of(256), 32);
-        assert_eq!(class_size(class_of(1025)), 1152);
+    }
+
+    #[test]
+    fn four_steps_per_doubling_above_1_kib() {
+        assert_eq!(class_size(class_of(1025)), 1280);
+        assert_eq!(class_of(1025), class_of(1024) + 1);
+        assert_eq!(class_size(class_of(4097)), 5120);
+        assert_eq!(class_size(class_of(8193)), 10240);
+        for k in 10..16 {
+            assert_eq!(
+                class_of(2 << k) - class_of(1 << k),
+                4,
+                "the doubling above {} B",
+                1 << k
+            );
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@
 //!   blocks of pages whose blocks are smaller (request-sized blocks,
 //!   `Heap::page_block_size`): those pages are not told apart here, so
 //!   the byte figures of such a class may exceed the blocks' usable bytes
-//!   by the class's rounding (at most 1/8; 1/16 from 256 B to 1 KiB).
+//!   by the class's rounding (at most 1/8 up to 1 KiB, 1/16 from 256 B,
+//!   under 1/4 above).
 
 use crate::heap::{for_each_heap_counters, Heap};
 use crate::os::{Os, Platform};

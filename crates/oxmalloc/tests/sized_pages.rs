@@ -11,10 +11,10 @@ use std::alloc::Layout;
 use std::collections::BTreeMap;
 
 /// sqlite's page-cache entry: a 4 KiB page and a 272 B header, in the
-/// 4,608 B class (4,097-4,608 B), whose pages hold 14 such blocks.
+/// 5,120 B class (4,097-5,120 B), whose pages hold 12 such blocks.
 const ODD: usize = 4368;
 /// The largest request of `ODD`'s class.
-const CLASS_MAX: usize = 4608;
+const CLASS_MAX: usize = 5120;
 
 /// The next number of a xorshift sequence (the tests' sizes and choices).
 fn xorshift(state: &mut u64) -> u64 {
@@ -124,7 +124,7 @@ fn one_size_asked_for_over_and_over_gets_blocks_of_that_size() {
         sized >= 200,
         "{sized} of 300 blocks of {ODD} B are request-sized; expected most"
     );
-    // Request-sized blocks fit 15 to a 64 KiB page, class-size ones 14.
+    // Request-sized blocks fit 15 to a 64 KiB page, class-size ones 12.
     let last = addrs[299];
     let slice = |a: usize| a >> 16;
     let same_page = addrs.iter().filter(|&&a| slice(a) == slice(last)).count();

@@ -89,7 +89,8 @@ static void *child_thread(void *arg) {
 
 static int child_main(void) {
     alarm(20); /* a deadlock in the child ends it with SIGALRM */
-    /* Every size class up to 64 KiB (steps of 8 cover every class up to 1 KiB, then 1/8 of each power of two). */
+    /* Every size class up to 64 KiB (steps of 8 cover every class up to 1 KiB, then 1/8 of each power of
+       two, a superset of the classes there). */
     size_t sizes[400];
     int n = 0;
     for (size_t s = 8; s <= 1024; s += 8) sizes[n++] = s;
