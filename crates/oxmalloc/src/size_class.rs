@@ -31,9 +31,9 @@
 //! Classes busy enough to crowd a page get pages of their own; one that
 //! holds a few blocks shares its parent's.
 //!
-//! Why coarser steps above 1 KiB: those classes serve few allocations each
-//! (in most programs, and in the latency workload about one in 128), so a
-//! class's current page often empties between two of its uses, another
+//! Why coarser steps above 1 KiB: those classes share few allocations
+//! between them (about one in 128 in the latency workload), so a class's
+//! current page often empties between two of its uses, another
 //! class takes its span (`Heap::retire_empty_current`), and the next use
 //! makes a page again on lines gone cold: the allocations above 1 KiB set
 //! `malloc`'s p99.9 at 2 threads (docs/PERFORMANCE.md E76, E107). With
