@@ -39,9 +39,10 @@
 //! `malloc`'s p99.9 at 2 threads (docs/PERFORMANCE.md E76, E107). With
 //! four steps per doubling (mimalloc's and jemalloc's count) each class
 //! gets twice the traffic: the latency workload's allocations above 1 KiB
-//! took over 1 µs half as often (E108), and no peak grew. A program that
-//! asks for one odd size over and over still gets blocks of that size
-//! (`Heap::page_block_size`), so the coarser rounding does not reach it.
+//! took over 1 µs half as often (E108), and peaks stayed within their
+//! run-to-run spread. A program that asks for one odd size over and over
+//! still gets blocks of that size (`Heap::page_block_size`), so the
+//! coarser rounding does not reach it.
 //!
 //! The largest class is [`MAX_CLASS_SIZE`] (64 KiB); bigger requests are
 //! *large* (a run of whole slices) or *huge* (their own mapping).
