@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n=== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
+# A fresh clone compiles everything once: incremental caches would only take
+# disk (about 1.5 GiB for the debug tests), and a CI run has failed on a full
+# disk before. Print the free space so that such a failure reads as one.
+export CARGO_INCREMENTAL=0
+df -h . | tail -n 1 | awk '{ print "disk: " $4 " free of " $2 }'
+
 step "setup"
 scripts/setup.sh
 
