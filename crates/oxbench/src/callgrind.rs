@@ -2,8 +2,9 @@
 //! (deterministic, unlike time on a noisy machine).
 //!
 //! Each measurement runs the same program twice, with `N1` and `N2` pairs of
-//! 32-byte alloc/free, and divides the difference of the instruction totals
-//! by `N2 - N1`, which cancels start-up and exit costs.
+//! alloc/free of one size (32 bytes unless asked: `oxbench callgrind
+//! --bytes`), and divides the difference of the instruction totals by
+//! `N2 - N1`, which cancels start-up and exit costs.
 //! - through `GlobalAlloc`: the worker's `pairs N` mode (for `LD_PRELOAD`
 //!   allocators the glibc worker, so `System` → malloc → the library);
 //! - through the C ABI: a tiny C program compiled with `cc` at run time,
@@ -11,8 +12,8 @@
 //! - through `GlobalAlloc` methods called on the allocator value, every
 //!   `#[global_allocator]` crate linked into one program (`oxbench-pairs`),
 //!   with the layout opaque (as `__rust_alloc` sees it) and constant (as
-//!   `Box::new` of a known type compiles): the side-by-side comparison of
-//!   the fast paths themselves.
+//!   `Box::new` of a known type compiles; 32 bytes only): the side-by-side
+//!   comparison of the fast paths themselves.
 
 use crate::allocs::Allocator;
 use crate::sample::{InstrCount, Route, Skipped};
@@ -23,8 +24,9 @@ const C_PROGRAM: &str = r#"
 #include <stdlib.h>
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 0;
+    size_t bytes = argc > 2 ? (size_t)atol(argv[2]) : 32;
     for (long i = 0; i < n; i++) {
-        void *volatile p = malloc(32);
+        void *volatile p = malloc(bytes);
         free(p);
     }
     return 0;
@@ -113,24 +115,27 @@ fn record(
     alloc: &str,
     via: String,
     what: String,
+    bytes: usize,
 ) {
     match measured {
         Ok(per_pair) => counts.push(InstrCount {
             alloc: alloc.to_string(),
             via,
             per_pair,
+            bytes,
         }),
         Err(reason) => skipped.push(Skipped { name: what, reason }),
     }
 }
 
-/// Counts instructions per pair for each allocator, through `GlobalAlloc`
-/// and (for glibc and preloaded libraries) through the C ABI. Returns the
-/// counts and what could not be measured.
+/// Counts instructions per pair of `bytes`-byte allocations for each
+/// allocator, through `GlobalAlloc` and (for glibc and preloaded libraries)
+/// through the C ABI. Returns the counts and what could not be measured.
 pub fn run(
     allocs: &[Allocator],
     dir: &Path,
     pairs: u64,
+    bytes: usize,
     mut progress: impl FnMut(&str),
 ) -> (Vec<InstrCount>, Vec<Skipped>) {
     let mut counts = Vec::new();
@@ -156,7 +161,8 @@ pub fn run(
             Route::GlobalAllocator => "GlobalAlloc",
             Route::LdPreload => "GlobalAlloc (System -> LD_PRELOAD)",
         };
-        let measured = per_pair(&a.worker, |n| vec!["pairs".into(), n.to_string()], Some(a), dir, pairs);
+        let args = |n: u64| vec!["pairs".into(), n.to_string(), bytes.to_string()];
+        let measured = per_pair(&a.worker, args, Some(a), dir, pairs);
         record(
             &mut counts,
             &mut skipped,
@@ -164,10 +170,11 @@ pub fn run(
             &a.name,
             via.into(),
             format!("callgrind {}", a.name),
+            bytes,
         );
         let c_abi = a.route == Route::LdPreload || a.of == "glibc";
         if let (true, Ok(exe)) = (c_abi, &c_exe) {
-            let measured = per_pair(exe, |n| vec![n.to_string()], Some(a), dir, pairs);
+            let measured = per_pair(exe, |n| vec![n.to_string(), bytes.to_string()], Some(a), dir, pairs);
             record(
                 &mut counts,
                 &mut skipped,
@@ -175,6 +182,7 @@ pub fn run(
                 &a.name,
                 "C ABI".into(),
                 format!("callgrind {} (C ABI)", a.name),
+                bytes,
             );
         }
     }
@@ -192,15 +200,16 @@ pub const ONE_PROGRAM: &[(&str, &str)] = &[
     ("glibc", "system"),
 ];
 
-/// Counts instructions per pair through `GlobalAlloc` called on each
-/// allocator value inside one program (`pairs_bin`, `oxbench-pairs`), with
-/// an opaque and a constant layout, for the allocators of `names` that the
-/// program links in.
+/// Counts instructions per pair of `bytes`-byte allocations through
+/// `GlobalAlloc` called on each allocator value inside one program
+/// (`pairs_bin`, `oxbench-pairs`), with an opaque layout and, at 32 bytes,
+/// a constant one, for the allocators of `names` that the program links in.
 pub fn run_one_program(
     pairs_bin: &Path,
     names: &[String],
     dir: &Path,
     pairs: u64,
+    bytes: usize,
     mut progress: impl FnMut(&str),
 ) -> (Vec<InstrCount>, Vec<Skipped>) {
     let mut counts = Vec::new();
@@ -221,8 +230,14 @@ pub fn run_one_program(
     let pairs = pairs.max(100);
     for (name, inside) in ONE_PROGRAM.iter().filter(|(n, _)| names.iter().any(|m| m == n)) {
         progress(&format!("{name} (one program)"));
-        for mode in ["opaque", "constant"] {
-            let args = |n: u64| vec![inside.to_string(), mode.to_string(), n.to_string()];
+        // (The constant layout is compiled in: 32 bytes.)
+        let modes: &[&str] = if bytes == 32 {
+            &["opaque", "constant"]
+        } else {
+            &["opaque"]
+        };
+        for mode in modes {
+            let args = |n: u64| vec![inside.to_string(), mode.to_string(), n.to_string(), bytes.to_string()];
             record(
                 &mut counts,
                 &mut skipped,
@@ -230,6 +245,7 @@ pub fn run_one_program(
                 name,
                 format!("GlobalAlloc value, {mode} layout"),
                 format!("callgrind {name} (one program, {mode})"),
+                bytes,
             );
         }
     }

@@ -777,7 +777,8 @@ pub fn render(report: &Report, baseline: &str) -> String {
     }
     render_gaps(&mut out, report, &rows);
     if !report.instructions.is_empty() {
-        let _ = writeln!(out, "\nInstructions per malloc+free pair of 32 B (callgrind):");
+        let bytes = report.instructions[0].bytes;
+        let _ = writeln!(out, "\nInstructions per malloc+free pair of {bytes} B (callgrind):");
         for i in &report.instructions {
             let _ = writeln!(out, "  {:<16} {:<12} {:>8.1}", i.alloc, i.via, i.per_pair);
         }

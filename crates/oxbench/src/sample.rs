@@ -134,6 +134,14 @@ pub struct InstrCount {
     pub via: String,
     /// Instructions per pair.
     pub per_pair: f64,
+    /// Bytes each allocation asked for (reports written before this field
+    /// counted 32-byte pairs).
+    #[serde(default = "thirty_two")]
+    pub bytes: usize,
+}
+
+fn thirty_two() -> usize {
+    32
 }
 
 /// Everything a run produced.
@@ -222,6 +230,7 @@ mod tests {
                 alloc: "glibc".into(),
                 via: "GlobalAlloc".into(),
                 per_pair: 153.0,
+                bytes: 32,
             }],
             confirm: Vec::new(),
         };

@@ -27,7 +27,7 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || -> ! {
         eprintln!(
-            "usage: oxbench-worker-{alloc_name} run BENCH THREADS SCALE [--seed N] [--inject-fault]\n       oxbench-worker-{alloc_name} pairs COUNT\n       oxbench-worker-{alloc_name} list"
+            "usage: oxbench-worker-{alloc_name} run BENCH THREADS SCALE [--seed N] [--inject-fault]\n       oxbench-worker-{alloc_name} pairs COUNT [BYTES]\n       oxbench-worker-{alloc_name} list"
         );
         exit(2)
     };
@@ -40,7 +40,11 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
         }
         Some("pairs") => {
             let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
-            alloc_pairs(n);
+            let bytes: usize = match args.get(2) {
+                None => 32,
+                Some(s) => s.parse().ok().filter(|&b| b > 0).unwrap_or_else(|| usage()),
+            };
+            alloc_pairs(n, bytes);
             exit(0)
         }
         Some("run") if args.len() >= 4 => {
@@ -79,11 +83,11 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
     }
 }
 
-/// `n` pairs of 32-byte alloc/dealloc through the global allocator, for
-/// counting instructions per pair under callgrind.
+/// `n` pairs of alloc/dealloc of `bytes` bytes (non-zero) through the
+/// global allocator, for counting instructions per pair under callgrind.
 #[inline(never)]
-pub fn alloc_pairs(n: u64) {
-    let layout = Layout::from_size_align(32, 8).expect("layout");
+pub fn alloc_pairs(n: u64, bytes: usize) {
+    let layout = Layout::from_size_align(bytes, 8).expect("layout");
     for _ in 0..n {
         // SAFETY: the layout has a non-zero size; the block is freed with it.
         unsafe {

@@ -4,7 +4,7 @@
 #[global_allocator]
 static A: oxmalloc::OxMalloc = oxmalloc::OxMalloc;
 
-use oxbench::sample::{Report, Route};
+use oxbench::sample::{InstrCount, Report, Route};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -524,26 +524,97 @@ fn env_reaches_every_worker_and_is_recorded() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Whether valgrind runs here; if not, says that `test` is skipped.
+fn valgrind_or_skip(test: &str) -> bool {
+    let has_valgrind = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_valgrind {
+        eprintln!("SKIPPED: {test}: valgrind is not installed (scripts/setup.sh installs it)");
+    }
+    has_valgrind
+}
+
+/// Runs `oxbench callgrind --no-build ARGS --json JSON` on the test
+/// workers, checks that it succeeded, and returns the report and stdout.
+fn callgrind_to_json(args: &[&str], json: &Path) -> (Report, String) {
+    let o = oxbench()
+        .args(["callgrind", "--no-build"])
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .arg("--worker-dir")
+        .arg(worker_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    (Report::load(json).unwrap(), stdout)
+}
+
+/// `oxbench callgrind --bytes`: the pairs ask for the size given, through
+/// the workers, the C program and the one-program counts, and the report
+/// says so. glibc serves 32 B from its thread cache and 64 KiB from its
+/// heap proper, so its counts tell whether the size reached it.
+#[test]
+fn callgrind_counts_pairs_of_the_size_asked() {
+    if !valgrind_or_skip("callgrind --bytes test") {
+        return;
+    }
+    let out = tmp("callgrind-bytes");
+    let counts = |bytes: &str| {
+        let json = out.join(format!("counts-{bytes}.json"));
+        let (report, stdout) = callgrind_to_json(&["--alloc", "glibc", "--pairs", "2000", "--bytes", bytes], &json);
+        assert!(
+            stdout.contains(&format!("pair of {bytes} B")),
+            "the report does not name the size:\n{stdout}"
+        );
+        (report.instructions, stdout)
+    };
+    let (small, _) = counts("32");
+    let (big, stdout) = counts("65536");
+    assert!(big.iter().all(|c| c.bytes == 65536), "{big:?}");
+    assert!(
+        big.iter().all(|c| !c.via.contains("constant")),
+        "a constant layout was counted at another size than its own:\n{stdout}"
+    );
+    for via in ["GlobalAlloc", "C ABI", "GlobalAlloc value, opaque layout"] {
+        let per_pair = |counts: &[InstrCount]| {
+            counts
+                .iter()
+                .find(|c| c.via == via)
+                .unwrap_or_else(|| panic!("no glibc count via {via}:\n{stdout}"))
+                .per_pair
+        };
+        let (s, b) = (per_pair(&small), per_pair(&big));
+        assert!(
+            b > s + 20.0,
+            "glibc via {via}: {b} instructions at 64 KiB against {s} at 32 B"
+        );
+    }
+    // A size of 0 is refused.
+    let o = oxbench()
+        .args(["callgrind", "--no-build", "--bytes", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// `oxbench callgrind` end to end: instruction counts per pair for oxmalloc
 /// and glibc through their workers, through the C ABI (glibc) and through
 /// `GlobalAlloc` called on the allocator values in one program, written to
 /// JSON. (Debug builds: the counts are checked for plausibility only.)
 #[test]
 fn callgrind_counts_instructions_per_pair() {
-    let has_valgrind = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_valgrind {
-        eprintln!("SKIPPED: callgrind test: valgrind is not installed (scripts/setup.sh installs it)");
+    if !valgrind_or_skip("callgrind test") {
         return;
     }
     let out = tmp("callgrind");
     let json = out.join("counts.json");
-    let o = oxbench()
-        .args([
-            "callgrind",
-            "--no-build",
+    let (report, stdout) = callgrind_to_json(
+        &[
             "--alloc",
             "oxmalloc,glibc,nomem=oxmalloc",
             // A second oxmalloc that may map nothing: its worker aborts at
@@ -552,16 +623,9 @@ fn callgrind_counts_instructions_per_pair() {
             "nomem:OXMALLOC_LIMIT=1",
             "--pairs",
             "2000",
-            "--json",
-        ])
-        .arg(&json)
-        .arg("--worker-dir")
-        .arg(worker_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
-    let report = Report::load(&json).unwrap();
+        ],
+        &json,
+    );
     let count = |alloc: &str, via: &str| {
         report
             .instructions

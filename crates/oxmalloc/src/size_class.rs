@@ -118,6 +118,29 @@ pub const fn class_of(size: usize) -> Class {
     }
 }
 
+/// The first class above [`DIRECT_MAX`], where the doublings of four steps
+/// start.
+const FIRST_ABOVE_DIRECT: Class = first_class_of_doubling(DIRECT_MAX.ilog2() as usize);
+
+// Every doubling above the direct table's reach has four steps, which
+// `class_above_direct` relies on (`steps_log2` is 2 for every `k` from here).
+const _: () = assert!(DIRECT_MAX.is_power_of_two() && steps_log2(DIRECT_MAX.ilog2() as usize) == 2);
+const _: () = assert!(FIRST_ABOVE_DIRECT == LAST_DIRECT_CLASS + 1);
+
+/// [`class_of`] for `DIRECT_MAX < size <= MAX_CLASS_SIZE`, the sizes an
+/// allocation maps at run time: there every doubling `(2^k, 2^(k+1)]` has
+/// four steps, and `(size - 1) >> (k - 2)` is 4 plus the step's index.
+/// `class_of` branches on the range three times, which the compiler does
+/// not fold away from `size > DIRECT_MAX`: 36 instructions of a 2 KiB
+/// `malloc` went there (docs/PERFORMANCE.md E109).
+#[inline(always)]
+pub const fn class_above_direct(size: usize) -> Class {
+    debug_assert!(size > DIRECT_MAX && size <= MAX_CLASS_SIZE);
+    let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+    let base = DIRECT_MAX.ilog2() as usize;
+    FIRST_ABOVE_DIRECT + 4 * (k - base) + ((size - 1) >> (k - 2)) - 4
+}
+
 /// The block size of class `class` (at run time, read [`CLASS_SIZE`]).
 #[inline]
 pub const fn class_size(class: Class) -> usize {
@@ -222,7 +245,7 @@ pub fn class_for_aligned(size: usize, align: usize) -> Option<Class> {
         return Some(if rounded <= DIRECT_MAX {
             DIRECT_CLASS[rounded.div_ceil(WORD)] as usize
         } else {
-            class_of(rounded)
+            class_above_direct(rounded)
         });
     }
     let mut class = class_of(size);
@@ -311,6 +334,13 @@ mod tests {
         }
         for (class, &size) in CLASS_SIZE.iter().enumerate() {
             assert_eq!(size as usize, class_size(class));
+        }
+    }
+
+    #[test]
+    fn closed_form_above_the_direct_table_agrees_with_class_of() {
+        for size in DIRECT_MAX + 1..=MAX_CLASS_SIZE {
+            assert_eq!(class_above_direct(size), class_of(size), "size {size}");
         }
     }
 
