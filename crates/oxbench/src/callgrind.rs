@@ -5,7 +5,7 @@
 //! alloc/free of one size (32 bytes unless asked: `oxbench callgrind
 //! --bytes`), and divides the difference of the instruction totals by
 //! `N2 - N1`, which cancels start-up and exit costs.
-//! - through `GlobalAlloc`: the worker's `pairs N` mode (for `LD_PRELOAD`
+//! - through `GlobalAlloc`: the worker's `pairs N BYTES` mode (for `LD_PRELOAD`
 //!   allocators the glibc worker, so `System` → malloc → the library);
 //! - through the C ABI: a tiny C program compiled with `cc` at run time,
 //!   plain (glibc) or with the library preloaded;
@@ -19,6 +19,11 @@ use crate::allocs::Allocator;
 use crate::sample::{InstrCount, Route, Skipped};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The size of the pairs unless asked otherwise: the size of the fast-path
+/// figures, and the only one the constant layout of `oxbench-pairs` is
+/// compiled for.
+pub const DEFAULT_BYTES: usize = 32;
 
 const C_PROGRAM: &str = r#"
 #include <stdlib.h>
@@ -230,8 +235,7 @@ pub fn run_one_program(
     let pairs = pairs.max(100);
     for (name, inside) in ONE_PROGRAM.iter().filter(|(n, _)| names.iter().any(|m| m == n)) {
         progress(&format!("{name} (one program)"));
-        // (The constant layout is compiled in: 32 bytes.)
-        let modes: &[&str] = if bytes == 32 {
+        let modes: &[&str] = if bytes == DEFAULT_BYTES {
             &["opaque", "constant"]
         } else {
             &["opaque"]

@@ -189,7 +189,7 @@ struct CallgrindArgs {
     /// Bytes each allocation asks for: 32 counts the small blocks' fast
     /// path; oxmalloc's blocks above 1 KiB take another (the free cache).
     /// The constant-layout counts are for 32 bytes only.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    #[arg(long, default_value_t = callgrind::DEFAULT_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     bytes: u64,
     /// Write the counts as JSON to this file.
     #[arg(long)]

@@ -136,12 +136,12 @@ pub struct InstrCount {
     pub per_pair: f64,
     /// Bytes each allocation asked for (reports written before this field
     /// counted 32-byte pairs).
-    #[serde(default = "thirty_two")]
+    #[serde(default = "default_pair_bytes")]
     pub bytes: usize,
 }
 
-fn thirty_two() -> usize {
-    32
+fn default_pair_bytes() -> usize {
+    crate::callgrind::DEFAULT_BYTES
 }
 
 /// Everything a run produced.

@@ -41,7 +41,7 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
         Some("pairs") => {
             let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
             let bytes: usize = match args.get(2) {
-                None => 32,
+                None => crate::callgrind::DEFAULT_BYTES,
                 Some(s) => s.parse().ok().filter(|&b| b > 0).unwrap_or_else(|| usage()),
             };
             alloc_pairs(n, bytes);
