@@ -189,8 +189,8 @@ struct CallgrindArgs {
     /// Bytes each allocation asks for: 32 counts the small blocks' fast
     /// path; oxmalloc's blocks above 1 KiB take another (the free cache).
     /// The constant-layout counts are for 32 bytes only.
-    #[arg(long, default_value_t = callgrind::DEFAULT_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
-    bytes: u64,
+    #[arg(long, default_value_t = callgrind::DEFAULT_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 30))]
+    bytes: usize,
     /// Write the counts as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -657,7 +657,7 @@ fn callgrind_cmd(a: &CallgrindArgs) -> Result<i32, String> {
     allocs::apply_alloc_env(&mut allocs, &skipped, &a.alloc_env)?;
     let dir = std::env::temp_dir().join(format!("oxbench-callgrind-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let bytes = a.bytes as usize;
+    let bytes = a.bytes;
     let (mut counts, more) = callgrind::run(&allocs, &dir, a.pairs, bytes, |name| {
         eprintln!("oxbench: callgrind {name}")
     });

@@ -526,10 +526,7 @@ fn env_reaches_every_worker_and_is_recorded() {
 
 /// Whether valgrind runs here; if not, says that `test` is skipped.
 fn valgrind_or_skip(test: &str) -> bool {
-    let has_valgrind = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_valgrind = oxbench::callgrind::valgrind_available();
     if !has_valgrind {
         eprintln!("SKIPPED: {test}: valgrind is not installed (scripts/setup.sh installs it)");
     }

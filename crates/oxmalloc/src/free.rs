@@ -602,20 +602,24 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
     // above; the sentinels have none).
     let heap = unsafe { &*heap };
     let block = ptr.cast::<Block>();
+    let mark = free_cache::mark(block);
     let first_word = block.cast::<usize>();
     // Only a block with the mark can be on the stack (the cache's
     // invariants): the others need no search.
     // SAFETY: `block` starts a block of a live page (checked above): at
     // least 1 KiB, word-aligned (page starts and class sizes are multiples
     // of 8), mapped.
-    if unsafe { first_word.read() } == free_cache::mark(block) {
-        // SAFETY: as for this function's own push below.
+    if unsafe { first_word.read() } == mark {
+        // SAFETY: the calling thread's own default heap; a block the
+        // checks above let it cache, freed by the program, carrying the
+        // mark (just read), and on no list but maybe this stack, which
+        // `cache_marked_block` looks through first.
         unsafe { cache_marked_block(heap, class, block) };
         return true;
     }
     // SAFETY: as above; the program has freed the block, so its bytes are
     // the allocator's until it hands the block out again.
-    unsafe { first_word.write(free_cache::mark(block)) };
+    unsafe { first_word.write(mark) };
     if !heap.free_cache.push(class, block) {
         // SAFETY: the calling thread's own default heap; a block it may
         // cache, marked.
@@ -633,8 +637,8 @@ unsafe fn free_into_cache(p: &Page, ptr: *mut u8, owner: usize) -> bool {
 /// first word the program left as the mark, cached as any other.
 ///
 /// # Safety
-/// As for `push_after_flush`, but for the mark, which is what the free
-/// found.
+/// As for `push_after_flush`, except that `block` may already be on the
+/// stack of `class` (freed twice).
 #[cold]
 #[inline(never)]
 unsafe fn cache_marked_block(heap: &Heap, class: Class, block: *mut Block) {

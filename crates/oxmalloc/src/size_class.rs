@@ -118,13 +118,16 @@ pub const fn class_of(size: usize) -> Class {
     }
 }
 
+/// `log2(DIRECT_MAX)`: the doubling `(2^k, 2^(k+1)]` with this `k` is the
+/// first above the direct table's reach.
+const DIRECT_MAX_LOG2: usize = DIRECT_MAX.ilog2() as usize;
 /// The first class above [`DIRECT_MAX`], where the doublings of four steps
 /// start.
-const FIRST_ABOVE_DIRECT: Class = first_class_of_doubling(DIRECT_MAX.ilog2() as usize);
+const FIRST_ABOVE_DIRECT: Class = first_class_of_doubling(DIRECT_MAX_LOG2);
 
 // Every doubling above the direct table's reach has four steps, which
 // `class_above_direct` relies on (`steps_log2` is 2 for every `k` from here).
-const _: () = assert!(DIRECT_MAX.is_power_of_two() && steps_log2(DIRECT_MAX.ilog2() as usize) == 2);
+const _: () = assert!(DIRECT_MAX.is_power_of_two() && steps_log2(DIRECT_MAX_LOG2) == 2);
 const _: () = assert!(FIRST_ABOVE_DIRECT == LAST_DIRECT_CLASS + 1);
 
 /// [`class_of`] for `DIRECT_MAX < size <= MAX_CLASS_SIZE`, the sizes an
@@ -137,8 +140,7 @@ const _: () = assert!(FIRST_ABOVE_DIRECT == LAST_DIRECT_CLASS + 1);
 pub const fn class_above_direct(size: usize) -> Class {
     debug_assert!(size > DIRECT_MAX && size <= MAX_CLASS_SIZE);
     let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
-    let base = DIRECT_MAX.ilog2() as usize;
-    FIRST_ABOVE_DIRECT + 4 * (k - base) + ((size - 1) >> (k - 2)) - 4
+    FIRST_ABOVE_DIRECT + 4 * (k - DIRECT_MAX_LOG2) + ((size - 1) >> (k - 2)) - 4
 }
 
 /// The block size of class `class` (at run time, read [`CLASS_SIZE`]).
