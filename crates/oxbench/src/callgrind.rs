@@ -17,13 +17,9 @@
 
 use crate::allocs::Allocator;
 use crate::sample::{InstrCount, Route, Skipped};
+use crate::worker::DEFAULT_PAIR_BYTES;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The size of the pairs unless asked otherwise: the size of the fast-path
-/// figures, and the only one the constant layout of `oxbench-pairs` is
-/// compiled for.
-pub const DEFAULT_BYTES: usize = 32;
 
 const C_PROGRAM: &str = r#"
 #include <stdlib.h>
@@ -235,7 +231,7 @@ pub fn run_one_program(
     let pairs = pairs.max(100);
     for (name, inside) in ONE_PROGRAM.iter().filter(|(n, _)| names.iter().any(|m| m == n)) {
         progress(&format!("{name} (one program)"));
-        let modes: &[&str] = if bytes == DEFAULT_BYTES {
+        let modes: &[&str] = if bytes == DEFAULT_PAIR_BYTES {
             &["opaque", "constant"]
         } else {
             &["opaque"]

@@ -189,7 +189,7 @@ struct CallgrindArgs {
     /// Bytes each allocation asks for: 32 counts the small blocks' fast
     /// path; oxmalloc's blocks above 1 KiB take another (the free cache).
     /// The constant-layout counts are for 32 bytes only.
-    #[arg(long, default_value_t = callgrind::DEFAULT_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 30))]
+    #[arg(long, default_value_t = crate::worker::DEFAULT_PAIR_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1 << 30))]
     bytes: usize,
     /// Write the counts as JSON to this file.
     #[arg(long)]

@@ -141,7 +141,7 @@ pub struct InstrCount {
 }
 
 fn default_pair_bytes() -> usize {
-    crate::callgrind::DEFAULT_BYTES
+    crate::worker::DEFAULT_PAIR_BYTES
 }
 
 /// Everything a run produced.

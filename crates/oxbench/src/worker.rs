@@ -20,6 +20,13 @@ use std::process::exit;
 /// Exit status of a worker whose data check failed.
 pub const EXIT_CORRUPTION: i32 = 3;
 
+/// The size of `pairs` mode's blocks unless asked otherwise: the size of the
+/// fast-path figures (`oxbench callgrind`), and the only one the constant
+/// layout of `oxbench-pairs` is compiled for. It lives here, outside the `cli`
+/// feature, because the worker needs it and the mimalloc-v2 worker builds
+/// this library without that feature.
+pub const DEFAULT_PAIR_BYTES: usize = 32;
+
 /// Runs the worker command line with the allocator called `alloc_name`.
 /// With `c_sized_free`, `larson-sized` frees through the C library's sized
 /// free when one is exported (the glibc / LD_PRELOAD worker).
@@ -41,7 +48,7 @@ pub fn main(alloc_name: &str, c_sized_free: bool) -> ! {
         Some("pairs") => {
             let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| usage());
             let bytes: usize = match args.get(2) {
-                None => crate::callgrind::DEFAULT_BYTES,
+                None => DEFAULT_PAIR_BYTES,
                 Some(s) => s.parse().ok().filter(|&b| b > 0).unwrap_or_else(|| usage()),
             };
             alloc_pairs(n, bytes);

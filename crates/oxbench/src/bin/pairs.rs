@@ -16,7 +16,7 @@ use std::process::ExitCode;
 const ALLOCATORS: &[&str] = &["oxmalloc", "mimalloc", "jemalloc", "snmalloc", "rpmalloc", "system"];
 
 /// Bytes of the constant layout.
-const CONSTANT_BYTES: usize = oxbench::callgrind::DEFAULT_BYTES;
+const CONSTANT_BYTES: usize = oxbench::worker::DEFAULT_PAIR_BYTES;
 
 #[inline(never)]
 fn pairs<A: GlobalAlloc, const OPAQUE: bool>(allocator: &A, n: u64, bytes: usize) {
