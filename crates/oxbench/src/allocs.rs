@@ -253,21 +253,32 @@ pub fn apply_alloc_env(
     Ok(())
 }
 
+/// What failed in [`build_workers`]: each field holds the message, `None`
+/// when that build succeeded (or was not asked for).
+#[derive(Debug, Default, PartialEq)]
+pub struct BuildFailures {
+    /// The workspace's worker binaries (every allocator but mimalloc v2).
+    pub workers: Option<String>,
+    /// The mimalloc-v2 worker (its own workspace).
+    pub mimalloc_v2: Option<String>,
+}
+
 /// Builds the worker binaries (`cargo build --release -p oxbench --bins`, into
 /// their own target directory with [`WORKER_RUSTFLAGS`]) and, when wanted,
-/// the mimalloc-v2 worker. Returns messages about failures.
-pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> Vec<String> {
+/// the mimalloc-v2 worker. A binary left by an earlier build is still on
+/// disk after a failed one, so the caller must not run it
+/// ([`drop_unbuilt`]).
+pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> BuildFailures {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut problems = Vec::new();
-    let mut run = |what: &str, cmd: &mut Command| {
+    let run = |what: &str, cmd: &mut Command| {
         if quiet {
             cmd.stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null());
         }
         match cmd.status() {
-            Ok(s) if s.success() => {}
-            Ok(s) => problems.push(format!("building {what} failed ({s})")),
-            Err(e) => problems.push(format!("building {what}: cannot run cargo: {e}")),
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("building {what} failed ({s})")),
+            Err(e) => Some(format!("building {what}: cannot run cargo: {e}")),
         }
     };
     let flags = worker_rustflags();
@@ -275,7 +286,7 @@ pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> Vec<String> {
         "oxbench: building worker binaries (cargo build --release -p oxbench --bins, {WORKER_RUSTFLAGS}, into {})",
         paths.workers_target().display()
     );
-    run(
+    let workers = run(
         "the worker binaries",
         Command::new(&cargo)
             .args(["build", "--release", "-p", "oxbench", "--bins", "--manifest-path"])
@@ -284,7 +295,7 @@ pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> Vec<String> {
             .arg(paths.workers_target())
             .env("CARGO_ENCODED_RUSTFLAGS", &flags),
     );
-    if want_v2 {
+    let mimalloc_v2 = if want_v2 {
         eprintln!("oxbench: building the mimalloc-v2 worker (separate workspace)");
         run(
             "the mimalloc-v2 worker",
@@ -294,9 +305,27 @@ pub fn build_workers(paths: &Paths, want_v2: bool, quiet: bool) -> Vec<String> {
                 .arg("--target-dir")
                 .arg(paths.mimalloc_v2_target())
                 .env("CARGO_ENCODED_RUSTFLAGS", &flags),
-        );
-    }
-    problems
+        )
+    } else {
+        None
+    };
+    BuildFailures { workers, mimalloc_v2 }
+}
+
+/// Moves the allocators that run the worker of known allocator `of` from
+/// `found` to `skipped`, with `reason`: that worker did not build, and the
+/// binary on disk, if any, is from an earlier build.
+pub fn drop_unbuilt(found: &mut Vec<Allocator>, skipped: &mut Vec<Skipped>, of: &str, reason: &str) {
+    found.retain(|a| {
+        let keep = a.of != of;
+        if !keep {
+            skipped.push(Skipped {
+                name: a.name.clone(),
+                reason: format!("{reason}; the binary of an earlier build is not used"),
+            });
+        }
+        keep
+    });
 }
 
 /// Resolves the requested allocators (`all` or names, `NAME=PATH`
@@ -407,6 +436,40 @@ pub fn resolve(paths: &Paths, requested: &[String]) -> Result<(Vec<Allocator>, V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_that_did_not_build_is_skipped_not_run() {
+        let alloc = |name: &str, of: &str| Allocator {
+            name: name.into(),
+            route: Route::GlobalAllocator,
+            worker: PathBuf::from("/nonexistent"),
+            preload: None,
+            detail: String::new(),
+            of: of.into(),
+            env: Vec::new(),
+        };
+        let mut found = vec![
+            alloc("mimalloc", "mimalloc"),
+            alloc("mi2", "mimalloc-v2"),
+            alloc("oxmalloc", "oxmalloc"),
+        ];
+        let mut skipped = Vec::new();
+        drop_unbuilt(
+            &mut found,
+            &mut skipped,
+            "mimalloc-v2",
+            "building the mimalloc-v2 worker failed",
+        );
+        let names: Vec<&str> = found.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["mimalloc", "oxmalloc"]);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].name, "mi2");
+        assert!(
+            skipped[0].reason.starts_with("building the mimalloc-v2 worker failed"),
+            "{}",
+            skipped[0].reason
+        );
+    }
 
     #[test]
     fn worker_builds_keep_the_callers_rustflags_and_align_loops() {

@@ -267,15 +267,25 @@ fn prepare(
     worker_dir: &Option<PathBuf>,
 ) -> Result<(Vec<Allocator>, Vec<Skipped>), String> {
     let paths = paths(worker_dir);
-    if !no_build && worker_dir.is_none() {
-        let v2 = alloc
-            .iter()
-            .any(|a| a == "all" || a == "mimalloc-v2" || a.ends_with("=mimalloc-v2"));
-        for p in allocs::build_workers(&paths, v2, false) {
-            eprintln!("oxbench: warning: {p}");
-        }
+    if no_build || worker_dir.is_some() {
+        return allocs::resolve(&paths, alloc);
     }
-    allocs::resolve(&paths, alloc)
+    let v2 = alloc
+        .iter()
+        .any(|a| a == "all" || a == "mimalloc-v2" || a.ends_with("=mimalloc-v2"));
+    let failed = allocs::build_workers(&paths, v2, false);
+    if let Some(e) = failed.workers {
+        // Every worker (the preload worker too) would be an earlier build's.
+        return Err(format!(
+            "{e}: fix the build, or pass --no-build to run the worker binaries already built"
+        ));
+    }
+    let (mut found, mut skipped) = allocs::resolve(&paths, alloc)?;
+    if let Some(e) = failed.mimalloc_v2 {
+        eprintln!("oxbench: warning: {e}; mimalloc-v2 is skipped");
+        allocs::drop_unbuilt(&mut found, &mut skipped, "mimalloc-v2", &e);
+    }
+    Ok((found, skipped))
 }
 
 fn list(a: &ListArgs) -> Result<i32, String> {
