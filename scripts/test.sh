@@ -24,7 +24,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 # The mimalloc-v2 worker (its own workspace) builds oxbench's library without
 # the `cli` and `allocators` features; a workload or worker item that reaches
-# into them breaks only that worker, and `oxbench run` merely warns.
+# into them breaks only that worker, whose rows `oxbench run` then skips.
 step "oxbench library without default features (the mimalloc-v2 worker's build)"
 cargo check -p oxbench --no-default-features --lib
 

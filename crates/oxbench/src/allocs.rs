@@ -255,7 +255,7 @@ pub fn apply_alloc_env(
 
 /// What failed in [`build_workers`]: each field holds the message, `None`
 /// when that build succeeded (or was not asked for).
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug)]
 pub struct BuildFailures {
     /// The workspace's worker binaries (every allocator but mimalloc v2).
     pub workers: Option<String>,
