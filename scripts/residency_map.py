@@ -14,8 +14,20 @@ mapping of 4 MiB or more), one character per 64 KiB slice: how many of its
 header (descriptors, free indexes). Used for docs/PERFORMANCE.md E50:
 fully resident slices are carved pages, short runs of `0` freed and purged
 spans, single digits pages carved one OS page at a time.
+
+       residency_map.py --peak [--preload LIB] COMMAND...
+                                       (runs COMMAND, LIB preloaded if
+                                        given, polls its VmRSS every 2 ms
+                                        and maps it at the highest sample)
+
+The peak mode also prints the resident KiB of every mapping, grouped by
+file and permissions (glibc's heap is `[heap]`), and sums the chunk rows:
+the headers (slice 0) and the other slices by how many of their pages are
+resident. Used for docs/PERFORMANCE.md E112. The sampler can miss a peak
+shorter than its period; VmHWM, printed beside it, cannot.
 """
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -40,27 +52,102 @@ def present(pagemap, addr, pages):
     return [(struct.unpack_from("<Q", data, i * 8)[0] >> 63) & 1 for i in range(len(data) // 8)]
 
 
-def show(pid):
-    total = 0
+def chunk_rows(pid):
+    """(chunk address, resident pages of each of its slices) for every chunk."""
+    rows = []
     with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
         for lo, hi in anonymous_ranges(pid):
             chunk = (lo + CHUNK - 1) // CHUNK * CHUNK
             while chunk + CHUNK <= hi:
                 bits = present(pagemap, chunk, CHUNK // PAGE)
-                row = []
-                for s in range(CHUNK // SLICE):
-                    n = sum(bits[s * 16:(s + 1) * 16])
-                    row.append("F" if n == 16 else "0123456789abcdef"[n])
-                total += sum(bits)
-                print(f"{chunk:#x} {''.join(row)}")
+                rows.append((chunk, [sum(bits[s * 16:(s + 1) * 16]) for s in range(CHUNK // SLICE)]))
                 chunk += CHUNK
+    return rows
+
+
+def print_rows(rows):
+    for chunk, counts in rows:
+        print(f"{chunk:#x} {''.join('F' if n == 16 else '0123456789abcdef'[n] for n in counts)}")
+    total = sum(sum(counts) for _, counts in rows)
     print(f"resident in chunks: {total * PAGE / 2**20:.1f} MiB")
+
+
+def show(pid):
+    print_rows(chunk_rows(pid))
+
+
+def mapping_rss(pid):
+    """Resident KiB by (file name, permissions), from /proc/PID/smaps."""
+    groups = {}
+    key = None
+    for line in open(f"/proc/{pid}/smaps"):
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            fields = line.split()
+            key = (os.path.basename(fields[5]) if len(fields) > 5 else "[anonymous]", fields[1])
+        elif line.startswith("Rss:"):
+            groups[key] = groups.get(key, 0) + int(line.split()[1])
+    return groups
+
+
+def vm_kib(pid):
+    """(VmRSS, VmHWM) in KiB, or None once the process is gone."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return None
+    found = [re.search(rf"{name}:\s+(\d+)", status) for name in ("VmRSS", "VmHWM")]
+    return tuple(int(m.group(1)) for m in found) if all(found) else None
+
+
+def peak(args):
+    env = dict(os.environ)
+    if args[:1] == ["--preload"] and len(args) >= 2:
+        env["LD_PRELOAD"] = os.path.abspath(args[1])
+        args = args[2:]
+    if not args:
+        sys.exit(__doc__)
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, env=env)
+    best, hwm, snap = 0, 0, None
+    while child.poll() is None:
+        kib = vm_kib(child.pid)
+        if kib is None:
+            break
+        hwm = max(hwm, kib[1])
+        if kib[0] <= best:
+            time.sleep(0.002)
+            continue
+        try:
+            snap = (mapping_rss(child.pid), chunk_rows(child.pid))
+        except (OSError, ValueError):
+            continue
+        best = kib[0]
+    child.wait()
+    if snap is None:
+        sys.exit("no sample: the command ended before the first one")
+    groups, rows = snap
+    print(f"highest VmRSS sampled {best} KiB (VmHWM seen {hwm} KiB), exit status {child.returncode}")
+    for (name, perms), rss in sorted(groups.items(), key=lambda kv: -kv[1]):
+        if rss:
+            print(f"  {rss:8d} KiB  {perms}  {name}")
+    print_rows(rows)
+    headers = sum(counts[0] for _, counts in rows)
+    print(f"  slice 0 of each chunk (headers): {headers * PAGE >> 10} KiB")
+    by_count = {}
+    for _, counts in rows:
+        for n in counts[1:]:
+            if n:
+                by_count[n] = by_count.get(n, 0) + 1
+    for n, slices in sorted(by_count.items(), reverse=True):
+        print(f"  slices with {n:2d} of 16 pages resident: {slices:5d} ({slices * n * PAGE >> 10} KiB)")
 
 
 def main():
     args = sys.argv[1:]
     if not args:
         sys.exit(__doc__)
+    if args[0] == "--peak":
+        peak(args[1:])
+        return
     if args[0] != "--":
         show(int(args[0]))
         return
