@@ -9,7 +9,7 @@ Usage: residency_map.py PID            (as root, or as the process's user
                                         default 1)
 
 One line per 4 MiB chunk (every 4 MiB-aligned stretch of an anonymous
-mapping of 4 MiB or more), one character per 64 KiB slice: how many of its
+mapping of 4 MiB or more that starts with a regular chunk's header), one character per 64 KiB slice: how many of its
 16 pages are resident, `0`-`f`, `F` for all 16. Slice 0 is the chunk
 header (descriptors, free indexes). Used for docs/PERFORMANCE.md E50:
 fully resident slices are carved pages, short runs of `0` freed and purged
@@ -52,13 +52,30 @@ def present(pagemap, addr, pages):
     return [(struct.unpack_from("<Q", data, i * 8)[0] >> 63) & 1 for i in range(len(data) // 8)]
 
 
+def looks_like_chunk(mem, chunk):
+    """Whether `chunk` starts with a regular chunk header (`chunk.rs`): kind 1,
+    two flag bytes of 0 or 1, zero padding to 8, and slice 0 never free.
+    A program's own 4 MiB-aligned mappings (gcc's garbage-collected pages)
+    are then not counted as oxmalloc's."""
+    try:
+        mem.seek(chunk)
+        head = mem.read(16)
+    except OSError:
+        return False
+    return (len(head) == 16 and head[0] == 1 and head[1] in (0, 1) and head[2] in (0, 1)
+            and not any(head[3:8]) and not head[8] & 1)
+
+
 def chunk_rows(pid):
     """(chunk address, resident pages of each of its slices) for every chunk."""
     rows = []
-    with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+    with open(f"/proc/{pid}/pagemap", "rb") as pagemap, open(f"/proc/{pid}/mem", "rb") as mem:
         for lo, hi in anonymous_ranges(pid):
             chunk = (lo + CHUNK - 1) // CHUNK * CHUNK
             while chunk + CHUNK <= hi:
+                if not looks_like_chunk(mem, chunk):
+                    chunk += CHUNK
+                    continue
                 bits = present(pagemap, chunk, CHUNK // PAGE)
                 rows.append((chunk, [sum(bits[s * 16:(s + 1) * 16]) for s in range(CHUNK // SLICE)]))
                 chunk += CHUNK

@@ -1,11 +1,12 @@
 //! Real programs under `LD_PRELOAD` (WORKLOADS.md, "Real programs"): redis,
-//! lua, python (PYTHONMALLOC=malloc, plain and threaded), sqlite and an
-//! optional gcc compile. Each runs in its own process; the runner records
-//! wall time, CPU time and the peak RSS of the process doing the work (for
-//! redis: the server's `VmHWM` from /proc, and requests/s from
-//! redis-benchmark). Each script prints `OK <checksum>`; a run fails when the
-//! program fails, prints no `OK`, or prints a checksum different from the
-//! first allocator's run of the same program.
+//! lua, python (PYTHONMALLOC=malloc, plain and threaded), sqlite, an
+//! optional gcc compile and rocksdb's `db_bench` (two threads). Each runs in
+//! its own process; the runner records wall time, CPU time and the peak RSS
+//! of the process doing the work (for redis: the server's `VmHWM` from
+//! /proc, and requests/s from redis-benchmark). Each script prints `OK
+//! <checksum>` (rocksdb: how many of its random reads found a key, fixed by
+//! its seed); a run fails when the program fails, prints no checksum, or
+//! prints one different from the first allocator's run of the same program.
 //!
 //! Only the glibc row (the program as installed: no preload) and
 //! `LD_PRELOAD` allocators can run real programs: a `#[global_allocator]`
@@ -67,6 +68,11 @@ pub const PROGRAMS: &[Program] = &[
         name: "gcc",
         needs: &["gcc"],
         packages: "gcc",
+    },
+    Program {
+        name: "rocksdb",
+        needs: &["db_bench"],
+        packages: "rocksdb-tools",
     },
 ];
 
@@ -356,6 +362,22 @@ fn command(prog: &Program, s: &RealSettings) -> std::io::Result<Command> {
             c.args(["-O2", "-c", "-o"]).arg(s.dir.join("big.o")).arg(f);
             c
         }
+        "rocksdb" => {
+            // A fresh database each run: db_bench would destroy an old one
+            // itself, but a run killed midway must not leave the next one
+            // reading its files.
+            let db = s.dir.join("rocksdb");
+            match std::fs::remove_dir_all(&db) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut c = Command::new(exe("db_bench"));
+            c.arg("--benchmarks=fillrandom,readrandom")
+                .arg(format!("--num={}", scaled(s, 400_000.0, 1_000)))
+                .arg(format!("--db={}", db.display()))
+                .args(["--threads=2", "--seed=1", "--progress_reports=false"]);
+            c
+        }
         other => unreachable!("no command for {other}"),
     })
 }
@@ -387,7 +409,11 @@ pub fn run_program(
     let Some(m) = measure_into(&mut sample, &mut cmd, a, s) else {
         return sample;
     };
-    let ok_line = m.stdout.lines().find(|l| l.starts_with("OK")).map(str::to_string);
+    let ok_line = if prog.name == "rocksdb" {
+        rocksdb_checksum(&m.stdout)
+    } else {
+        m.stdout.lines().find(|l| l.starts_with("OK")).map(str::to_string)
+    };
     if !m.success() {
         sample.error = Some(m.failure());
     } else if prog.name == "gcc" {
@@ -409,6 +435,19 @@ pub fn run_program(
         succeeded(&mut sample, s, m.wall_s);
     }
     sample
+}
+
+/// db_bench's checksum: `OK <found> of <keys> found`, from its readrandom
+/// line (`readrandom : ... (3428 of 4000 found)`), once fillrandom has
+/// reported too; `None` when either line is missing.
+fn rocksdb_checksum(stdout: &str) -> Option<String> {
+    stdout.lines().find(|l| l.starts_with("fillrandom"))?;
+    let read = stdout.lines().find(|l| l.starts_with("readrandom"))?;
+    let open = read.rfind('(')?;
+    let found = read[open + 1..].strip_suffix(" found)")?;
+    let (hits, of) = found.split_once(" of ")?;
+    let number = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    (number(hits) && number(of)).then(|| format!("OK {hits} of {of} found"))
 }
 
 fn free_port() -> Option<u16> {
@@ -591,6 +630,19 @@ mod tests {
         let json = serde_json::to_string(&o).unwrap();
         let back: Outcome = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
         assert_eq!(back.extra, o.extra);
+    }
+
+    #[test]
+    fn rocksdb_checksum_is_read_from_the_readrandom_line() {
+        let out = "DB path: [/tmp/x]\nfillrandom   :       6.908 micros/op 288517 ops/sec 0.028 seconds 8000 operations;   31.9 MB/s\n\
+                   readrandom   :       1.666 micros/op 1019238 ops/sec 0.008 seconds 8000 operations;   96.3 MB/s (3428 of 4000 found)\n";
+        assert_eq!(rocksdb_checksum(out).as_deref(), Some("OK 3428 of 4000 found"));
+        let no_fill = out.lines().nth(2).unwrap();
+        assert_eq!(rocksdb_checksum(no_fill), None, "a run that did not fill is not OK");
+        let cut = out.replace(" (3428 of 4000 found)", "");
+        assert_eq!(rocksdb_checksum(&cut), None);
+        let garbled = out.replace("3428 of", "34x8 of");
+        assert_eq!(rocksdb_checksum(&garbled), None);
     }
 
     #[test]
