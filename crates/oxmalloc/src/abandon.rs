@@ -90,6 +90,15 @@ pub unsafe fn abandon(page: *mut Page) {
         unsafe { arena::free_page_span(page) };
         return;
     }
+    // A page made on a used span holds that span's old OS pages past its
+    // carved blocks until a sweep of its owner gives them back, and the
+    // owner is leaving: on the abandoned list they would stay until a
+    // thread takes the page, if one ever does (docs/PERFORMANCE.md E114).
+    // SAFETY: we still act as the owner, and the page is a class page.
+    let purged = unsafe { p.purge_tail() };
+    if purged != 0 {
+        stats::purged(purged);
+    }
     let class = p.class();
     let state = if p.used.get() * 2 >= p.capacity() {
         LISTED_FREES_TAKE

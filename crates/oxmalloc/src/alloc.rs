@@ -425,6 +425,22 @@ fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) 
             }
         }
         stats::big_allocated(end);
+        // The deferred work the class slow paths do every 8th and 64th
+        // call: the calling thread's sweep of its free blocks, and the
+        // purge of what has fallen due. A thread whose slow paths are
+        // mostly large blocks (rocksdb's writers fill 1 MiB arena blocks)
+        // took so few class slow paths that freed spans and blocks stayed
+        // resident for seconds, below the background purger's threshold
+        // (docs/PERFORMANCE.md E115). A clock read when nothing is due,
+        // against a span taken under the arena lock.
+        let now = Os::now_millis();
+        let heap = tls::heap();
+        if heap != empty_heap() && heap != dead_heap() {
+            // SAFETY: the calling thread's own heap (not a sentinel, which
+            // every thread without a heap shares).
+            unsafe { (*heap).sweep_free_blocks(now) };
+        }
+        purge::tick_at(now);
         purge::start_if_wanted();
         return start;
     }

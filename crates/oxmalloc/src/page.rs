@@ -805,23 +805,37 @@ impl Page {
                 self.tail.set(TAIL_SEEN);
                 0
             }
-            TAIL_SEEN => {
-                self.tail.set(TAIL_DONE);
-                let os_page = Os::page_size();
-                let start = self.start.get() as usize;
-                let carved_end = start + self.capacity() as usize * self.block_size.get();
-                let lo = carved_end.next_multiple_of(os_page);
-                let hi = (start & !(SLICE_SIZE - 1)) + self.span_bytes();
-                if hi <= lo {
-                    return 0;
-                }
-                // SAFETY: whole OS pages of our span past its carved blocks,
-                // which hold no block yet (caller's contract).
-                unsafe { Os::purge(lo as *mut u8, hi - lo, crate::options::purge_zeroes()) };
-                hi - lo
-            }
+            // SAFETY: caller's contract, forwarded.
+            TAIL_SEEN => unsafe { self.purge_tail() },
             _ => 0,
         }
+    }
+
+    /// Gives the OS back the uncarved end of a class page made on a span
+    /// that was not zero now, without waiting for the sweeps (unless it
+    /// went already): for a page whose owner is about to abandon it, which
+    /// no sweep would reach until a thread takes it (docs/PERFORMANCE.md
+    /// E114). Returns the bytes purged.
+    ///
+    /// # Safety
+    /// As for [`Page::sweep_tail`].
+    pub unsafe fn purge_tail(&self) -> usize {
+        if self.tail.get() == TAIL_DONE {
+            return 0;
+        }
+        self.tail.set(TAIL_DONE);
+        let os_page = Os::page_size();
+        let start = self.start.get() as usize;
+        let carved_end = start + self.capacity() as usize * self.block_size.get();
+        let lo = carved_end.next_multiple_of(os_page);
+        let hi = (start & !(SLICE_SIZE - 1)) + self.span_bytes();
+        if hi <= lo {
+            return 0;
+        }
+        // SAFETY: whole OS pages of our span past its carved blocks,
+        // which hold no block yet (caller's contract).
+        unsafe { Os::purge(lo as *mut u8, hi - lo, crate::options::purge_zeroes()) };
+        hi - lo
     }
 
     /// Pushes a block freed by the owner onto `local_free` (slow-path
@@ -1238,15 +1252,10 @@ mod tests {
     use crate::size_class::{class_size, page_slices, CLASS_COUNT};
     use crate::util::resident;
 
-    /// A page made on a used (resident) slice gives back what it has not
-    /// carved, at the second sweep that finds it and only then, keeping
-    /// its carved blocks; a page made on a zero span purges nothing.
-    #[test]
-    #[cfg_attr(miri, ignore = "mmap, mincore and madvise")]
-    fn a_page_made_on_a_used_span_gives_back_its_uncarved_end_after_a_sweep_interval() {
-        const OS_PAGE: usize = 4096;
-        let size = 1536;
-        // SAFETY: a private anonymous mapping of our own, unmapped below.
+    /// A private anonymous mapping of two slices, and the first slice
+    /// boundary inside it; the caller unmaps it (`2 * SLICE_SIZE` bytes).
+    fn two_slice_mapping() -> (*mut libc::c_void, usize) {
+        // SAFETY: a private anonymous mapping of our own.
         let map = unsafe {
             libc::mmap(
                 ptr::null_mut(),
@@ -1258,7 +1267,18 @@ mod tests {
             )
         };
         assert_ne!(map, libc::MAP_FAILED);
-        let start = (map as usize).next_multiple_of(SLICE_SIZE);
+        (map, (map as usize).next_multiple_of(SLICE_SIZE))
+    }
+
+    /// A page made on a used (resident) slice gives back what it has not
+    /// carved, at the second sweep that finds it and only then, keeping
+    /// its carved blocks; a page made on a zero span purges nothing.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, mincore and madvise")]
+    fn a_page_made_on_a_used_span_gives_back_its_uncarved_end_after_a_sweep_interval() {
+        const OS_PAGE: usize = 4096;
+        let size = 1536;
+        let (map, start) = two_slice_mapping();
         // The slice as an earlier page left it: every OS page resident.
         // SAFETY: one slice inside the mapping.
         unsafe { ptr::write_bytes(start as *mut u8, 0x77, SLICE_SIZE) };
@@ -1305,6 +1325,47 @@ mod tests {
         unsafe {
             assert_eq!(page.sweep_tail() + page.sweep_tail() + page.sweep_tail(), 0);
         }
+        assert!(resident(start + SLICE_SIZE - OS_PAGE));
+        // SAFETY: our mapping, no longer used.
+        assert_eq!(unsafe { libc::munmap(map, 2 * SLICE_SIZE) }, 0);
+    }
+
+    /// `purge_tail` (a page about to be abandoned) gives back the uncarved
+    /// end of a page made on a used span at once, without the sweeps'
+    /// wait, and only once; a page made on a zero span has nothing to give.
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap, mincore and madvise")]
+    fn purge_tail_gives_back_the_uncarved_end_at_once_and_once() {
+        const OS_PAGE: usize = 4096;
+        let size = 1536;
+        let (map, start) = two_slice_mapping();
+        // SAFETY: one slice inside the mapping.
+        unsafe { ptr::write_bytes(start as *mut u8, 0x77, SLICE_SIZE) };
+        let page = Page::new();
+        let class = crate::size_class::class_of(size);
+        page.init(PageKind::Class, start as *mut u8, 1, size, class, false);
+        // 5 blocks end in OS page 1.
+        page.set_capacity(5);
+        // SAFETY: we stand for the owner of a class page whose uncarved
+        // blocks nothing touches.
+        unsafe {
+            assert_eq!(page.purge_tail(), SLICE_SIZE - 2 * OS_PAGE, "no purge at once");
+            assert_eq!(page.purge_tail(), 0, "purged twice");
+            assert_eq!(page.sweep_tail() + page.sweep_tail(), 0, "a sweep purged again");
+        }
+        for os_page in 0..SLICE_SIZE / OS_PAGE {
+            assert_eq!(resident(start + os_page * OS_PAGE), os_page < 2, "OS page {os_page}");
+        }
+        // SAFETY: the carved blocks, inside the mapping.
+        let carved = unsafe { core::slice::from_raw_parts(start as *const u8, 5 * size) };
+        assert!(carved.iter().all(|&b| b == 0x77), "a carved block changed");
+
+        // SAFETY: the slice again.
+        unsafe { ptr::write_bytes(start as *mut u8, 0x77, SLICE_SIZE) };
+        page.init(PageKind::Class, start as *mut u8, 1, size, class, true);
+        page.set_capacity(1);
+        // SAFETY: as above.
+        assert_eq!(unsafe { page.purge_tail() }, 0, "a page on a zero span purged");
         assert!(resident(start + SLICE_SIZE - OS_PAGE));
         // SAFETY: our mapping, no longer used.
         assert_eq!(unsafe { libc::munmap(map, 2 * SLICE_SIZE) }, 0);

@@ -174,7 +174,12 @@ fn start_slow() {
 /// Purges what has fallen due; cheap when nothing has.
 #[inline]
 pub fn tick() {
-    let now = Os::now_millis();
+    tick_at(Os::now_millis());
+}
+
+/// [`tick`] with the clock already read (`now`, from `Os::now_millis`).
+#[inline]
+pub fn tick_at(now: u64) {
     if arena::purge_due(now) {
         arena::purge(false);
         abandon::sweep();
