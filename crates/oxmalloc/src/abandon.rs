@@ -2,7 +2,9 @@
 //!
 //! At thread exit every page of the heap is collected. Empty pages go back
 //! to the arena; pages that still hold live blocks are *abandoned*: they
-//! lose their owner and go on a per-class list here. Other threads' frees
+//! lose their owner and go on a per-class list here, without the OS pages
+//! past their carved blocks that a page made on a used span still held
+//! (docs/PERFORMANCE.md E114). Other threads' frees
 //! into them keep working (they push onto `thread_free`, as any remote free).
 //! A thread that needs a page of that class *reclaims* one (into its default
 //! heap: a first-class heap may be destroyed with its pages, and these hold

@@ -4,7 +4,9 @@
 //! Freed spans stay backed for `OXMALLOC_PURGE_DELAY` milliseconds (reuse
 //! within that window costs no page fault). Purges then happen in two ways:
 //!
-//! * `tick`, called on slow paths, purges whatever has fallen due;
+//! * `tick`, called on every 64th class slow path and on every large
+//!   allocation (a thread that allocates large blocks only takes few class
+//!   slow paths: docs/PERFORMANCE.md E115), purges whatever has fallen due;
 //! * once more than [`BACKGROUND_THRESHOLD`] bytes wait for a purge, a
 //!   background thread is started (lazily, once per process) that sleeps
 //!   until the next purge falls due (from then on, every free that needs a
