@@ -9,8 +9,9 @@ Usage: residency_map.py PID            (as root, or as the process's user
                                         default 1)
 
 One line per 4 MiB chunk (every 4 MiB-aligned stretch of an anonymous
-mapping of 4 MiB or more that starts with a regular chunk's header), one character per 64 KiB slice: how many of its
-16 pages are resident, `0`-`f`, `F` for all 16. Slice 0 is the chunk
+mapping of 4 MiB or more that starts with a regular chunk's header), one
+character per 64 KiB slice: how many of its 16 pages are resident,
+`0`-`f`, `F` for all 16. Slice 0 is the chunk
 header (descriptors, free indexes). Used for docs/PERFORMANCE.md E50:
 fully resident slices are carved pages, short runs of `0` freed and purged
 spans, single digits pages carved one OS page at a time.

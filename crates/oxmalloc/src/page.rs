@@ -382,7 +382,8 @@ pub struct Page {
     /// remote frees read it.
     pub in_first_class: AtomicBool,
     /// Where the sweep of the page's uncarved end stands ([`TAIL_NEW`],
-    /// [`TAIL_SEEN`], [`TAIL_DONE`]; see [`Page::sweep_tail`]). Owner only.
+    /// [`TAIL_SEEN`], [`TAIL_DONE`]; see [`Page::sweep_tail`] and
+    /// [`Page::purge_tail`]). Owner only.
     tail: Cell<u8>,
     /// Whether the page is on an abandoned list, and whether a free into it
     /// may take it (`abandon::NOT_LISTED`, `LISTED`, `LISTED_FREES_TAKE`).
@@ -812,10 +813,10 @@ impl Page {
     }
 
     /// Gives the OS back the uncarved end of a class page made on a span
-    /// that was not zero now, without waiting for the sweeps (unless it
-    /// went already): for a page whose owner is about to abandon it, which
-    /// no sweep would reach until a thread takes it (docs/PERFORMANCE.md
-    /// E114). Returns the bytes purged.
+    /// that was not zero, at once rather than at the second sweep (nothing
+    /// if it went already, or the span was zero): for a page whose owner
+    /// is about to abandon it, which no sweep would reach until a thread
+    /// takes it (docs/PERFORMANCE.md E114). Returns the bytes purged.
     ///
     /// # Safety
     /// As for [`Page::sweep_tail`].
