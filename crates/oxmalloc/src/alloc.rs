@@ -434,11 +434,11 @@ fn alloc_big_inner(owner: Option<&Heap>, size: usize, align: usize, zero: bool) 
         // (docs/PERFORMANCE.md E115). A clock read when nothing is due,
         // against a span taken under the arena lock.
         let now = Os::now_millis();
-        let heap = tls::heap();
-        if heap != empty_heap() && heap != dead_heap() {
-            // SAFETY: the calling thread's own heap (not a sentinel, which
-            // every thread without a heap shares).
-            unsafe { (*heap).sweep_free_blocks(now) };
+        // SAFETY: the thread's heap slot always holds a valid heap.
+        let heap = unsafe { &*tls::heap() };
+        // (Not a sentinel's: every thread without a heap shares them.)
+        if !heap.is_sentinel() {
+            heap.sweep_free_blocks(now);
         }
         purge::tick_at(now);
         purge::start_if_wanted();

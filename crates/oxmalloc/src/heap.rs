@@ -1035,7 +1035,7 @@ impl Heap {
     }
 
     /// Whether this is one of the static heaps, which keep no state.
-    fn is_sentinel(&self) -> bool {
+    pub(crate) fn is_sentinel(&self) -> bool {
         let me = self as *const Heap as *mut Heap;
         me == empty_heap() || me == dead_heap()
     }
