@@ -13,7 +13,9 @@ use crate::chunk::{CHUNK_SIZE, MAX_SPAN_SLICES, SLICE_SIZE};
 use crate::heap::{dead_heap, empty_heap, Heap};
 use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Page, PageKind};
-use crate::size_class::{class_for_aligned, largest_serving_class, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD};
+use crate::size_class::{
+    class_for_aligned, largest_serving_class, lender_of, Class, CLASS_SIZE, DIRECT_CLASS, DIRECT_MAX, WORD,
+};
 use crate::{arena, chunk, free_cache, huge, init, profile, purge, secure, stats, thread, tls};
 use core::ptr;
 
@@ -124,8 +126,8 @@ pub unsafe fn alloc_in(heap: *mut Heap, size: usize, align: usize, zero: bool) -
 
 /// The usable size that an allocation of `size` bytes aligned to `align`
 /// (a power of two) gets from [`alloc_in`] at most, computed without
-/// allocating: the class size (for a half-step class, its parent's, whose
-/// page may serve it: `size_class::is_half_step`), whole slices for a
+/// allocating: the class size (for a class that borrows, its lender's,
+/// whose page may serve it: `size_class::lender_of`), whole slices for a
 /// large block, whole OS pages for a huge one; `None` when no block can be
 /// that large. Allocating exactly
 /// this many bytes gives a block of exactly this usable size (a class-sized
@@ -183,10 +185,10 @@ unsafe fn alloc_class(heap: *mut Heap, class: Class, requested: usize, fit: usiz
             }
         }
         let mut page = (*heap).bins.get_unchecked(class).first.get();
-        if page.is_null() && (*heap).borrows_from_parent(class) {
-            // Its parent's current page serves it, as through the direct
+        if page.is_null() && (*heap).borrows_from_lender(class) {
+            // Its lender's current page serves it, as through the direct
             // table (the heap's invariants).
-            page = (*heap).bins.get_unchecked(class + 1).first.get();
+            page = (*heap).bins.get_unchecked(lender_of(class)).first.get();
         }
         // A page of request-sized blocks may hold blocks too small for this
         // request (`Heap::page_block_size`); the slow path finds another.

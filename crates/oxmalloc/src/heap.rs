@@ -26,7 +26,8 @@ use crate::os::{Os, Platform};
 use crate::page::{is_indexed_class, Block, Page, PageKind, INDEX_SLOTS, OWNER_INDEXED, OWNER_SLOW};
 use crate::page_queue::PageQueue;
 use crate::size_class::{
-    class_size, is_half_step, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES, LAST_DIRECT_CLASS, WORD,
+    borrowers_of, borrows, class_size, lender_of, page_slices, Class, CLASS_COUNT, CLASS_SIZE, DIRECT_ENTRIES,
+    LAST_DIRECT_CLASS, WORD,
 };
 use crate::stats::HeapCounters;
 use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -45,9 +46,9 @@ unsafe impl Send for LargeBlocks {}
 /// A heap.
 ///
 /// Invariants: `direct[w]` is the first page of `bins[class of w*8]`, or,
-/// when that queue is empty, of its parent's bin for a half-step class that
-/// borrows ([`Heap::borrows_from_parent`]), or [`EMPTY_PAGE`] when that
-/// queue is empty too; `pinned[c]` is the first page
+/// when that queue is empty, of its lender's bin for a class that borrows
+/// ([`Heap::borrows_from_lender`]), or [`EMPTY_PAGE`] when that queue is
+/// empty too; `pinned[c]` is the first page
 /// of `bins[c]` (null when empty; bit `c` of `pinned_classes` says which
 /// is the case), and that page's `used` carries one extra
 /// count (the pin), so that a local free never finds the current page of a
@@ -75,13 +76,13 @@ pub struct Heap {
     /// [`Heap::retire_empty_current`] looks at these pages first, and
     /// clears the bit of each it looks at.
     pub maybe_empty: [Cell<u64>; 2],
-    /// Bit `c` set: the half-step class `c` (`size_class::is_half_step`)
-    /// stopped borrowing its parent's pages for the heap's life: a slow path
-    /// found a page of the parent more than half used (or full). Until then
-    /// the class borrows ([`Heap::borrows_from_parent`]); from then on it
-    /// never does: classes busy enough to crowd a page once keep their finer
-    /// blocks (docs/PERFORMANCE.md E100).
-    pub half_steps_split: Cell<u64>,
+    /// Bit `c` set: the class `c`, one that borrows (`size_class::borrows`),
+    /// stopped borrowing its lender's pages for the heap's life: one of its
+    /// slow paths found a page of the lender more than half used (or full).
+    /// Until then the class borrows ([`Heap::borrows_from_lender`]); from
+    /// then on it never does: classes busy enough to meet a crowded page
+    /// keep their finer blocks (docs/PERFORMANCE.md E100, E116).
+    pub borrowers_split: Cell<u64>,
     /// Pages that may have free blocks, per class.
     pub bins: [PageQueue; CLASS_COUNT],
     /// Pages found full, per class.
@@ -235,7 +236,7 @@ impl Heap {
             repeat_count: [const { Cell::new(0) }; CLASS_COUNT],
             free_blocks_sweep_due: Cell::new(0),
             maybe_empty: [const { Cell::new(0) }; 2],
-            half_steps_split: Cell::new(0),
+            borrowers_split: Cell::new(0),
         }
     }
 
@@ -421,14 +422,16 @@ impl Heap {
             return;
         }
         let mut page = first;
-        if page.is_null() && self.borrows_from_parent(class) {
-            page = self.bins[class + 1].first.get();
+        if page.is_null() && self.borrows_from_lender(class) {
+            page = self.bins[lender_of(class)].first.get();
         }
         let page = if page.is_null() { empty_page() } else { page };
         self.point_direct(class, page);
-        // A half-step class that borrows follows its parent's current page.
-        if class > 0 && self.borrows_from_parent(class - 1) {
-            self.point_direct(class - 1, page);
+        // The classes that borrow follow their lender's current page.
+        for borrower in borrowers_of(class) {
+            if self.borrows_from_lender(borrower) {
+                self.point_direct(borrower, page);
+            }
         }
     }
 
@@ -446,12 +449,12 @@ impl Heap {
         }
     }
 
-    /// Whether `class` is a half-step class served from its parent's
-    /// (`class + 1`) current page: it has no page of its own, and has not
-    /// split since this heap was set up (`half_steps_split`).
+    /// Whether `class` is served from its lender's current page
+    /// (`size_class::lender_of`): it borrows, has no page of its own, and
+    /// has not split since this heap was set up (`borrowers_split`).
     #[inline]
-    pub fn borrows_from_parent(&self, class: Class) -> bool {
-        is_half_step(class) && self.half_steps_split.get() & (1 << class) == 0 && self.bins[class].first.get().is_null()
+    pub fn borrows_from_lender(&self, class: Class) -> bool {
+        borrows(class) && self.borrowers_split.get() & (1 << class) == 0 && self.bins[class].first.get().is_null()
     }
 
     /// Takes the pin off the page of `class` that carries it (which must
@@ -495,21 +498,22 @@ impl Heap {
     /// then passed over. Returns the page and the block (whether it is zero:
     /// [`Page::pop_or_extend`]); a null page when out of memory.
     ///
-    /// A half-step class that borrows takes its block from its parent's
-    /// current page (a new page of the parent when it has none), until a
-    /// slow path of either class finds a page of the parent more than half
-    /// used, or the half-step class finds it full: from then on it takes
-    /// pages of its own.
+    /// A class that borrows takes its block from its lender's current page
+    /// (a new page of the lender when it has none), until one of its own
+    /// slow paths finds that page more than half used, or full: from then on
+    /// it takes pages of its own. The lender's slow paths split no one: a
+    /// rare class keeps borrowing from a busy lender (docs/PERFORMANCE.md
+    /// E116).
     ///
     /// # Safety
     /// Only the owning thread may call this; `fit <= CLASS_SIZE[class]`.
     pub unsafe fn take_block(&self, class: Class, fit: usize) -> (*mut Page, *mut Block) {
-        if self.borrows_from_parent(class) {
-            // SAFETY: forwarded contract; the parent's blocks are larger.
-            if let Some(taken) = unsafe { self.take_from_parent(class + 1, fit) } {
+        if self.borrows_from_lender(class) {
+            // SAFETY: forwarded contract; the lender's blocks are larger.
+            if let Some(taken) = unsafe { self.take_from_lender(class, fit) } {
                 return taken;
             }
-            self.split_half_step(class);
+            self.split_borrower(class);
         }
         let block_size = self.page_block_size(class, fit);
         let queue = &self.bins[class];
@@ -532,9 +536,6 @@ impl Heap {
                 // SAFETY: as above.
                 let block = unsafe { p.pop_or_extend() };
                 if !block.is_null() {
-                    if class > 0 {
-                        self.split_if_crowded(class - 1, p);
-                    }
                     if queue.first.get() != page {
                         // SAFETY: the page is on this queue.
                         unsafe { queue.move_to_front(page) };
@@ -574,27 +575,28 @@ impl Heap {
         }
     }
 
-    /// The half-step class `class` stops borrowing its parent's pages, for
-    /// the heap's life: its direct entries, which followed the parent's
-    /// current page, go back to its own (none yet: the empty page).
-    fn split_half_step(&self, class: Class) {
-        self.half_steps_split.set(self.half_steps_split.get() | 1 << class);
+    /// The class `class`, one that borrows, stops borrowing its lender's
+    /// pages for the heap's life: its direct entries, which followed the
+    /// lender's current page, go back to its own (none yet: the empty page).
+    fn split_borrower(&self, class: Class) {
+        self.borrowers_split.set(self.borrowers_split.get() | 1 << class);
         self.refresh_current(class);
     }
 
-    /// For a half-step class that borrows: a block from the current page
-    /// of `parent`, or from a new page of `parent` when it has none; `None`
+    /// For a class that borrows: a block from the current page of its
+    /// lender, or from a new page of the lender when it has none; `None`
     /// when that page is full (then the caller splits the class).
     ///
     /// # Safety
-    /// Only the owning thread may call this; `fit <= CLASS_SIZE[parent]`,
-    /// a small class.
-    unsafe fn take_from_parent(&self, parent: Class, fit: usize) -> Option<(*mut Page, *mut Block)> {
-        let page = self.bins[parent].first.get();
+    /// Only the owning thread may call this; `class` borrows
+    /// (`size_class::borrows`) and `fit <= CLASS_SIZE[class]`.
+    unsafe fn take_from_lender(&self, class: Class, fit: usize) -> Option<(*mut Page, *mut Block)> {
+        let lender = lender_of(class);
+        let page = self.bins[lender].first.get();
         if page.is_null() {
-            // Neither class has a page: a page of the parent serves both.
-            // SAFETY: forwarded contract.
-            return Some(unsafe { self.take_block(parent, fit) });
+            // Neither class has a page: a page of the lender serves both.
+            // SAFETY: forwarded contract; the lender's blocks are larger.
+            return Some(unsafe { self.take_block(lender, fit) });
         }
         // SAFETY: the first page of our bin is ours.
         let p = unsafe { &*page };
@@ -608,21 +610,22 @@ impl Heap {
         if block.is_null() {
             return None;
         }
-        self.split_if_crowded(parent - 1, p);
+        self.split_if_crowded(class, p);
         Some((page, block))
     }
 
-    /// Splits the half-step class `class` if it borrows and `page`, a page
-    /// of its parent that a slow path just took a block from, is more than
-    /// half used: the two classes hold enough blocks to share lines in
-    /// blocks of their own sizes (E99), and a class that size is not cold
-    /// between two uses (E100). Half, not full: larson's pairs of classes
-    /// that filled their page only in part kept borrowing, which cost it
-    /// 2% at 2 threads against 1% (docs/PERFORMANCE.md E100).
+    /// Splits the class `class`, which borrows, if `page`, the page of its
+    /// lender that one of its slow paths just took a block from, is more
+    /// than half used: the class is busy enough to meet its lender's page
+    /// crowded, so it holds enough blocks to share lines in blocks of its
+    /// own size (E99), and is not cold between two uses (E100). Half, not
+    /// full: larson's pairs of classes that filled their page only in part
+    /// kept borrowing, which cost it 2% at 2 threads against 1%
+    /// (docs/PERFORMANCE.md E100).
     #[inline]
     fn split_if_crowded(&self, class: Class, page: &Page) {
-        if self.borrows_from_parent(class) && page.used.get() as usize * 2 > page.reserved.get() as usize {
-            self.split_half_step(class);
+        if page.used.get() as usize * 2 > page.reserved.get() as usize {
+            self.split_borrower(class);
         }
     }
 
@@ -1487,7 +1490,7 @@ pub unsafe fn heap_release(heap: *mut Heap) {
         (*heap).notify[0].store(0, Ordering::Relaxed);
         (*heap).notify[1].store(0, Ordering::Relaxed);
         (*heap).slow_calls.set(0);
-        (*heap).half_steps_split.set(0);
+        (*heap).borrowers_split.set(0);
         (*heap).owner_key.set(0);
         (*heap).first_class.set(false);
         stats::report_all(&*heap);

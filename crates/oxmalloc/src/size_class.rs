@@ -23,14 +23,19 @@
 //! But a class that holds a few blocks at a time pays for the finer steps
 //! too: its page sits cold between two uses, and twice as many classes
 //! share the same allocations, so more of them miss the cache (the latency
-//! workload's small `malloc`s: docs/PERFORMANCE.md E100). So the classes
-//! the sixteen steps add, the *half-step classes* ([`is_half_step`]: 272,
-//! 304, ..., 992 B), borrow: a heap serves them from the current page of
-//! their *parent*, the eight-step class just above, until a slow path
-//! finds a page of the parent more than half used (`Heap::take_block`).
-//! Classes busy enough to crowd a page get pages of their own; one that
-//! holds a few blocks shares its parent's.
-//!
+//! workload's small `malloc`s: docs/PERFORMANCE.md E100). And each class
+//! with a page of its own keeps at least one OS page resident, however few
+//! blocks it holds: sqlite's peak held about 20 classes of 80 B-1 KiB with
+//! a handful of blocks each, a 4 KiB page for each (E112). So every class
+//! from 64 B to 1 KiB that is not a power of two *borrows* ([`lender_of`]):
+//! a heap serves it from the current page of its *lender*, the top class
+//! of its doubling (128, 256, 512 or 1024 B), until one of its own slow
+//! paths finds a page of the lender more than half used
+//! (`Heap::take_block`). Classes busy enough to reach the slow path on a
+//! crowded page get pages of their own; the rare ones share their
+//! lender's, in blocks at most twice their size (E116; E100 began it with
+//! the sixteen steps' odd classes, each borrowing the class a step above).
+
 //! Why coarser steps above 1 KiB: those classes share few allocations
 //! between them (about one in 128 in the latency workload), so a class's
 //! current page often empties between two of its uses, another
@@ -163,31 +168,59 @@ pub const fn class_size(class: Class) -> usize {
     (1 << k) + (j << (k - steps_log2(k)))
 }
 
-/// Whether `class` is a half-step class (see the module notes): one that
-/// the sixteen-step doublings add between two eight-step sizes, of an odd
-/// number of steps above the doubling's start. Its parent is `class + 1`,
-/// which is never a half-step class, and whose blocks are aligned to at
-/// least what the half-step class's are (a size of an even number of
-/// steps), so they serve every request of the half-step class.
+/// The first class of a doubling `(2^k, 2^(k+1)]` above 64 B whose classes
+/// borrow, and the doubling past the last one: the direct table's
+/// doublings, 64 B to 1 KiB.
+const FIRST_BORROWING_DOUBLING: usize = 6;
+const END_BORROWING_DOUBLING: usize = DIRECT_MAX_LOG2;
+
+/// The *lender* of `class` (see the module notes): the top class of its
+/// doubling, whose page serves the class while it borrows, when `class`
+/// is a direct class above 64 B that is not a power of two; else `class`
+/// itself (it never borrows). A lender's blocks are a power of two in
+/// size, so aligned to at least what the borrower's are (its size's
+/// largest power-of-two factor is smaller), and they serve every request
+/// of the borrower.
 #[inline(always)]
-pub const fn is_half_step(class: Class) -> bool {
-    class >= first_class_of_doubling(8)
-        && class < first_class_of_doubling(10)
-        && (class - first_class_of_doubling(8)) % 2 == 0
+pub const fn lender_of(class: Class) -> Class {
+    if class < first_class_of_doubling(FIRST_BORROWING_DOUBLING) || class > LAST_DIRECT_CLASS {
+        return class;
+    }
+    let mut k = FIRST_BORROWING_DOUBLING;
+    while class >= first_class_of_doubling(k + 1) {
+        k += 1;
+    }
+    first_class_of_doubling(k + 1) - 1
+}
+
+/// Whether `class` borrows its lender's page until it is busy
+/// ([`lender_of`]).
+#[inline(always)]
+pub const fn borrows(class: Class) -> bool {
+    lender_of(class) != class
+}
+
+/// The classes that borrow the page of `lender` (empty unless `lender` is
+/// a lender): the rest of its doubling.
+#[inline]
+pub const fn borrowers_of(lender: Class) -> core::ops::Range<Class> {
+    let mut k = FIRST_BORROWING_DOUBLING;
+    while k < END_BORROWING_DOUBLING {
+        if first_class_of_doubling(k + 1) - 1 == lender {
+            return first_class_of_doubling(k)..lender;
+        }
+        k += 1;
+    }
+    0..0
 }
 
 /// The class whose block size an allocation of class `class` gets at most:
-/// the parent of a half-step class, else the class itself. An allocation
-/// of exactly that class's size always gets a block of exactly that size
-/// (the class is never a half-step class, so it never borrows), which is
-/// what `alloc::good_size` reports.
+/// its lender. An allocation of exactly that class's size always gets a
+/// block of exactly that size (a lender never borrows), which is what
+/// `alloc::good_size` reports.
 #[inline]
 pub const fn largest_serving_class(class: Class) -> Class {
-    if is_half_step(class) {
-        class + 1
-    } else {
-        class
-    }
+    lender_of(class)
 }
 
 /// The last class whose pages are one slice.
@@ -383,31 +416,43 @@ mod tests {
     }
 
     #[test]
-    fn half_step_classes_are_the_odd_sixteenth_steps_and_their_parents_hold_their_blocks() {
-        let mut half_steps = 0;
+    fn the_classes_of_64_b_to_1_kib_borrow_the_top_of_their_doubling() {
+        let mut borrowers = 0;
         for class in 0..CLASS_COUNT {
             let size = class_size(class);
-            // The doubling `(2^k, 2^(k+1)]` the class's size lies in, and its step.
-            let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
-            let step = (1usize << k) >> steps_log2(k.max(6));
-            let odd_sixteenth = size > 64 && steps_log2(k) == 4 && ((size - (1 << k)) / step) % 2 == 1;
-            assert_eq!(is_half_step(class), odd_sixteenth, "class {class} ({size} B)");
-            if is_half_step(class) {
-                half_steps += 1;
-                let parent = largest_serving_class(class);
-                let parent_size = class_size(parent);
-                assert!(!is_half_step(parent), "class {class}'s parent {parent}");
-                assert_eq!(parent_size, size + step, "class {class}'s parent is a step above");
+            let lender = lender_of(class);
+            let expected = size > 64 && size <= DIRECT_MAX && !size.is_power_of_two();
+            assert_eq!(borrows(class), expected, "class {class} ({size} B)");
+            assert_eq!(largest_serving_class(class), lender);
+            if !expected {
+                assert_eq!(lender, class);
                 assert!(
-                    parent_size.trailing_zeros() > size.trailing_zeros(),
-                    "class {class} ({size} B): blocks of {parent_size} B are less aligned"
+                    borrowers_of(class).all(|b| lender_of(b) == class),
+                    "class {class} lends to classes that borrow elsewhere"
                 );
-                assert!(parent <= LAST_DIRECT_CLASS, "class {class}'s parent is a direct class");
-            } else {
-                assert_eq!(largest_serving_class(class), class);
+                continue;
             }
+            borrowers += 1;
+            let lender_size = class_size(lender);
+            assert_eq!(
+                lender_size,
+                size.next_power_of_two(),
+                "class {class}'s lender tops its doubling"
+            );
+            assert!(!borrows(lender), "class {class}'s lender {lender} borrows");
+            assert!(lender <= LAST_DIRECT_CLASS, "class {class}'s lender is a direct class");
+            assert!(
+                lender_size.trailing_zeros() > size.trailing_zeros(),
+                "class {class} ({size} B): blocks of {lender_size} B are less aligned"
+            );
+            assert!(
+                borrowers_of(lender).contains(&class),
+                "class {class} is not among {lender}'s borrowers"
+            );
         }
-        assert_eq!(half_steps, 16, "eight in each of the two doublings split in sixteen");
+        // 7 + 7 + 15 + 15: each doubling but its top.
+        assert_eq!(borrowers, 44);
+        assert_eq!(borrowers_of(0), 0..0);
     }
 
     #[test]

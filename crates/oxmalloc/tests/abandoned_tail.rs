@@ -31,10 +31,10 @@ fn past_block(block: usize, size: usize) -> impl Iterator<Item = usize> {
 fn an_exiting_thread_gives_back_the_unused_end_of_a_page_made_on_a_used_span() {
     without_huge_pages();
     // Two classes nothing else here allocates from.
-    let filler = Layout::from_size_align(1_000, 8).unwrap();
+    let filler = Layout::from_size_align(1_024, 8).unwrap();
     let kept = Layout::from_size_align(5_000, 8).unwrap();
     let (block, resident_before_exit) = std::thread::spawn(move || {
-        // A page of 1,000 B blocks filled and written whole, then emptied:
+        // A page of 1 KiB blocks filled and written whole, then emptied:
         // its span stays resident, and the thread's next page takes it
         // (a spare span, or the span the free left empty: E37, E77).
         // SAFETY: valid, non-zero layouts; each block is written within

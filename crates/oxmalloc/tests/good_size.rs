@@ -40,17 +40,16 @@ fn a_block_of_the_good_size_has_exactly_that_usable_size() {
                 "good_size({size}, {align}) = {good} is not a fixed point"
             );
             if align > 16 && !oxmalloc::HARDENED {
-                // Aligned requests never get request-sized blocks, and at
-                // 64 and up never a half-step class (whose sizes are odd
-                // multiples of 16 or 32), which may have a block of its
-                // parent's size or of its own: asking for `size` itself
-                // gives the good size.
+                // Aligned requests never get request-sized blocks; a class
+                // that borrows (64 B to 1 KiB, not a power of two) may have
+                // a block of its lender's size, the good size, or of its
+                // own, between the request and that.
                 let p = raw::aligned_alloc(size, align);
                 let usable = raw::usable_size(p);
                 // SAFETY: a block just allocated here.
                 unsafe { raw::free(p) };
-                assert_eq!(
-                    usable, good,
+                assert!(
+                    usable >= size && usable <= good,
                     "{size} B aligned to {align}: usable {usable}, good_size {good}"
                 );
             }
@@ -78,8 +77,8 @@ fn a_block_of_the_good_size_has_exactly_that_usable_size() {
 #[test]
 fn plain_malloc_sizes_get_at_least_the_good_size() {
     // `malloc` may place a size a class sees over and over in request-sized
-    // blocks (smaller than the class), and a half-step class's size in
-    // blocks of its own (smaller than its parent's), so only "at most"
+    // blocks (smaller than the class), and the size of a class that
+    // borrows in blocks of its own (smaller than its lender's), so only "at most"
     // holds for it; the good size is what asking for the good size gives.
     for size in sizes().into_iter().filter(|&s| s < 1 << 20) {
         let good = oxmalloc::good_size(size, 16).unwrap();

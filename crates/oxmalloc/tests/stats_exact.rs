@@ -100,8 +100,10 @@ fn main() {
     // freed by another thread, collected (by refills and by `collect`) and
     // allocated again, with local frees and page switches in between, must
     // still count exactly once each.
-    // An odd size that neither the vectors here nor `thread::spawn` allocate.
-    const SMALL: usize = 200;
+    // An odd size that neither the vectors here nor `thread::spawn`
+    // allocate, of a class that never borrows (a block taken from a
+    // lender's page counts in the lender's class: `size_class::lender_of`).
+    const SMALL: usize = 1_500;
     let small_class = size_class::class_of(SMALL);
     let small = Layout::from_size_align(SMALL, 8).unwrap();
     let s0 = class_blocks(&oxmalloc::stats(), small_class);

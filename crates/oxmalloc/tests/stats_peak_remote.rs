@@ -19,9 +19,10 @@ use std::sync::mpsc::sync_channel;
 #[global_allocator]
 static GLOBAL: OxMalloc = OxMalloc;
 
-/// A size whose class nothing else in this test allocates while it counts
-/// (stdout's 1 KiB buffer shares it: `main` prints only at the end).
-const SIZE: usize = 1000;
+/// A size whose class nothing else in this test allocates while it counts,
+/// and that never borrows (a block taken from a lender's page counts in
+/// the lender's class: `size_class::lender_of`).
+const SIZE: usize = 1_200;
 const BATCH: usize = 500;
 const ROUNDS: usize = 200;
 
