@@ -35,7 +35,7 @@
 //! crowded page get pages of their own; the rare ones share their
 //! lender's, in blocks at most twice their size (E116; E100 began it with
 //! the sixteen steps' odd classes, each borrowing the class a step above).
-
+//!
 //! Why coarser steps above 1 KiB: those classes share few allocations
 //! between them (about one in 128 in the latency workload), so a class's
 //! current page often empties between two of its uses, another
