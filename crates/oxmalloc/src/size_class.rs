@@ -168,9 +168,9 @@ pub const fn class_size(class: Class) -> usize {
     (1 << k) + (j << (k - steps_log2(k)))
 }
 
-/// The first class of a doubling `(2^k, 2^(k+1)]` above 64 B whose classes
-/// borrow, and the doubling past the last one: the direct table's
-/// doublings, 64 B to 1 KiB.
+/// The `k` of the first doubling `(2^k, 2^(k+1)]` whose classes borrow
+/// (64-128 B), and of the doubling past the last one (above 1 KiB): the
+/// direct table's doublings.
 const FIRST_BORROWING_DOUBLING: usize = 6;
 const END_BORROWING_DOUBLING: usize = DIRECT_MAX_LOG2;
 
