@@ -11,11 +11,25 @@
 //! Held blocks stay counted in their page's `used` (they are on no list
 //! the owner can see), so the page is neither retired nor freed meanwhile.
 //! The freeing heap counts them as its remote frees when their chain goes
-//! out (`send`), not one by one.
+//! out (`send`), not one by one (a block pushed at once is counted then).
 //! The one exception is a first-class heap's `destroy`, which frees its
 //! pages whatever they hold: blocks of first-class heaps are never held
 //! (`may_hold`), and a page of a default heap never comes under a first-class
 //! heap (those do not reclaim abandoned pages).
+//!
+//! A chain starts only at the [`CHAIN_AT_RUN`]th remote free in a row
+//! into one page; those before it are pushed at once, one
+//! compare-and-swap each (`push_now`). Remote frees scattered over other
+//! threads' pages (a shared array's evictions: the latency workload) then
+//! swap on the line the free has just read. Held, such a block went out
+//! at the thread's next remote free elsewhere or its next slow path, and
+//! by then its page's line was most often back in the owner's core (the
+//! page it allocates from, E90): a second transfer of the line. At 2
+//! threads that gave two to three times as many remote frees above 200
+//! ns as mimalloc's; pushing the first three of a run at once halves them
+//! (docs/PERFORMANCE.md E118). A consumer's run of frees into one page
+//! (xmalloc) pays up to three swaps more than its chains' one each: runs
+//! there are hundreds of frees long.
 //!
 //! The chain goes out when a free hits another page, when it holds
 //! [`HOLD_BYTES`] (or [`HOLD_BLOCKS`]), on the thread's allocation slow
@@ -30,6 +44,12 @@ use crate::stats;
 use crate::sync::atomic::Ordering;
 use core::cell::Cell;
 use core::ptr;
+
+/// Which remote free in a row into one page starts a chain; those before
+/// it are pushed at once (see the module notes). 4 kept most of what
+/// pushing every remote free at once gained in the latency workload
+/// (E118), which cost xmalloc a third of its speed.
+const CHAIN_AT_RUN: u32 = 4;
 
 /// The most bytes a chain holds before it goes out.
 const HOLD_BYTES: usize = 16 * 1024;
@@ -54,6 +74,15 @@ pub struct HeldFrees {
     /// blocks under it without reading the descriptor's first line again,
     /// which the page's owner may have written since (E101).
     class: Cell<Class>,
+    /// The page of the last remote free that came to
+    /// [`hold`](Self::hold), pushed at once or starting a chain (null: none
+    /// yet). Only ever compared, never followed: the page may have been
+    /// freed since.
+    last_page: Cell<*mut Page>,
+    /// How many remote frees in a row have come to [`hold`](Self::hold)
+    /// for `last_page` (saturating; frees appended to a chain through
+    /// [`append`](Self::append) alone are not counted).
+    run: Cell<u32>,
 }
 
 impl HeldFrees {
@@ -66,6 +95,8 @@ impl HeldFrees {
             count: Cell::new(0),
             limit: Cell::new(0),
             class: Cell::new(0),
+            last_page: Cell::new(ptr::null_mut()),
+            run: Cell::new(0),
         }
     }
 
@@ -77,7 +108,8 @@ impl HeldFrees {
 
     /// Adds `block` of `page`, a page of `class`, to the chain (first
     /// sending out a chain of another page), and sends the chain out when
-    /// it is full.
+    /// it is full; or pushes `block` at once, when fewer than
+    /// [`CHAIN_AT_RUN`] remote frees in a row have come here for `page`.
     ///
     /// # Safety
     /// Only the thread owning these held frees may call this, with `heap`
@@ -96,6 +128,17 @@ impl HeldFrees {
         }
         // SAFETY: forwarded contract (our chain).
         unsafe { self.send(heap) };
+        let run = if self.last_page.replace(page) == page {
+            self.run.get().saturating_add(1)
+        } else {
+            1
+        };
+        self.run.set(run);
+        if run < CHAIN_AT_RUN {
+            // SAFETY: a live block of the class page `page` (caller), given up.
+            unsafe { push_now(heap, page, class, block) };
+            return;
+        }
         self.page.set(page);
         self.class.set(class);
         self.tail.set(block);
@@ -159,6 +202,27 @@ impl HeldFrees {
         if p.thread_free.push_chain(self.head.get().cast(), count, link_tail) {
             crate::free::notify_owner(p);
         }
+    }
+}
+
+/// Pushes one remote free onto its page's `thread_free` at once, telling
+/// the page's owner if it waits for a free, and counts it as `heap`'s.
+///
+/// # Safety
+/// `block` must be a live block of the class page `page` (of `class`),
+/// which the calling thread does not own, given up by the caller (a free),
+/// and `heap` the calling thread's default heap.
+#[inline]
+unsafe fn push_now(heap: &Heap, page: *mut Page, class: Class, block: *mut Block) {
+    // SAFETY: the block is live, so its page is.
+    let p = unsafe { &*page };
+    stats::remote_frees(heap, class, 1);
+    let link = |next: *mut u8| {
+        // SAFETY: the block is ours until the push publishes it.
+        unsafe { p.set_next(block, next.cast()) }
+    };
+    if p.thread_free.push_chain(block.cast(), 1, link) {
+        crate::free::notify_owner(p);
     }
 }
 

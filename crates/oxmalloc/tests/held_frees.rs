@@ -26,6 +26,10 @@ const CASE_VAR: &str = "OX_HELD_FREES_CASE";
 const SLICE: usize = 64 << 10;
 /// The class the cases use: 1,024 blocks to a one-slice page.
 const SIZE: usize = 64;
+/// Remote frees in a row into one page after which a chain is surely on
+/// it: the first few are pushed at once (`held_frees::CHAIN_AT_RUN`, 4),
+/// and 16 leaves room to change that.
+const RUN_FOR_A_CHAIN: usize = 16;
 
 /// The child side: does nothing unless the case variable is set.
 #[test]
@@ -43,6 +47,7 @@ fn child() {
                     .unwrap()
             }),
             ("interior", interior_pointer_into_the_chains_page_is_reported),
+            ("lone", a_lone_remote_free_reaches_its_owner_at_once),
         ],
     );
 }
@@ -60,6 +65,11 @@ fn the_freeing_thread_counts_the_frees_it_holds() {
 #[test]
 fn a_destroyed_heap_has_no_held_frees_to_receive() {
     common::run_child_case(CASE_VAR, "destroy", &[]);
+}
+
+#[test]
+fn a_lone_remote_free_is_not_held() {
+    common::run_child_case(CASE_VAR, "lone", &[]);
 }
 
 #[test]
@@ -210,24 +220,28 @@ fn frees_into_a_first_class_heap_are_not_held() {
 /// block alone, as on the slow path.
 fn interior_pointer_into_the_chains_page_is_reported() {
     const FILL: u8 = 0x5A;
-    let blocks = blocks_of_one_page(4);
+    let blocks = blocks_of_one_page(RUN_FOR_A_CHAIN + 1);
     for &b in &blocks {
         // SAFETY: live blocks of `SIZE` bytes.
         unsafe { (b as *mut u8).write_bytes(FILL, SIZE) };
     }
     let (errors, intact) = thread::spawn(move || {
         let before = oxmalloc::stats().errors;
-        // SAFETY: a live block of `layout()`, freed once: starts a chain on the page.
-        unsafe { GLOBAL.dealloc(blocks[0] as *mut u8, layout()) };
+        let (freed, last) = blocks.split_at(RUN_FOR_A_CHAIN);
+        for &b in freed {
+            // SAFETY: live blocks of `layout()`, each freed once: the first
+            // are pushed at once, a later one starts a chain on the page.
+            unsafe { GLOBAL.dealloc(b as *mut u8, layout()) };
+        }
         // SAFETY: a deliberate invalid free (8 bytes into a live block),
         // through the C entry point, which validates pointers.
-        unsafe { oxmalloc::raw::free((blocks[1] + 8) as *mut u8) };
+        unsafe { oxmalloc::raw::free((last[0] + 8) as *mut u8) };
         let errors = oxmalloc::stats().errors - before;
-        // SAFETY: block 1 is still live (the bad free must not have taken it).
-        let intact = unsafe { std::slice::from_raw_parts(blocks[1] as *const u8, SIZE) }
+        // SAFETY: the last block is still live (the bad free must not have taken it).
+        let intact = unsafe { std::slice::from_raw_parts(last[0] as *const u8, SIZE) }
             .iter()
             .all(|&x| x == FILL);
-        for &b in &blocks[1..] {
+        for &b in last {
             // SAFETY: live blocks of `layout()`, each freed once.
             unsafe { GLOBAL.dealloc(b as *mut u8, layout()) };
         }
@@ -237,4 +251,57 @@ fn interior_pointer_into_the_chains_page_is_reported() {
     .unwrap();
     assert_eq!(errors, 1, "the interior pointer was not reported exactly once");
     assert!(intact, "the block under the interior pointer was written");
+}
+
+/// Steps of `a_lone_remote_free_reaches_its_owner_at_once`, across its
+/// three threads (the freeing thread runs a plain `fn`, so these are statics).
+static STEP: AtomicU64 = AtomicU64::new(0);
+/// The block the freeing thread frees.
+static LONE_BLOCK: AtomicU64 = AtomicU64::new(0);
+const PAGE_FULL: u64 = 1;
+const FREED: u64 = 2;
+const CHECKED: u64 = 3;
+
+fn wait_for_step(step: u64) {
+    while STEP.load(Ordering::Acquire) < step {
+        thread::yield_now();
+    }
+}
+
+/// One remote free into another thread's page, with nothing after it on
+/// the freeing thread (no other free, no allocation, no exit), must reach
+/// the page's owner: the first remote free into a page is pushed at once,
+/// not held on a chain (docs/PERFORMANCE.md E118). The owner fills its
+/// page, and its next allocation of the class must get the freed block
+/// back rather than a block of a new page.
+fn a_lone_remote_free_reaches_its_owner_at_once() {
+    let owner = thread::spawn(|| {
+        let blocks = blocks_of_one_page(SLICE / SIZE);
+        LONE_BLOCK.store(blocks[0] as u64, Ordering::Relaxed);
+        STEP.store(PAGE_FULL, Ordering::Release);
+        wait_for_step(FREED);
+        // SAFETY: a valid layout; freed below.
+        let next = unsafe { GLOBAL.alloc(layout()) } as usize;
+        STEP.store(CHECKED, Ordering::Release);
+        for &b in &blocks[1..] {
+            // SAFETY: live blocks of `layout()`, each freed once.
+            unsafe { GLOBAL.dealloc(b as *mut u8, layout()) };
+        }
+        // SAFETY: a live block of `layout()`, freed once.
+        unsafe { GLOBAL.dealloc(next as *mut u8, layout()) };
+        (blocks[0], next)
+    });
+    wait_for_step(PAGE_FULL);
+    let lone = LONE_BLOCK.load(Ordering::Relaxed) as usize;
+    // The freeing thread stays alive, doing nothing, until the owner has
+    // allocated: a held block would go out only at its exit.
+    bare_thread::free_on_bare_thread_then(&[lone], layout(), || {
+        STEP.store(FREED, Ordering::Release);
+        wait_for_step(CHECKED);
+    });
+    let (freed, next) = owner.join().unwrap();
+    assert_eq!(
+        next, freed,
+        "the owner's next allocation did not get the block another thread freed"
+    );
 }
