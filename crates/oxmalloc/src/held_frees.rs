@@ -19,8 +19,9 @@
 //!
 //! A chain starts only at the [`CHAIN_AT_RUN`]th remote free in a row
 //! into one page; those before it are pushed at once, one
-//! compare-and-swap each (`push_now`). Remote frees scattered over other
-//! threads' pages (a shared array's evictions: the latency workload) then
+//! compare-and-swap each (`publish`, as a chain of one). Remote frees
+//! scattered over other threads' pages (a shared array's evictions: the
+//! latency workload) then
 //! swap on the line the free has just read. Held, such a block went out
 //! at the thread's next remote free elsewhere or its next slow path, and
 //! by then its page's line was most often back in the owner's core (the
@@ -135,8 +136,9 @@ impl HeldFrees {
         };
         self.run.set(run);
         if run < CHAIN_AT_RUN {
-            // SAFETY: a live block of the class page `page` (caller), given up.
-            unsafe { push_now(heap, page, class, block) };
+            // SAFETY: a live block of the class page `page` (caller), given
+            // up, on no list: a chain of one.
+            unsafe { publish(heap, page, class, block, block, 1) };
             return;
         }
         self.page.set(page);
@@ -191,37 +193,37 @@ impl HeldFrees {
             return;
         }
         let count = self.count.replace(0);
-        let tail = self.tail.get();
-        // SAFETY: the held blocks keep their page alive (see the module notes).
-        let p = unsafe { &*page };
-        stats::remote_frees(heap, self.class.get(), count);
-        let link_tail = |next: *mut u8| {
-            // SAFETY: the tail is a held block, ours until the push publishes it.
-            unsafe { p.set_next(tail, next.cast()) }
-        };
-        if p.thread_free.push_chain(self.head.get().cast(), count, link_tail) {
-            crate::free::notify_owner(p);
-        }
+        // SAFETY: the held blocks keep their page alive (see the module
+        // notes); they are a chain of `count` blocks of `page`, of the
+        // chain's class, from `head` to `tail`, on no other list, ours until
+        // published; `heap` holds them (caller), so it is the calling
+        // thread's default heap (only those hold frees).
+        unsafe { publish(heap, page, self.class.get(), self.head.get(), self.tail.get(), count) };
     }
 }
 
-/// Pushes one remote free onto its page's `thread_free` at once, telling
-/// the page's owner if it waits for a free, and counts it as `heap`'s.
+/// Publishes `count` remote frees of `page`, linked from `head` to `tail`,
+/// on its `thread_free`, telling the page's owner if it waits for a free,
+/// and counts them as `heap`'s remote frees: a held chain going out
+/// ([`HeldFrees::send`]) or one block pushed at once (`hold`, a chain of
+/// one).
 ///
 /// # Safety
-/// `block` must be a live block of the class page `page` (of `class`),
-/// which the calling thread does not own, given up by the caller (a free),
-/// and `heap` the calling thread's default heap.
+/// `head` to `tail` must be `count` (at least one) live blocks of the class
+/// page `page` (of `class`), linked through their links (the tail's
+/// unset), freed while another thread (or none) owned the page (it may
+/// have come to the calling thread since, see [`HeldFrees`]), given up by
+/// the caller and on no list, and `heap` the calling thread's default heap.
 #[inline]
-unsafe fn push_now(heap: &Heap, page: *mut Page, class: Class, block: *mut Block) {
-    // SAFETY: the block is live, so its page is.
+unsafe fn publish(heap: &Heap, page: *mut Page, class: Class, head: *mut Block, tail: *mut Block, count: usize) {
+    // SAFETY: the blocks are live (caller), so their page is.
     let p = unsafe { &*page };
-    stats::remote_frees(heap, class, 1);
-    let link = |next: *mut u8| {
-        // SAFETY: the block is ours until the push publishes it.
-        unsafe { p.set_next(block, next.cast()) }
+    stats::remote_frees(heap, class, count);
+    let link_tail = |next: *mut u8| {
+        // SAFETY: the tail is ours until the push publishes it (caller).
+        unsafe { p.set_next(tail, next.cast()) }
     };
-    if p.thread_free.push_chain(block.cast(), 1, link) {
+    if p.thread_free.push_chain(head.cast(), count, link_tail) {
         crate::free::notify_owner(p);
     }
 }
